@@ -1,0 +1,276 @@
+//! Block-STM multi-version memory.
+//!
+//! For every key written during a block, the write of each transaction index: a full
+//! value or a commutative delta (`+n` on a `u64`), tagged with the incarnation that wrote
+//! it, possibly flagged ESTIMATE after that incarnation was aborted. A read by transaction
+//! `i` returns the highest write below `i` ([`ReadOutcome`]): a value with its
+//! [`Version`], deltas folded onto the nearest full value below, a dependency on the
+//! transaction whose ESTIMATE it hit, or "not found: read storage".
+//!
+//! Per transaction the memory keeps the keys its last incarnation wrote and the reads it
+//! made ([`ReadSet`]), so that it can
+//! - [`record`](MVMemory::record) a new incarnation's writes, removing the keys the
+//!   previous incarnation wrote and this one did not, and report whether it wrote a key the
+//!   previous one did not (the scheduler must then revalidate every higher transaction);
+//! - [`convert_writes_to_estimates`](MVMemory::convert_writes_to_estimates) when the
+//!   incarnation is aborted;
+//! - [`validate_read_set`](MVMemory::validate_read_set): re-read every key and compare;
+//! - produce the block's [`final_writes`](MVMemory::final_writes) per transaction, deltas
+//!   resolved on a base value the caller supplies, every intermediate sum checked.
+//!
+//! # Deltas
+//!
+//! A delta is written blind: the writer does not read the key, so credits to one account
+//! (and every transaction's fee into one accumulator) do not conflict. A credit may still
+//! overflow; the speculation is that none does. Every fold checks each sum: a read that
+//! overflows returns [`ReadOutcome::DeltaOverflow`], and [`MVMemory::final_writes`] walks
+//! each written key's whole chain in block order, failing with the index of the first
+//! transaction whose delta does not fit ([`FoldError::DeltaOverflow`]). The executor then
+//! falls back to sequential execution, which rejects exactly that credit. Overflow is never
+//! a silent wrap.
+//!
+//! Reads that folded deltas are validated by value ([`ReadKind::Resolved`],
+//! [`ReadKind::Unresolved`]): any change below that yields the same number yields the same
+//! read, so the execution that used it stays valid.
+//!
+//! # Concurrency and memory ordering
+//!
+//! - The key index is sharded (`DashMap`): a shard read lock to find a key, a shard write
+//!   lock only to insert a key never written before in the block.
+//! - Each key's versions are a `BTreeMap` behind a `Mutex`. Every read, write, removal and
+//!   ESTIMATE flag of a key happens under that lock, so its acquire/release order is the
+//!   only ordering the data needs: a read that sees a write also sees the value written.
+//! - Each transaction's slot (written keys, read set) is behind its own `Mutex`. The
+//!   scheduler serialises who touches a slot: one incarnation at a time records, and an
+//!   abort happens only after the incarnation finished. The mutex makes the hand-over
+//!   between the threads involved visible (acquire/release), and makes a concurrent
+//!   validation of an older, already-superseded incarnation harmless: it reads a
+//!   consistent read set whose result the scheduler then ignores.
+//!
+//! Lock order: index shard → key versions; transaction slot → index shard → key versions.
+//! No code waits on a lock while holding a key's versions lock.
+//!
+//! No atomics are used directly; under `cfg(loom)` every lock is loom's.
+
+mod hash;
+mod index;
+mod sync;
+mod versions;
+
+pub use hash::{FxBuildHasher, FxHasher};
+pub use versions::{FinalError, FoldError, ReadOutcome, WriteOp};
+
+use index::KeyIndex;
+use smallvec::SmallVec;
+use std::hash::Hash;
+use sync::{lock, Mutex};
+
+/// Index of a transaction in its block.
+pub type TxnIndex = usize;
+/// The number of an execution of a transaction: 0 for the first, +1 for each re-execution.
+pub type Incarnation = u32;
+
+/// One execution of one transaction: what a read recorded as the origin of its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Version {
+    /// The transaction.
+    pub txn_idx: TxnIndex,
+    /// Its incarnation.
+    pub incarnation: Incarnation,
+}
+
+/// A value that deltas can be added to: the `u64` it holds, if it is a number.
+pub trait DeltaValue: Clone {
+    /// The value holding the number `n`.
+    fn from_u64(n: u64) -> Self;
+    /// The number this value holds, `None` if it is no number (a delta on it fails).
+    fn as_u64(&self) -> Option<u64>;
+}
+
+impl DeltaValue for u64 {
+    #[inline]
+    fn from_u64(n: u64) -> Self {
+        n
+    }
+    #[inline]
+    fn as_u64(&self) -> Option<u64> {
+        Some(*self)
+    }
+}
+
+/// What a read observed, kept in the read set and compared again by validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadKind {
+    /// Nothing written below: storage's value.
+    Storage,
+    /// A full value written by this version.
+    Version(Version),
+    /// Deltas folded onto a full value: this number.
+    Resolved(u64),
+    /// Deltas only: storage's value plus this sum.
+    Unresolved(u64),
+}
+
+impl<T> ReadOutcome<T> {
+    /// What validation compares for this outcome; `None` for the outcomes that do not
+    /// complete a read (a dependency, an overflow).
+    #[inline]
+    pub fn kind(&self) -> Option<ReadKind> {
+        match self {
+            ReadOutcome::Versioned(version, _) => Some(ReadKind::Version(*version)),
+            ReadOutcome::Resolved(n) => Some(ReadKind::Resolved(*n)),
+            ReadOutcome::Unresolved(n) => Some(ReadKind::Unresolved(*n)),
+            ReadOutcome::NotFound => Some(ReadKind::Storage),
+            ReadOutcome::Dependency(_) | ReadOutcome::DeltaOverflow => None,
+        }
+    }
+}
+
+/// One recorded read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadDescriptor<K> {
+    /// The key read.
+    pub key: K,
+    /// What the read observed.
+    pub kind: ReadKind,
+}
+
+/// The reads of one incarnation.
+pub type ReadSet<K> = SmallVec<[ReadDescriptor<K>; 4]>;
+/// The writes of one incarnation, one per key.
+pub type WriteSet<K, V> = SmallVec<[(K, WriteOp<V>); 4]>;
+/// The keys one incarnation wrote.
+pub type KeySet<K> = SmallVec<[K; 4]>;
+
+struct TxnSlot<K> {
+    /// Keys written by the last recorded incarnation.
+    written: Mutex<KeySet<K>>,
+    /// Reads of the last recorded incarnation.
+    reads: Mutex<ReadSet<K>>,
+}
+
+/// The multi-version memory of one block.
+pub struct MVMemory<K, V> {
+    index: KeyIndex<K, V>,
+    txns: Box<[TxnSlot<K>]>,
+}
+
+impl<K, V> MVMemory<K, V>
+where
+    K: Eq + Hash + Clone,
+    V: DeltaValue,
+{
+    /// Memory for a block of `num_txns` transactions.
+    pub fn new(num_txns: usize) -> Self {
+        Self {
+            index: KeyIndex::new(),
+            txns: (0..num_txns)
+                .map(|_| TxnSlot {
+                    written: Mutex::new(KeySet::new()),
+                    reads: Mutex::new(ReadSet::new()),
+                })
+                .collect(),
+        }
+    }
+
+    /// The number of transactions of the block.
+    pub fn num_txns(&self) -> usize {
+        self.txns.len()
+    }
+
+    /// What transaction `txn_idx` reads at `key`, with the value cloned.
+    #[inline]
+    pub fn read(&self, key: &K, txn_idx: TxnIndex) -> ReadOutcome<V> {
+        self.index
+            .with(key, |versions| versions.read(txn_idx, V::clone))
+            .unwrap_or(ReadOutcome::NotFound)
+    }
+
+    /// Records the reads and writes of `version`, replacing its transaction's previous
+    /// incarnation. Returns whether it wrote a key the previous incarnation did not: then
+    /// a higher transaction may have read around this one and must be revalidated.
+    ///
+    /// `txn_idx` must be below [`num_txns`](Self::num_txns); a write to the same key twice
+    /// in `writes` keeps the last.
+    pub fn record(&self, version: Version, reads: ReadSet<K>, writes: WriteSet<K, V>) -> bool {
+        let Version {
+            txn_idx,
+            incarnation,
+        } = version;
+        let Some(slot) = self.txns.get(txn_idx) else {
+            return false;
+        };
+        let mut keys = KeySet::with_capacity(writes.len());
+        for (key, op) in writes {
+            self.index
+                .with_or_insert(&key, |versions| versions.write(txn_idx, incarnation, op));
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        let mut written = lock(&slot.written);
+        for old in written.iter() {
+            if !keys.contains(old) {
+                self.index.with(old, |versions| versions.remove(txn_idx));
+            }
+        }
+        let wrote_new_location = keys.iter().any(|key| !written.contains(key));
+        *written = keys;
+        drop(written);
+        *lock(&slot.reads) = reads;
+        wrote_new_location
+    }
+
+    /// Flags every write of `txn_idx`'s last incarnation as an ESTIMATE.
+    pub fn convert_writes_to_estimates(&self, txn_idx: TxnIndex) {
+        if let Some(slot) = self.txns.get(txn_idx) {
+            for key in lock(&slot.written).iter() {
+                self.index
+                    .with(key, |versions| versions.mark_estimate(txn_idx));
+            }
+        }
+    }
+
+    /// Whether every read of `txn_idx`'s last incarnation still reads what it read.
+    pub fn validate_read_set(&self, txn_idx: TxnIndex) -> bool {
+        let Some(slot) = self.txns.get(txn_idx) else {
+            return false;
+        };
+        let reads = lock(&slot.reads);
+        reads.iter().all(|read| {
+            let now = self
+                .index
+                .with(&read.key, |versions| versions.read(txn_idx, |_| ()))
+                .unwrap_or(ReadOutcome::NotFound);
+            now.kind() == Some(read.kind)
+        })
+    }
+
+    /// The final value of each key `txn_idx` is the highest writer of, in the order its
+    /// last incarnation wrote them. Call it when the block is done, for every transaction
+    /// in turn, to get the block's whole write set. `base` reads storage's value of a key
+    /// whose chain of writes starts with deltas.
+    pub fn final_writes<E>(
+        &self,
+        txn_idx: TxnIndex,
+        mut base: impl FnMut(&K) -> Result<Option<V>, E>,
+        out: &mut Vec<(K, V)>,
+    ) -> Result<(), FinalError<E>> {
+        let Some(slot) = self.txns.get(txn_idx) else {
+            return Ok(());
+        };
+        for key in lock(&slot.written).iter() {
+            let value = self
+                .index
+                .with(key, |versions| versions.final_value(txn_idx, || base(key)))
+                .unwrap_or(Ok(None))?;
+            if let Some(value) = value {
+                out.push((key.clone(), value));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

@@ -1,0 +1,201 @@
+//! The versions of one key: for each transaction index that wrote it, the latest
+//! incarnation's write (a full value or a delta), possibly flagged ESTIMATE.
+
+use crate::sync::{lock, Mutex};
+use crate::{DeltaValue, Incarnation, TxnIndex, Version};
+use std::collections::BTreeMap;
+
+/// What a transaction wrote to a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteOp<V> {
+    /// The key now holds this value.
+    Value(V),
+    /// The key's `u64` value grows by this amount (a commutative credit).
+    Delta(u64),
+}
+
+#[derive(Debug)]
+struct Entry<V> {
+    incarnation: Incarnation,
+    /// Set when the writing incarnation was aborted: the transaction will probably write
+    /// this key again, so a reader waits for it instead of reading a value that is about
+    /// to change.
+    estimate: bool,
+    op: WriteOp<V>,
+}
+
+/// The outcome of a read of one key by transaction `txn_idx`: what the highest writers
+/// below `txn_idx` left there. Generic over the payload `T` of a full value, so validation
+/// can resolve a read without cloning values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadOutcome<T> {
+    /// The nearest write below is a full value, written by `Version`.
+    Versioned(Version, T),
+    /// Deltas above a full value, folded onto it.
+    Resolved(u64),
+    /// Only deltas, all the way down: the value is storage's value plus this sum.
+    Unresolved(u64),
+    /// No transaction below wrote the key: read storage.
+    NotFound,
+    /// The nearest write below is an ESTIMATE of this transaction: wait for it.
+    Dependency(TxnIndex),
+    /// Folding the deltas overflowed `u64` (or met a value that is not a number): the
+    /// speculative assumption that every credit fits failed somewhere below.
+    DeltaOverflow,
+}
+
+/// Why the final value of a key could not be computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FoldError {
+    /// The delta written by this transaction overflows the value below it (or that value
+    /// is not a number): sequential execution would have rejected that transaction.
+    DeltaOverflow(TxnIndex),
+    /// An ESTIMATE was left after the block was done: an executor invariant is broken.
+    EstimateLeft(TxnIndex),
+}
+
+/// The versions of one key, ordered by transaction index.
+pub(crate) struct KeyVersions<V> {
+    entries: Mutex<BTreeMap<TxnIndex, Entry<V>>>,
+}
+
+impl<V> Default for KeyVersions<V> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl<V: DeltaValue> KeyVersions<V> {
+    /// The value transaction `txn_idx` reads: the highest write below it, with the deltas
+    /// above the nearest full value folded in. `project` maps a full value to the payload.
+    pub(crate) fn read<T>(
+        &self,
+        txn_idx: TxnIndex,
+        project: impl FnOnce(&V) -> T,
+    ) -> ReadOutcome<T> {
+        let entries = lock(&self.entries);
+        let mut deltas: Option<u64> = None;
+        for (&idx, entry) in entries.range(..txn_idx).rev() {
+            if entry.estimate {
+                return ReadOutcome::Dependency(idx);
+            }
+            match (&entry.op, deltas) {
+                (WriteOp::Value(value), None) => {
+                    return ReadOutcome::Versioned(
+                        Version {
+                            txn_idx: idx,
+                            incarnation: entry.incarnation,
+                        },
+                        project(value),
+                    )
+                }
+                (WriteOp::Value(value), Some(sum)) => {
+                    return match value.as_u64().and_then(|base| base.checked_add(sum)) {
+                        Some(total) => ReadOutcome::Resolved(total),
+                        None => ReadOutcome::DeltaOverflow,
+                    }
+                }
+                (WriteOp::Delta(delta), sum) => match sum.unwrap_or(0).checked_add(*delta) {
+                    Some(total) => deltas = Some(total),
+                    None => return ReadOutcome::DeltaOverflow,
+                },
+            }
+        }
+        match deltas {
+            Some(sum) => ReadOutcome::Unresolved(sum),
+            None => ReadOutcome::NotFound,
+        }
+    }
+
+    /// Records `txn_idx`'s write of incarnation `incarnation`, replacing its previous one.
+    pub(crate) fn write(&self, txn_idx: TxnIndex, incarnation: Incarnation, op: WriteOp<V>) {
+        lock(&self.entries).insert(
+            txn_idx,
+            Entry {
+                incarnation,
+                estimate: false,
+                op,
+            },
+        );
+    }
+
+    /// Removes `txn_idx`'s write (its new incarnation did not write this key).
+    pub(crate) fn remove(&self, txn_idx: TxnIndex) {
+        lock(&self.entries).remove(&txn_idx);
+    }
+
+    /// Flags `txn_idx`'s write as an ESTIMATE.
+    pub(crate) fn mark_estimate(&self, txn_idx: TxnIndex) {
+        if let Some(entry) = lock(&self.entries).get_mut(&txn_idx) {
+            entry.estimate = true;
+        }
+    }
+
+    /// The final value if `txn_idx` is the key's highest writer, `None` otherwise.
+    ///
+    /// Folds the whole chain in block order and checks every intermediate sum: each delta
+    /// must fit on the value below it, exactly as the sequential order would check the
+    /// credit. `base` supplies storage's value when the chain starts with deltas.
+    pub(crate) fn final_value<E>(
+        &self,
+        txn_idx: TxnIndex,
+        base: impl FnOnce() -> Result<Option<V>, E>,
+    ) -> Result<Option<V>, FinalError<E>> {
+        let entries = lock(&self.entries);
+        match entries.last_key_value() {
+            Some((&last, _)) if last == txn_idx => {}
+            _ => return Ok(None),
+        }
+        enum Acc<'a, V> {
+            Start,
+            Value(&'a V),
+            Number(u64),
+        }
+        let mut acc = Acc::Start;
+        let mut base = Some(base);
+        for (&idx, entry) in entries.iter() {
+            if entry.estimate {
+                return Err(FinalError::Fold(FoldError::EstimateLeft(idx)));
+            }
+            acc = match &entry.op {
+                WriteOp::Value(value) => Acc::Value(value),
+                WriteOp::Delta(delta) => {
+                    let below = match acc {
+                        Acc::Number(n) => Some(n),
+                        Acc::Value(value) => value.as_u64(),
+                        Acc::Start => {
+                            let storage = match base.take() {
+                                Some(read) => read().map_err(FinalError::Base)?,
+                                None => None,
+                            };
+                            match storage {
+                                Some(value) => value.as_u64(),
+                                None => Some(0),
+                            }
+                        }
+                    };
+                    match below.and_then(|b| b.checked_add(*delta)) {
+                        Some(total) => Acc::Number(total),
+                        None => return Err(FinalError::Fold(FoldError::DeltaOverflow(idx))),
+                    }
+                }
+            };
+        }
+        Ok(match acc {
+            Acc::Start => None,
+            Acc::Value(value) => Some(value.clone()),
+            Acc::Number(n) => Some(V::from_u64(n)),
+        })
+    }
+}
+
+/// Why a final value could not be computed: a fold failure or the base read's error.
+#[derive(Debug)]
+pub enum FinalError<E> {
+    /// The chain of writes does not fold.
+    Fold(FoldError),
+    /// Reading the base value from storage failed.
+    Base(E),
+}

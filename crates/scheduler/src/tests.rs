@@ -1,0 +1,157 @@
+use super::*;
+use std::collections::HashMap;
+
+/// Runs the scheduler on one thread; `validate(txn, incarnation)` says whether a
+/// validation passes. Returns how often each transaction executed.
+fn drive(
+    n: usize,
+    mut validate: impl FnMut(TxnIndex, Incarnation) -> bool,
+) -> HashMap<TxnIndex, u32> {
+    let s = Scheduler::new(n);
+    let mut executions = HashMap::new();
+    let mut task = None;
+    let mut steps = 0;
+    while !s.done() {
+        steps += 1;
+        assert!(steps < 100_000, "scheduler does not finish");
+        task = match task {
+            Some(Task::Execution(idx, inc)) => {
+                *executions.entry(idx).or_insert(0) += 1;
+                s.finish_execution(idx, inc, false).unwrap()
+            }
+            Some(Task::Validation(idx, inc)) => {
+                let aborted = !validate(idx, inc) && s.try_validation_abort(idx, inc);
+                s.finish_validation(idx, aborted).unwrap()
+            }
+            None => s.next_task(),
+        };
+    }
+    executions
+}
+
+#[test]
+fn empty_block_is_done_at_once() {
+    let s = Scheduler::new(0);
+    assert!(s.done());
+    assert_eq!(s.next_task(), None);
+}
+
+#[test]
+fn every_transaction_executes_once_without_conflicts() {
+    let executions = drive(50, |_, _| true);
+    assert_eq!(executions.len(), 50);
+    assert!(executions.values().all(|&n| n == 1));
+}
+
+#[test]
+fn failed_validation_re_executes_with_the_next_incarnation() {
+    let executions = drive(5, |idx, inc| !(idx == 3 && inc == 0));
+    assert_eq!(executions[&3], 2);
+    assert_eq!(executions[&2], 1);
+}
+
+#[test]
+fn execution_is_followed_by_its_own_validation() {
+    let s = Scheduler::new(2);
+    assert_eq!(s.next_task(), Some(Task::Execution(0, 0)));
+    // The validation index passes 0 while it executes: nothing to validate yet.
+    assert_eq!(s.next_task(), None);
+    // So finishing hands the validation to the executing thread.
+    assert_eq!(s.finish_execution(0, 0, false).unwrap(), Some(Task::Validation(0, 0)));
+}
+
+#[test]
+fn dependency_parks_and_resumes_with_a_new_incarnation() {
+    let s = Scheduler::new(2);
+    assert_eq!(s.next_task(), Some(Task::Execution(0, 0)));
+    assert_eq!(s.next_task(), None);
+    assert_eq!(s.next_task(), Some(Task::Execution(1, 0)));
+    assert!(s.add_dependency(1, 0).unwrap());
+    assert_eq!(s.finish_execution(0, 0, false).unwrap(), Some(Task::Validation(0, 0)));
+    // Transaction 1 is ready again as incarnation 1; the execution index fell to it.
+    assert_eq!(s.next_task(), Some(Task::Execution(1, 1)));
+}
+
+#[test]
+fn dependency_on_a_finished_transaction_is_refused() {
+    let s = Scheduler::new(2);
+    s.next_task();
+    s.next_task();
+    s.finish_execution(0, 0, false).unwrap();
+    assert!(!s.add_dependency(1, 0).unwrap());
+}
+
+#[test]
+fn broken_invariants_are_errors_not_panics() {
+    let s = Scheduler::new(2);
+    assert!(s.finish_execution(0, 0, false).is_err());
+    assert!(s.add_dependency(0, 1).is_err());
+    assert!(s.finish_execution(9, 0, false).is_err());
+    assert!(s.finish_validation(0, true).is_err());
+    assert!(!s.try_validation_abort(9, 0));
+}
+
+#[test]
+fn halt_stops_every_worker() {
+    let s = Scheduler::new(10);
+    assert!(!s.done());
+    s.halt();
+    assert!(s.done() && s.halted());
+}
+
+#[test]
+fn threads_with_random_aborts_finish_and_validate_everything() {
+    use std::sync::atomic::AtomicU64;
+    for round in 0..20u64 {
+        let n = 200;
+        let s = Scheduler::new(n);
+        let validated: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(u64::MAX)).collect();
+        std::thread::scope(|scope| {
+            for t in 0..4u64 {
+                let (s, validated) = (&s, &validated);
+                scope.spawn(move || {
+                    let mut rng = round * 31 + t + 1;
+                    let mut task = None;
+                    while !s.done() {
+                        task = match task {
+                            Some(Task::Execution(idx, inc)) => {
+                                rng ^= rng << 13;
+                                rng ^= rng >> 7;
+                                rng ^= rng << 17;
+                                if idx > 0
+                                    && rng % 7 == 0
+                                    && s.add_dependency(idx, idx - 1).unwrap()
+                                {
+                                    None
+                                } else {
+                                    s.finish_execution(idx, inc, rng % 5 == 0).unwrap()
+                                }
+                            }
+                            Some(Task::Validation(idx, inc)) => {
+                                rng ^= rng << 13;
+                                rng ^= rng >> 7;
+                                rng ^= rng << 17;
+                                let aborted = rng % 6 == 0 && s.try_validation_abort(idx, inc);
+                                if !aborted {
+                                    validated[idx]
+                                        .store(u64::from(inc), std::sync::atomic::Ordering::SeqCst);
+                                }
+                                s.finish_validation(idx, aborted).unwrap()
+                            }
+                            None => s.next_task(),
+                        };
+                    }
+                });
+            }
+        });
+        for (idx, cell) in s.txns.iter().enumerate() {
+            let state = lock(&cell.state);
+            assert_eq!(state.status, Status::Executed, "txn {idx}");
+            assert_eq!(
+                validated[idx].load(std::sync::atomic::Ordering::SeqCst),
+                u64::from(state.incarnation),
+                "txn {idx}: final incarnation validated"
+            );
+        }
+    }
+}
