@@ -1,1 +1,115 @@
+//! Block-STM: execute a block's transactions in parallel with exactly the results of
+//! executing them one by one.
+//!
+//! # The algorithm (Gelashvili et al., *Block-STM*, PPoPP 2023)
+//!
+//! Every transaction `i` of the block is executed speculatively by some worker; one
+//! execution is an *incarnation*. Its reads go to the multi-version memory
+//! ([`mvmemory::MVMemory`]): the value written by the highest transaction `j < i`, or
+//! storage's value when there is none, and each read records the version it saw. Its
+//! writes are buffered and published to the memory when the incarnation finishes.
+//!
+//! A *validation* of `i` re-reads its read set. If any read now sees another version, the
+//! incarnation is aborted: its writes are flagged ESTIMATE and `i` is executed again. A
+//! later reader that meets an ESTIMATE of `j` stops and waits for `j`'s next incarnation
+//! (a *dependency*) instead of reading a value that is about to change.
+//!
+//! The collaborative scheduler ([`scheduler::Scheduler`]) hands out the lowest pending
+//! task, execution or validation, and detects when every transaction is executed and
+//! validated. Then the final value of every key is its highest writer's, and the outputs
+//! are read in block order.
+//!
+//! Beyond the paper:
+//! - **Commutative deltas.** [`TxnView::add_delta`] adds to a `u64` without reading it, so
+//!   credits to one account and fees into one accumulator do not conflict. The speculation
+//!   that every credit fits is checked when the block is done, by folding each key's
+//!   chain of writes in block order; a credit that does not fit sends the block to the
+//!   sequential executor, which rejects exactly that transaction.
+//! - **Panics are results.** A panic inside [`Vm::execute`] is that transaction's
+//!   [`TxnOutput::Panicked`] in both executors, with no writes.
+//! - **Sequential fallback.** Small blocks and one thread run sequentially by policy
+//!   ([`BlockExecutor`]); a failed speculation or a broken invariant re-runs the block
+//!   sequentially ([`FallbackReason`]). A block error (storage) fails the block.
+//!
+//! # Invariants
+//!
+//! 1. A read by `i` sees only writes of transactions below `i` (or its own).
+//! 2. An incarnation's writes are visible only after it finished executing, and flagged
+//!    ESTIMATE before its transaction may execute again.
+//! 3. Every transaction's last incarnation was validated after every transaction below it
+//!    had finished its own last execution (the scheduler's validation index falls to `j`
+//!    whenever `j` writes a new location, and to `j + 1` whenever `j` is aborted).
+//! 4. Hence, when the scheduler reports done, each transaction's last incarnation read
+//!    exactly what sequential execution would have given it, and so produced the same
+//!    output and writes: the block's result is the sequential result, for any number of
+//!    threads.
+//!
+//! # Use
+//!
+//! Implement [`Vm`] (one transaction against a [`TxnView`]) and [`Storage`] (the state
+//! before the block), then call [`BlockExecutor::execute_block`].
 
+mod config;
+mod output;
+mod parallel;
+mod sequential;
+mod view;
+mod vm;
+mod write_buffer;
+
+pub mod mock;
+
+pub use config::{ConfigError, ExecutorConfig, DEFAULT_MIN_BLOCK_SIZE};
+pub use mvmemory::{DeltaValue, TxnIndex};
+pub use output::{BlockError, BlockOutput, BlockStats, ExecutionPath, FallbackReason, SequentialReason};
+pub use parallel::ParallelExecutor;
+pub use sequential::SequentialExecutor;
+pub use vm::{ExecError, Halt, Overflow, Storage, TxnOutput, TxnView, Vm};
+
+/// The block executor: Block-STM when it can pay, the sequential executor otherwise.
+#[derive(Clone, Debug, Default)]
+pub struct BlockExecutor {
+    config: ExecutorConfig,
+}
+
+impl BlockExecutor {
+    /// An executor with this configuration.
+    pub fn new(config: ExecutorConfig) -> Self {
+        Self { config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ExecutorConfig {
+        &self.config
+    }
+
+    /// Executes `txns` on `storage`'s state: sequentially for one thread or a block below
+    /// the minimum size, with Block-STM otherwise. The outputs and writes are the
+    /// sequential executor's in every case.
+    pub fn execute_block<M, S>(
+        &self,
+        vm: &M,
+        storage: &S,
+        txns: &[M::Txn],
+    ) -> Result<BlockOutput<M::Key, M::Value, M::Output>, BlockError<M::Error>>
+    where
+        M: Vm,
+        S: Storage<Key = M::Key, Value = M::Value, Error = M::Error>,
+    {
+        let reason = if self.config.threads() == 1 {
+            Some(SequentialReason::SingleThread)
+        } else if txns.len() < self.config.min_block_size() {
+            Some(SequentialReason::SmallBlock)
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => {
+                let mut output = SequentialExecutor.execute_block(vm, storage, txns)?;
+                output.path = ExecutionPath::Sequential(reason);
+                Ok(output)
+            }
+            None => ParallelExecutor::new(self.config.threads()).execute_block(vm, storage, txns),
+        }
+    }
+}

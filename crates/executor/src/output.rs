@@ -1,0 +1,87 @@
+//! What executing a block returns.
+
+use crate::vm::TxnOutput;
+
+/// How a block was executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutionPath {
+    /// By Block-STM on worker threads.
+    Parallel,
+    /// By the sequential executor, by policy.
+    Sequential(SequentialReason),
+    /// By the sequential executor after the parallel run gave up on the block.
+    Fallback(FallbackReason),
+}
+
+/// Why the policy chose the sequential executor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SequentialReason {
+    /// The caller asked for it.
+    Requested,
+    /// One worker thread: Block-STM's bookkeeping could only cost time.
+    SingleThread,
+    /// Fewer transactions than the configured minimum block size.
+    SmallBlock,
+}
+
+/// Why a parallel run was abandoned for the sequential executor. The results are then
+/// the sequential executor's: never wrong, only slower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FallbackReason {
+    /// A credit speculated to fit did not (or deltas met a value that is no number):
+    /// sequential execution rejects exactly the transactions it must.
+    DeltaOverflow,
+    /// An engine invariant was found broken.
+    Invariant(&'static str),
+    /// A worker panicked outside the VM.
+    WorkerPanic,
+}
+
+/// Counters of one block's execution.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockStats {
+    /// Executions of transactions (first ones and re-executions).
+    pub incarnations: u64,
+    /// Validations run.
+    pub validations: u64,
+    /// Validations that aborted an incarnation.
+    pub aborts: u64,
+    /// Executions stopped on an ESTIMATE to wait for a lower transaction.
+    pub dependency_waits: u64,
+}
+
+impl BlockStats {
+    pub(crate) fn merge(&mut self, other: &BlockStats) {
+        self.incarnations += other.incarnations;
+        self.validations += other.validations;
+        self.aborts += other.aborts;
+        self.dependency_waits += other.dependency_waits;
+    }
+}
+
+/// The result of a block: each transaction's output in block order, and the block's
+/// final write set.
+#[derive(Debug)]
+pub struct BlockOutput<K, V, O> {
+    /// Each transaction's output, in block order.
+    pub outputs: Vec<TxnOutput<O>>,
+    /// The final value of every key the block wrote, ordered by the index of the key's
+    /// last writer, then by the order that transaction wrote its keys.
+    pub writes: Vec<(K, V)>,
+    /// How the block was executed.
+    pub path: ExecutionPath,
+    /// Counters of the execution (those of the sequential run after a fallback).
+    pub stats: BlockStats,
+}
+
+/// An error of the whole block: nothing of it may be written.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError<E: std::error::Error + 'static> {
+    /// Storage failed, or the VM reported an error of the block.
+    #[error("block execution failed: {0}")]
+    Vm(#[source] E),
+    /// The sequential executor found its own state inconsistent (a VM that breaks the
+    /// delta contract): a bug, reported instead of a wrong result.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}

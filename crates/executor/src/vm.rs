@@ -1,0 +1,110 @@
+//! What the engine executes: a [`Vm`] runs one transaction against a [`TxnView`] that reads
+//! the state left by the transactions before it and buffers the transaction's writes.
+
+use mvmemory::DeltaValue;
+use std::fmt::Debug;
+use std::hash::Hash;
+
+/// Execution of the current transaction must stop: return it from [`Vm::execute`]
+/// unchanged (the `?` operator does). The view that produced it knows why (a dependency on
+/// an unfinished transaction, a failed speculation, a storage error) and the executor acts
+/// on that, whatever the VM returns.
+#[derive(Debug)]
+pub struct Halt(pub(crate) ());
+
+/// A credit that does not fit in `u64` on the value it is added to: the transaction must be
+/// rejected (sequential execution would reject it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overflow;
+
+/// Why [`Vm::execute`] stopped without a result.
+#[derive(Debug)]
+pub enum ExecError<E> {
+    /// A view method returned [`Halt`].
+    Halt(Halt),
+    /// An error of the whole block (a storage failure): every worker stops and the block
+    /// fails, writing nothing. A transaction's own failure is an `Output`, not this.
+    Block(E),
+}
+
+impl<E> From<Halt> for ExecError<E> {
+    fn from(halt: Halt) -> Self {
+        ExecError::Halt(halt)
+    }
+}
+
+/// The state as one transaction sees it, and the buffer of its writes.
+pub trait TxnView {
+    /// A state key.
+    type Key;
+    /// A state value.
+    type Value;
+
+    /// The value of `key`: this transaction's own write if any, else what the transactions
+    /// before it left, else storage's. `None` if the key holds nothing.
+    fn read(&mut self, key: &Self::Key) -> Result<Option<Self::Value>, Halt>;
+
+    /// Buffers a write of `value` to `key`.
+    fn write(&mut self, key: Self::Key, value: Self::Value);
+
+    /// Adds `delta` to the number held at `key` (absent is 0), without reading it: the
+    /// commutative credit. `Ok(Err(Overflow))` if the credit does not fit: reject the
+    /// transaction. The sequential view checks against the exact value; the parallel view
+    /// speculates that it fits and the executor verifies it when the block is done.
+    fn add_delta(&mut self, key: Self::Key, delta: u64) -> Result<Result<(), Overflow>, Halt>;
+
+    /// Drops every write buffered so far (a rejected transaction changes nothing).
+    fn discard_writes(&mut self);
+}
+
+/// Executes one transaction. Implementations must be deterministic functions of the
+/// transaction and the values read, and may panic (a panic is that transaction's failure).
+pub trait Vm: Sync {
+    /// A transaction.
+    type Txn: Sync;
+    /// A state key.
+    type Key: Eq + Hash + Clone + Send + Sync + Debug;
+    /// A state value.
+    type Value: DeltaValue + Send + Sync + Debug;
+    /// What a transaction produces: its result, success or failure with a reason.
+    type Output: Send;
+    /// An error of the whole block (storage failure).
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Executes `txn` against `view`, buffering its writes in the view.
+    fn execute<T>(&self, txn: &Self::Txn, view: &mut T) -> Result<Self::Output, ExecError<Self::Error>>
+    where
+        T: TxnView<Key = Self::Key, Value = Self::Value>;
+}
+
+/// The state before the block, read by key. Immutable for the block's duration.
+pub trait Storage: Sync {
+    /// A state key.
+    type Key;
+    /// A state value.
+    type Value;
+    /// A storage failure: an error of the block.
+    type Error;
+
+    /// The value of `key` before the block, `None` if it holds nothing.
+    fn get(&self, key: &Self::Key) -> Result<Option<Self::Value>, Self::Error>;
+}
+
+/// What one transaction produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxnOutput<O> {
+    /// The VM returned this output.
+    Executed(O),
+    /// The VM panicked with this message; the transaction changed nothing.
+    Panicked(String),
+}
+
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}

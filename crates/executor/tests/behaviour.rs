@@ -1,0 +1,178 @@
+//! The executors' behaviour on edge cases: empty and tiny blocks, panics, block errors,
+//! overflow fallback, configuration, determinism and a very large block.
+
+mod common;
+
+use common::{quiet_mock_panics, random_block};
+use executor::mock::{
+    independent_block, EmptyStorage, MockOutput, MockStatus, MockStorage, MockStorageError, MockTxn,
+    MockVm,
+};
+use executor::{
+    BlockError, BlockExecutor, ConfigError, ExecutionPath, ExecutorConfig, FallbackReason,
+    ParallelExecutor, SequentialExecutor, SequentialReason, TxnOutput,
+};
+
+const VM: MockVm = MockVm { key_space: 0 };
+
+#[test]
+fn empty_block() {
+    for threads in [1, 2, 4] {
+        let out = ParallelExecutor::new(threads)
+            .execute_block(&VM, &EmptyStorage, &[])
+            .unwrap();
+        assert!(out.outputs.is_empty() && out.writes.is_empty());
+        assert_eq!(out.path, ExecutionPath::Parallel);
+    }
+}
+
+#[test]
+fn one_transaction_block() {
+    let txns = vec![MockTxn {
+        reads: vec![1],
+        writes: vec![2],
+        deltas: vec![(3, 5)],
+        seed: 4, // even digest path is not guaranteed: compare with sequential
+        ..MockTxn::default()
+    }];
+    let storage = MockStorage {
+        values: [(1, 10), (3, 100)].into_iter().collect(),
+        fail_on: None,
+    };
+    let seq = SequentialExecutor.execute_block(&VM, &storage, &txns).unwrap();
+    let par = ParallelExecutor::new(4).execute_block(&VM, &storage, &txns).unwrap();
+    assert_eq!(par.outputs, seq.outputs);
+    assert_eq!(par.writes, seq.writes);
+    assert_eq!(par.outputs.len(), 1);
+    // The write and (unless the digest skipped it) the credit on 100.
+    assert!(par.writes.iter().any(|&(k, _)| k == 2));
+    if let Some(&(_, v)) = par.writes.iter().find(|&&(k, _)| k == 3) {
+        assert_eq!(v, 105);
+    }
+}
+
+#[test]
+fn a_panic_is_the_transactions_failure_in_both_executors() {
+    quiet_mock_panics();
+    // panic_modulus 1: digest % 1 == 0, never 1; use 2 and pick a seed that panics.
+    let txn = |seed| MockTxn {
+        seed,
+        writes: vec![9],
+        panic_modulus: 2,
+        ..MockTxn::default()
+    };
+    let panicking = (0..64).map(txn).find(|t| {
+        matches!(
+            SequentialExecutor.execute_block(&VM, &EmptyStorage, std::slice::from_ref(t)),
+            Ok(out) if matches!(out.outputs[0], TxnOutput::Panicked(_))
+        )
+    });
+    let panicking = panicking.expect("some seed panics");
+    let mut txns: Vec<MockTxn> = (100..150).map(txn).collect();
+    txns.insert(20, panicking);
+    let seq = SequentialExecutor.execute_block(&VM, &EmptyStorage, &txns).unwrap();
+    let par = ParallelExecutor::new(2).execute_block(&VM, &EmptyStorage, &txns).unwrap();
+    assert!(matches!(&seq.outputs[20], TxnOutput::Panicked(m) if m.starts_with("mock panic")));
+    assert_eq!(par.outputs, seq.outputs);
+    assert_eq!(par.writes, seq.writes);
+}
+
+#[test]
+fn a_storage_failure_fails_the_block_in_both_executors() {
+    let (mut storage, txns) = random_block(7, 50, 300, false);
+    storage.fail_on = Some(txns.iter().flat_map(|t| t.reads.clone()).next().unwrap());
+    let seq = SequentialExecutor.execute_block(&MockVm { key_space: 50 }, &storage, &txns);
+    assert!(matches!(seq, Err(BlockError::Vm(MockStorageError(_)))));
+    for threads in [1, 2, 4] {
+        let par = ParallelExecutor::new(threads).execute_block(&MockVm { key_space: 50 }, &storage, &txns);
+        assert!(matches!(par, Err(BlockError::Vm(MockStorageError(_)))), "{threads} threads");
+    }
+}
+
+#[test]
+fn an_overflowing_credit_falls_back_and_rejects_exactly_that_transaction() {
+    let storage = MockStorage {
+        values: [(1, u64::MAX - 10)].into_iter().collect(),
+        fail_on: None,
+    };
+    // Every credit of 5 fits once on MAX - 10, the second overflows. Seeds are chosen so
+    // the digest keeps the credit (the mock skips some).
+    let credit = |seed| MockTxn {
+        seed,
+        deltas: vec![(1, 5)],
+        ..MockTxn::default()
+    };
+    let keeps_credit = |t: &MockTxn| {
+        let out = SequentialExecutor
+            .execute_block(&VM, &MockStorage::default(), std::slice::from_ref(t))
+            .unwrap();
+        !out.writes.is_empty()
+    };
+    let txns: Vec<MockTxn> = (0..200).map(credit).filter(keeps_credit).take(12).collect();
+    assert_eq!(txns.len(), 12);
+    let seq = SequentialExecutor.execute_block(&VM, &storage, &txns).unwrap();
+    let statuses: Vec<MockStatus> = seq
+        .outputs
+        .iter()
+        .map(|o| match o {
+            TxnOutput::Executed(MockOutput { status, .. }) => *status,
+            TxnOutput::Panicked(_) => panic!("no panics here"),
+        })
+        .collect();
+    assert_eq!(statuses[..2], [MockStatus::Success, MockStatus::Success]);
+    assert!(statuses[2..].iter().all(|s| *s == MockStatus::Overflow));
+    assert_eq!(seq.writes, vec![(1, u64::MAX)]);
+    let par = ParallelExecutor::new(2).execute_block(&VM, &storage, &txns).unwrap();
+    assert_eq!(par.path, ExecutionPath::Fallback(FallbackReason::DeltaOverflow));
+    assert_eq!(par.outputs, seq.outputs);
+    assert_eq!(par.writes, seq.writes);
+}
+
+#[test]
+fn policy_runs_small_blocks_and_one_thread_sequentially() {
+    let txns = independent_block(5, 0);
+    let exec = BlockExecutor::new(ExecutorConfig::new(2).unwrap());
+    let out = exec.execute_block(&VM, &EmptyStorage, &txns).unwrap();
+    assert_eq!(out.path, ExecutionPath::Sequential(SequentialReason::SmallBlock));
+    let txns = independent_block(50, 0);
+    let out = exec.execute_block(&VM, &EmptyStorage, &txns).unwrap();
+    assert_eq!(out.path, ExecutionPath::Parallel);
+    let one = BlockExecutor::new(ExecutorConfig::new(1).unwrap());
+    let out = one.execute_block(&VM, &EmptyStorage, &txns).unwrap();
+    assert_eq!(out.path, ExecutionPath::Sequential(SequentialReason::SingleThread));
+}
+
+#[test]
+fn zero_threads_is_a_clear_error() {
+    let err = ExecutorConfig::new(0).unwrap_err();
+    assert_eq!(err, ConfigError::ZeroThreads);
+    assert!(err.to_string().contains("at least 1"));
+    assert!(ExecutorConfig::default().threads() >= 1);
+}
+
+#[test]
+fn same_block_fifty_times_on_four_threads_gives_identical_outputs() {
+    quiet_mock_panics();
+    let (storage, txns) = random_block(42, 2_000, 10_000, false);
+    let vm = MockVm { key_space: 2_000 };
+    let first = ParallelExecutor::new(4).execute_block(&vm, &storage, &txns).unwrap();
+    let seq = SequentialExecutor.execute_block(&vm, &storage, &txns).unwrap();
+    assert_eq!(first.outputs, seq.outputs);
+    assert_eq!(first.writes, seq.writes);
+    for _ in 1..50 {
+        let again = ParallelExecutor::new(4).execute_block(&vm, &storage, &txns).unwrap();
+        assert_eq!(again.outputs, first.outputs);
+        assert_eq!(again.writes, first.writes);
+    }
+}
+
+#[test]
+fn a_million_transaction_block_works() {
+    let txns = independent_block(1_000_000, 0);
+    let out = ParallelExecutor::new(2).execute_block(&VM, &EmptyStorage, &txns).unwrap();
+    assert_eq!(out.path, ExecutionPath::Parallel);
+    assert_eq!(out.outputs.len(), 1_000_000);
+    assert_eq!(out.writes.len(), 1_000_000);
+    assert_eq!(out.writes[999_999].0, 1_999_999);
+    assert!(out.stats.incarnations >= 1_000_000);
+}

@@ -1,0 +1,84 @@
+//! Random mock blocks shared by the executor's tests.
+#![allow(dead_code)]
+
+use executor::mock::{mix, MockStorage, MockTxn};
+use std::sync::Once;
+
+/// Silences the default panic hook for the mock VM's deliberate panics.
+pub fn quiet_mock_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let mock = info
+                .payload()
+                .downcast_ref::<String>()
+                .is_some_and(|m| m.starts_with("mock panic"));
+            if !mock {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// A deterministic pseudo-random stream.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 = mix(self.0);
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A random block over `universe` keys: random reads, writes and credits (some huge, so
+/// that credits overflow), reads after writes, failures and panics; and a storage holding
+/// random values, some near `u64::MAX`.
+pub fn random_block(seed: u64, universe: u64, n: usize, overflows: bool) -> (MockStorage, Vec<MockTxn>) {
+    let mut rng = Rng::new(seed);
+    let mut storage = MockStorage::default();
+    for key in 0..universe {
+        match rng.below(4) {
+            0 => {}
+            1 if overflows => {
+                storage.values.insert(key, u64::MAX - rng.below(1_000));
+            }
+            _ => {
+                storage.values.insert(key, rng.below(1_000_000));
+            }
+        }
+    }
+    let txns = (0..n)
+        .map(|_| {
+            let reads = (0..rng.below(4)).map(|_| rng.below(universe)).collect();
+            let writes = (0..rng.below(3)).map(|_| rng.below(universe)).collect();
+            let deltas = (0..rng.below(3))
+                .map(|_| {
+                    let amount = if overflows && rng.below(20) == 0 {
+                        u64::MAX / 2 + rng.below(1_000)
+                    } else {
+                        1 + rng.below(1_000)
+                    };
+                    (rng.below(universe), amount)
+                })
+                .collect();
+            MockTxn {
+                seed: rng.next(),
+                reads,
+                writes,
+                deltas,
+                read_after: (rng.below(3) == 0).then(|| rng.below(universe)),
+                fail_modulus: if rng.below(4) == 0 { 5 } else { 0 },
+                panic_modulus: if rng.below(8) == 0 { 7 } else { 0 },
+                work: 0,
+            }
+        })
+        .collect();
+    (storage, txns)
+}

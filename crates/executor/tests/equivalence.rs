@@ -1,0 +1,73 @@
+//! Proptests: Block-STM at 1, 2, 4 and 8 threads against the sequential executor, on
+//! random blocks whose read, write and delta sets change with what each incarnation
+//! reads. Every output and the final state must be equal.
+//!
+//! `BLOCKSTM_PROPTEST_CASES=N` runs N blocks instead of the default 200.
+
+mod common;
+
+use common::{quiet_mock_panics, random_block};
+use executor::mock::MockVm;
+use executor::{ExecutionPath, ParallelExecutor, SequentialExecutor};
+use proptest::prelude::*;
+
+fn cases() -> u32 {
+    std::env::var("BLOCKSTM_PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200)
+}
+
+fn check(seed: u64, universe: u64, n: usize, overflows: bool) -> Result<(), TestCaseError> {
+    quiet_mock_panics();
+    let (storage, txns) = random_block(seed, universe, n, overflows);
+    let vm = MockVm { key_space: universe };
+    let expected = SequentialExecutor
+        .execute_block(&vm, &storage, &txns)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    for threads in [1, 2, 4, 8] {
+        let got = ParallelExecutor::new(threads)
+            .execute_block(&vm, &storage, &txns)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(&got.outputs, &expected.outputs, "outputs at {} threads", threads);
+        prop_assert_eq!(&got.writes, &expected.writes, "final state at {} threads", threads);
+        if !overflows {
+            prop_assert_eq!(got.path, ExecutionPath::Parallel);
+        }
+    }
+    Ok(())
+}
+
+fn size() -> impl Strategy<Value = usize> {
+    prop_oneof![0usize..20, 20usize..300, 300usize..=1000]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    /// Credits of ordinary size: every block must stay on the parallel path.
+    #[test]
+    fn parallel_equals_sequential(seed in any::<u64>(), universe in 2u64..=1000, n in size()) {
+        check(seed, universe, n, false)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases() / 4, ..ProptestConfig::default() })]
+
+    /// Credits near `u64::MAX`: overflows are rejected exactly as sequentially.
+    #[test]
+    fn parallel_equals_sequential_with_overflowing_credits(
+        seed in any::<u64>(), universe in 2u64..=100, n in size()
+    ) {
+        check(seed, universe, n, true)?;
+    }
+}
+
+/// Hot keys: a universe of 2 to 4 keys makes almost every pair of transactions conflict.
+#[test]
+fn heavily_conflicting_blocks_are_exact() {
+    for seed in 0..20 {
+        check(seed, 2 + seed % 3, 500, false).unwrap();
+    }
+}
