@@ -61,7 +61,10 @@ pub mod mock;
 
 pub use config::{ConfigError, ExecutorConfig, DEFAULT_MIN_BLOCK_SIZE};
 pub use mvmemory::{DeltaValue, TxnIndex};
-pub use output::{BlockError, BlockOutput, BlockStats, ExecutionPath, FallbackReason, SequentialReason};
+pub use output::{
+    BlockError, BlockOutput, BlockResult, BlockStats, ExecutionPath, FallbackReason,
+    SequentialReason, VmBlockOutput,
+};
 pub use parallel::ParallelExecutor;
 pub use sequential::SequentialExecutor;
 pub use vm::{ExecError, Halt, Overflow, Storage, TxnOutput, TxnView, Vm};
@@ -86,12 +89,7 @@ impl BlockExecutor {
     /// Executes `txns` on `storage`'s state: sequentially for one thread or a block below
     /// the minimum size, with Block-STM otherwise. The outputs and writes are the
     /// sequential executor's in every case.
-    pub fn execute_block<M, S>(
-        &self,
-        vm: &M,
-        storage: &S,
-        txns: &[M::Txn],
-    ) -> Result<BlockOutput<M::Key, M::Value, M::Output>, BlockError<M::Error>>
+    pub fn execute_block<M, S>(&self, vm: &M, storage: &S, txns: &[M::Txn]) -> BlockResult<M>
     where
         M: Vm,
         S: Storage<Key = M::Key, Value = M::Value, Error = M::Error>,

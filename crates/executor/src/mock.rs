@@ -85,7 +85,11 @@ impl Vm for MockVm {
     type Output = MockOutput;
     type Error = MockStorageError;
 
-    fn execute<T>(&self, txn: &MockTxn, view: &mut T) -> Result<MockOutput, ExecError<MockStorageError>>
+    fn execute<T>(
+        &self,
+        txn: &MockTxn,
+        view: &mut T,
+    ) -> Result<MockOutput, ExecError<MockStorageError>>
     where
         T: TxnView<Key = u64, Value = u64>,
     {

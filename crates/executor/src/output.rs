@@ -1,6 +1,6 @@
 //! What executing a block returns.
 
-use crate::vm::TxnOutput;
+use crate::vm::{TxnOutput, Vm};
 
 /// How a block was executed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,3 +85,9 @@ pub enum BlockError<E: std::error::Error + 'static> {
     #[error("internal error: {0}")]
     Internal(&'static str),
 }
+
+/// The output of a block executed by VM `M`.
+pub type VmBlockOutput<M> = BlockOutput<<M as Vm>::Key, <M as Vm>::Value, <M as Vm>::Output>;
+
+/// What executing a block with VM `M` returns.
+pub type BlockResult<M> = Result<VmBlockOutput<M>, BlockError<<M as Vm>::Error>>;

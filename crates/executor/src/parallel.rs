@@ -1,13 +1,26 @@
 //! The parallel executor: Block-STM workers over one [`MVMemory`] and one [`Scheduler`].
 
-use crate::output::{BlockError, BlockOutput, BlockStats, ExecutionPath, FallbackReason};
+use crate::output::{
+    BlockError, BlockOutput, BlockResult, BlockStats, ExecutionPath, FallbackReason, VmBlockOutput,
+};
 use crate::view::{HaltReason, ParallelView};
 use crate::vm::{panic_message, ExecError, Storage, TxnOutput, Vm};
 use crate::SequentialExecutor;
 use mvmemory::{FinalError, FoldError, MVMemory, Version};
 use scheduler::{InvariantViolation, Scheduler, Task};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+
+/// Transactions per chunk when the workers compute the final writes together.
+const FINAL_CHUNK: usize = 512;
+
+/// The final writes of one chunk of transactions.
+type Chunk<K, V, E> = (usize, Result<Vec<(K, V)>, Failure<E>>);
+/// The chunks of final writes a worker computed, for VM `M`.
+type Chunks<M> = Vec<Chunk<<M as Vm>::Key, <M as Vm>::Value, <M as Vm>::Error>>;
+/// A transaction's output, written by each of its incarnations in turn.
+type OutputSlot<O> = Mutex<Option<TxnOutput<O>>>;
 
 /// Runs Block-STM on a fixed number of worker threads (the calling thread is one of them).
 #[derive(Clone, Copy, Debug)]
@@ -28,8 +41,10 @@ struct Block<'a, M: Vm, S> {
     txns: &'a [M::Txn],
     memory: MVMemory<M::Key, M::Value>,
     scheduler: Scheduler,
-    outputs: Box<[Mutex<Option<TxnOutput<M::Output>>>]>,
+    outputs: Box<[OutputSlot<M::Output>]>,
     failure: Mutex<Option<Failure<M::Error>>>,
+    /// The next chunk of transactions whose final writes are to be computed.
+    next_chunk: AtomicUsize,
 }
 
 impl<M, S> Block<'_, M, S>
@@ -53,22 +68,60 @@ where
     }
 
     /// The worker loop of the paper: run the task in hand, or ask for one, until done.
-    fn work(&self, stats: &mut BlockStats) {
+    fn work(&self, worker: usize, stats: &mut BlockStats) {
         let mut task = None;
         while !self.scheduler.done() {
             task = match task {
                 Some(Task::Execution(txn_idx, incarnation)) => {
-                    self.try_execute(txn_idx, incarnation, stats)
+                    self.try_execute(worker, txn_idx, incarnation, stats)
                 }
                 Some(Task::Validation(txn_idx, incarnation)) => {
-                    self.try_validate(txn_idx, incarnation, stats)
+                    self.try_validate(worker, txn_idx, incarnation, stats)
                 }
-                None => self.scheduler.next_task(),
+                None => self.scheduler.next_task(worker),
             };
         }
     }
 
-    fn try_execute(&self, txn_idx: usize, incarnation: u32, stats: &mut BlockStats) -> Option<Task> {
+    /// Once the block is done, the final writes of chunks of transactions, claimed in
+    /// turn by every worker. Nothing writes to the memory any more: every index is at the
+    /// block's end, so no task can be handed out.
+    fn final_writes(&self) -> Chunks<M> {
+        let mut chunks = Vec::new();
+        loop {
+            let chunk = self.next_chunk.fetch_add(1, Ordering::Relaxed);
+            let start = chunk.saturating_mul(FINAL_CHUNK);
+            if start >= self.txns.len() {
+                return chunks;
+            }
+            let end = (start + FINAL_CHUNK).min(self.txns.len());
+            let mut writes = Vec::new();
+            let result = (start..end)
+                .try_for_each(|txn_idx| {
+                    self.memory
+                        .final_writes(txn_idx, |key| self.storage.get(key), &mut writes)
+                })
+                .map(|()| writes)
+                .map_err(|error| match error {
+                    FinalError::Base(error) => Failure::Block(error),
+                    FinalError::Fold(FoldError::DeltaOverflow(_)) => {
+                        Failure::Fallback(FallbackReason::DeltaOverflow)
+                    }
+                    FinalError::Fold(FoldError::EstimateLeft(_)) => Failure::Fallback(
+                        FallbackReason::Invariant("an ESTIMATE outlived the block"),
+                    ),
+                });
+            chunks.push((chunk, result));
+        }
+    }
+
+    fn try_execute(
+        &self,
+        worker: usize,
+        txn_idx: usize,
+        incarnation: u32,
+        stats: &mut BlockStats,
+    ) -> Option<Task> {
         let txn = self.txns.get(txn_idx)?;
         loop {
             stats.incarnations += 1;
@@ -78,7 +131,7 @@ where
             match view.halt.take() {
                 Some(HaltReason::Dependency(blocking)) => {
                     stats.dependency_waits += 1;
-                    match self.scheduler.add_dependency(txn_idx, blocking) {
+                    match self.scheduler.add_dependency(worker, txn_idx, blocking) {
                         Ok(true) => return None,
                         Ok(false) => continue,
                         Err(violation) => return self.invariant(violation),
@@ -101,7 +154,9 @@ where
                     return None;
                 }
                 Ok(Err(ExecError::Halt(_))) => {
-                    return self.invariant(InvariantViolation("a VM returned Halt the view did not produce"))
+                    return self.invariant(InvariantViolation(
+                        "a VM returned Halt the view did not produce",
+                    ))
                 }
                 Err(payload) => {
                     view.writes.clear();
@@ -115,20 +170,28 @@ where
                 txn_idx,
                 incarnation,
             };
-            let wrote_new_location = self
-                .memory
-                .record(version, view.reads, view.writes.into_ops());
-            return match self
-                .scheduler
-                .finish_execution(txn_idx, incarnation, wrote_new_location)
-            {
+            let wrote_new_location =
+                self.memory
+                    .record(version, view.reads, view.writes.into_ops());
+            return match self.scheduler.finish_execution(
+                worker,
+                txn_idx,
+                incarnation,
+                wrote_new_location,
+            ) {
                 Ok(next) => next,
                 Err(violation) => self.invariant(violation),
             };
         }
     }
 
-    fn try_validate(&self, txn_idx: usize, incarnation: u32, stats: &mut BlockStats) -> Option<Task> {
+    fn try_validate(
+        &self,
+        worker: usize,
+        txn_idx: usize,
+        incarnation: u32,
+        stats: &mut BlockStats,
+    ) -> Option<Task> {
         stats.validations += 1;
         let valid = self.memory.validate_read_set(txn_idx);
         let aborted = !valid && self.scheduler.try_validation_abort(txn_idx, incarnation);
@@ -136,7 +199,7 @@ where
             stats.aborts += 1;
             self.memory.convert_writes_to_estimates(txn_idx);
         }
-        match self.scheduler.finish_validation(txn_idx, aborted) {
+        match self.scheduler.finish_validation(worker, txn_idx, aborted) {
             Ok(next) => next,
             Err(violation) => self.invariant(violation),
         }
@@ -154,12 +217,7 @@ impl ParallelExecutor {
     /// Executes `txns` on `storage`'s state with Block-STM, whatever their number. Falls
     /// back to the sequential executor when speculation cannot be trusted (see
     /// [`FallbackReason`]); the result is the sequential one in every case.
-    pub fn execute_block<M, S>(
-        &self,
-        vm: &M,
-        storage: &S,
-        txns: &[M::Txn],
-    ) -> Result<BlockOutput<M::Key, M::Value, M::Output>, BlockError<M::Error>>
+    pub fn execute_block<M, S>(&self, vm: &M, storage: &S, txns: &[M::Txn]) -> BlockResult<M>
     where
         M: Vm,
         S: Storage<Key = M::Key, Value = M::Value, Error = M::Error>,
@@ -171,28 +229,40 @@ impl ParallelExecutor {
             storage,
             txns,
             memory: MVMemory::new(txns.len()),
-            scheduler: Scheduler::new(txns.len()),
+            scheduler: Scheduler::new(txns.len(), threads),
             outputs: (0..txns.len()).map(|_| Mutex::new(None)).collect(),
             failure: Mutex::new(None),
+            next_chunk: AtomicUsize::new(0),
         };
         let mut stats = BlockStats::default();
+        let mut chunks = Vec::new();
         std::thread::scope(|scope| {
+            let block = &block;
             let workers: Vec<_> = (1..threads)
-                .map(|_| scope.spawn(|| run_worker(&block)))
+                .map(|worker| scope.spawn(move || run_worker(block, worker)))
                 .collect();
-            stats.merge(&run_worker(&block));
+            let (own_stats, own_chunks) = run_worker(block, 0);
+            stats.merge(&own_stats);
+            chunks.extend(own_chunks);
             for worker in workers {
                 match worker.join() {
-                    Ok(worker_stats) => stats.merge(&worker_stats),
+                    Ok((worker_stats, worker_chunks)) => {
+                        stats.merge(&worker_stats);
+                        chunks.extend(worker_chunks);
+                    }
                     Err(_) => block.fail(Failure::Fallback(FallbackReason::WorkerPanic)),
                 }
             }
         });
-        let failure = block.failure.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let failure = block
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         let reason = match failure {
             Some(Failure::Block(error)) => return Err(BlockError::Vm(error)),
             Some(Failure::Fallback(reason)) => reason,
-            None => match collect(block, stats) {
+            None => match collect(block, chunks, stats) {
                 Ok(output) => return Ok(output),
                 Err(Failure::Block(error)) => return Err(BlockError::Vm(error)),
                 Err(Failure::Fallback(reason)) => reason,
@@ -205,42 +275,50 @@ impl ParallelExecutor {
     }
 }
 
-/// One worker: the loop, with a panic outside the VM turned into a fallback.
-fn run_worker<M, S>(block: &Block<'_, M, S>) -> BlockStats
+/// One worker: the loop, then its share of the final writes; a panic outside the VM is
+/// turned into a fallback.
+fn run_worker<M, S>(block: &Block<'_, M, S>, worker: usize) -> (BlockStats, Chunks<M>)
 where
     M: Vm,
     S: Storage<Key = M::Key, Value = M::Value, Error = M::Error>,
 {
     let mut stats = BlockStats::default();
-    if catch_unwind(AssertUnwindSafe(|| block.work(&mut stats))).is_err() {
-        block.fail(Failure::Fallback(FallbackReason::WorkerPanic));
+    let run = catch_unwind(AssertUnwindSafe(|| {
+        block.work(worker, &mut stats);
+        if block.scheduler.halted() {
+            Vec::new()
+        } else {
+            block.final_writes()
+        }
+    }));
+    match run {
+        Ok(chunks) => (stats, chunks),
+        Err(_) => {
+            block.fail(Failure::Fallback(FallbackReason::WorkerPanic));
+            (stats, Vec::new())
+        }
     }
-    stats
 }
 
 /// The block's outputs and final writes, once every transaction is executed and validated.
 fn collect<M, S>(
     block: Block<'_, M, S>,
+    mut chunks: Chunks<M>,
     stats: BlockStats,
-) -> Result<BlockOutput<M::Key, M::Value, M::Output>, Failure<M::Error>>
+) -> Result<VmBlockOutput<M>, Failure<M::Error>>
 where
     M: Vm,
     S: Storage<Key = M::Key, Value = M::Value, Error = M::Error>,
 {
+    chunks.sort_unstable_by_key(|(chunk, _)| *chunk);
+    if chunks.len() != block.txns.len().div_ceil(FINAL_CHUNK) {
+        return Err(Failure::Fallback(FallbackReason::Invariant(
+            "a chunk of final writes is missing",
+        )));
+    }
     let mut writes = Vec::new();
-    for txn_idx in 0..block.txns.len() {
-        block
-            .memory
-            .final_writes(txn_idx, |key| block.storage.get(key), &mut writes)
-            .map_err(|error| match error {
-                FinalError::Base(error) => Failure::Block(error),
-                FinalError::Fold(FoldError::DeltaOverflow(_)) => {
-                    Failure::Fallback(FallbackReason::DeltaOverflow)
-                }
-                FinalError::Fold(FoldError::EstimateLeft(_)) => {
-                    Failure::Fallback(FallbackReason::Invariant("an ESTIMATE outlived the block"))
-                }
-            })?;
+    for (_, chunk) in chunks {
+        writes.extend(chunk?);
     }
     let outputs = block
         .outputs

@@ -1,7 +1,7 @@
 //! The sequential executor: each transaction in block order against the state the ones
 //! before it left. The oracle of every test and the fallback of the parallel executor.
 
-use crate::output::{BlockError, BlockOutput, BlockStats, ExecutionPath};
+use crate::output::{BlockError, BlockOutput, BlockResult, BlockStats, ExecutionPath};
 use crate::vm::{panic_message, ExecError, Halt, Overflow, Storage, TxnOutput, TxnView, Vm};
 use crate::write_buffer::{add_to, WriteBuffer};
 use mvmemory::{DeltaValue, FxBuildHasher, TxnIndex, WriteOp};
@@ -84,12 +84,7 @@ where
 
 impl SequentialExecutor {
     /// Executes `txns` in order on `storage`'s state.
-    pub fn execute_block<M, S>(
-        &self,
-        vm: &M,
-        storage: &S,
-        txns: &[M::Txn],
-    ) -> Result<BlockOutput<M::Key, M::Value, M::Output>, BlockError<M::Error>>
+    pub fn execute_block<M, S>(&self, vm: &M, storage: &S, txns: &[M::Txn]) -> BlockResult<M>
     where
         M: Vm,
         S: Storage<Key = M::Key, Value = M::Value, Error = M::Error>,
@@ -112,7 +107,9 @@ impl SequentialExecutor {
                 Ok(Ok(output)) => TxnOutput::Executed(output),
                 Ok(Err(ExecError::Block(error))) => return Err(BlockError::Vm(error)),
                 Ok(Err(ExecError::Halt(_))) => {
-                    return Err(BlockError::Internal("a VM returned Halt the view did not produce"))
+                    return Err(BlockError::Internal(
+                        "a VM returned Halt the view did not produce",
+                    ))
                 }
                 Err(payload) => {
                     view.writes.clear();
@@ -128,8 +125,9 @@ impl SequentialExecutor {
                             Some(written) => Some(written.value.clone()),
                             None => storage.get(&key).map_err(BlockError::Vm)?,
                         };
-                        let sum = add_to(base.as_ref(), delta)
-                            .ok_or(BlockError::Internal("a checked credit overflowed at commit"))?;
+                        let sum = add_to(base.as_ref(), delta).ok_or(BlockError::Internal(
+                            "a checked credit overflowed at commit",
+                        ))?;
                         M::Value::from_u64(sum)
                     }
                 };

@@ -4,7 +4,9 @@
 
 use crate::vm::{Halt, Overflow, Storage, TxnView};
 use crate::write_buffer::{add_to, WriteBuffer};
-use mvmemory::{DeltaValue, MVMemory, ReadDescriptor, ReadKind, ReadOutcome, ReadSet, TxnIndex, WriteOp};
+use mvmemory::{
+    DeltaValue, MVMemory, ReadDescriptor, ReadKind, ReadOutcome, ReadSet, TxnIndex, WriteOp,
+};
 use std::hash::Hash;
 
 /// Why an incarnation was halted by its view.
@@ -69,7 +71,9 @@ where
                 }
             }
             ReadOutcome::NotFound => (ReadKind::Storage, self.storage_value(key)?),
-            ReadOutcome::Dependency(blocking) => return Err(self.stop(HaltReason::Dependency(blocking))),
+            ReadOutcome::Dependency(blocking) => {
+                return Err(self.stop(HaltReason::Dependency(blocking)))
+            }
             ReadOutcome::DeltaOverflow => return Err(self.stop(HaltReason::SpeculativeOverflow)),
         };
         self.reads.push(ReadDescriptor {

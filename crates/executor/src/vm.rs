@@ -72,7 +72,11 @@ pub trait Vm: Sync {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// Executes `txn` against `view`, buffering its writes in the view.
-    fn execute<T>(&self, txn: &Self::Txn, view: &mut T) -> Result<Self::Output, ExecError<Self::Error>>
+    fn execute<T>(
+        &self,
+        txn: &Self::Txn,
+        view: &mut T,
+    ) -> Result<Self::Output, ExecError<Self::Error>>
     where
         T: TxnView<Key = Self::Key, Value = Self::Value>;
 }

@@ -5,8 +5,8 @@ mod common;
 
 use common::{quiet_mock_panics, random_block};
 use executor::mock::{
-    independent_block, EmptyStorage, MockOutput, MockStatus, MockStorage, MockStorageError, MockTxn,
-    MockVm,
+    independent_block, EmptyStorage, MockOutput, MockStatus, MockStorage, MockStorageError,
+    MockTxn, MockVm,
 };
 use executor::{
     BlockError, BlockExecutor, ConfigError, ExecutionPath, ExecutorConfig, FallbackReason,
@@ -39,8 +39,12 @@ fn one_transaction_block() {
         values: [(1, 10), (3, 100)].into_iter().collect(),
         fail_on: None,
     };
-    let seq = SequentialExecutor.execute_block(&VM, &storage, &txns).unwrap();
-    let par = ParallelExecutor::new(4).execute_block(&VM, &storage, &txns).unwrap();
+    let seq = SequentialExecutor
+        .execute_block(&VM, &storage, &txns)
+        .unwrap();
+    let par = ParallelExecutor::new(4)
+        .execute_block(&VM, &storage, &txns)
+        .unwrap();
     assert_eq!(par.outputs, seq.outputs);
     assert_eq!(par.writes, seq.writes);
     assert_eq!(par.outputs.len(), 1);
@@ -70,8 +74,12 @@ fn a_panic_is_the_transactions_failure_in_both_executors() {
     let panicking = panicking.expect("some seed panics");
     let mut txns: Vec<MockTxn> = (100..150).map(txn).collect();
     txns.insert(20, panicking);
-    let seq = SequentialExecutor.execute_block(&VM, &EmptyStorage, &txns).unwrap();
-    let par = ParallelExecutor::new(2).execute_block(&VM, &EmptyStorage, &txns).unwrap();
+    let seq = SequentialExecutor
+        .execute_block(&VM, &EmptyStorage, &txns)
+        .unwrap();
+    let par = ParallelExecutor::new(2)
+        .execute_block(&VM, &EmptyStorage, &txns)
+        .unwrap();
     assert!(matches!(&seq.outputs[20], TxnOutput::Panicked(m) if m.starts_with("mock panic")));
     assert_eq!(par.outputs, seq.outputs);
     assert_eq!(par.writes, seq.writes);
@@ -84,8 +92,15 @@ fn a_storage_failure_fails_the_block_in_both_executors() {
     let seq = SequentialExecutor.execute_block(&MockVm { key_space: 50 }, &storage, &txns);
     assert!(matches!(seq, Err(BlockError::Vm(MockStorageError(_)))));
     for threads in [1, 2, 4] {
-        let par = ParallelExecutor::new(threads).execute_block(&MockVm { key_space: 50 }, &storage, &txns);
-        assert!(matches!(par, Err(BlockError::Vm(MockStorageError(_)))), "{threads} threads");
+        let par = ParallelExecutor::new(threads).execute_block(
+            &MockVm { key_space: 50 },
+            &storage,
+            &txns,
+        );
+        assert!(
+            matches!(par, Err(BlockError::Vm(MockStorageError(_)))),
+            "{threads} threads"
+        );
     }
 }
 
@@ -110,7 +125,9 @@ fn an_overflowing_credit_falls_back_and_rejects_exactly_that_transaction() {
     };
     let txns: Vec<MockTxn> = (0..200).map(credit).filter(keeps_credit).take(12).collect();
     assert_eq!(txns.len(), 12);
-    let seq = SequentialExecutor.execute_block(&VM, &storage, &txns).unwrap();
+    let seq = SequentialExecutor
+        .execute_block(&VM, &storage, &txns)
+        .unwrap();
     let statuses: Vec<MockStatus> = seq
         .outputs
         .iter()
@@ -122,8 +139,13 @@ fn an_overflowing_credit_falls_back_and_rejects_exactly_that_transaction() {
     assert_eq!(statuses[..2], [MockStatus::Success, MockStatus::Success]);
     assert!(statuses[2..].iter().all(|s| *s == MockStatus::Overflow));
     assert_eq!(seq.writes, vec![(1, u64::MAX)]);
-    let par = ParallelExecutor::new(2).execute_block(&VM, &storage, &txns).unwrap();
-    assert_eq!(par.path, ExecutionPath::Fallback(FallbackReason::DeltaOverflow));
+    let par = ParallelExecutor::new(2)
+        .execute_block(&VM, &storage, &txns)
+        .unwrap();
+    assert_eq!(
+        par.path,
+        ExecutionPath::Fallback(FallbackReason::DeltaOverflow)
+    );
     assert_eq!(par.outputs, seq.outputs);
     assert_eq!(par.writes, seq.writes);
 }
@@ -133,13 +155,19 @@ fn policy_runs_small_blocks_and_one_thread_sequentially() {
     let txns = independent_block(5, 0);
     let exec = BlockExecutor::new(ExecutorConfig::new(2).unwrap());
     let out = exec.execute_block(&VM, &EmptyStorage, &txns).unwrap();
-    assert_eq!(out.path, ExecutionPath::Sequential(SequentialReason::SmallBlock));
+    assert_eq!(
+        out.path,
+        ExecutionPath::Sequential(SequentialReason::SmallBlock)
+    );
     let txns = independent_block(50, 0);
     let out = exec.execute_block(&VM, &EmptyStorage, &txns).unwrap();
     assert_eq!(out.path, ExecutionPath::Parallel);
     let one = BlockExecutor::new(ExecutorConfig::new(1).unwrap());
     let out = one.execute_block(&VM, &EmptyStorage, &txns).unwrap();
-    assert_eq!(out.path, ExecutionPath::Sequential(SequentialReason::SingleThread));
+    assert_eq!(
+        out.path,
+        ExecutionPath::Sequential(SequentialReason::SingleThread)
+    );
 }
 
 #[test]
@@ -155,12 +183,18 @@ fn same_block_fifty_times_on_four_threads_gives_identical_outputs() {
     quiet_mock_panics();
     let (storage, txns) = random_block(42, 2_000, 10_000, false);
     let vm = MockVm { key_space: 2_000 };
-    let first = ParallelExecutor::new(4).execute_block(&vm, &storage, &txns).unwrap();
-    let seq = SequentialExecutor.execute_block(&vm, &storage, &txns).unwrap();
+    let first = ParallelExecutor::new(4)
+        .execute_block(&vm, &storage, &txns)
+        .unwrap();
+    let seq = SequentialExecutor
+        .execute_block(&vm, &storage, &txns)
+        .unwrap();
     assert_eq!(first.outputs, seq.outputs);
     assert_eq!(first.writes, seq.writes);
     for _ in 1..50 {
-        let again = ParallelExecutor::new(4).execute_block(&vm, &storage, &txns).unwrap();
+        let again = ParallelExecutor::new(4)
+            .execute_block(&vm, &storage, &txns)
+            .unwrap();
         assert_eq!(again.outputs, first.outputs);
         assert_eq!(again.writes, first.writes);
     }
@@ -169,7 +203,9 @@ fn same_block_fifty_times_on_four_threads_gives_identical_outputs() {
 #[test]
 fn a_million_transaction_block_works() {
     let txns = independent_block(1_000_000, 0);
-    let out = ParallelExecutor::new(2).execute_block(&VM, &EmptyStorage, &txns).unwrap();
+    let out = ParallelExecutor::new(2)
+        .execute_block(&VM, &EmptyStorage, &txns)
+        .unwrap();
     assert_eq!(out.path, ExecutionPath::Parallel);
     assert_eq!(out.outputs.len(), 1_000_000);
     assert_eq!(out.writes.len(), 1_000_000);

@@ -40,7 +40,12 @@ impl Rng {
 /// A random block over `universe` keys: random reads, writes and credits (some huge, so
 /// that credits overflow), reads after writes, failures and panics; and a storage holding
 /// random values, some near `u64::MAX`.
-pub fn random_block(seed: u64, universe: u64, n: usize, overflows: bool) -> (MockStorage, Vec<MockTxn>) {
+pub fn random_block(
+    seed: u64,
+    universe: u64,
+    n: usize,
+    overflows: bool,
+) -> (MockStorage, Vec<MockTxn>) {
     let mut rng = Rng::new(seed);
     let mut storage = MockStorage::default();
     for key in 0..universe {

@@ -21,7 +21,9 @@ fn cases() -> u32 {
 fn check(seed: u64, universe: u64, n: usize, overflows: bool) -> Result<(), TestCaseError> {
     quiet_mock_panics();
     let (storage, txns) = random_block(seed, universe, n, overflows);
-    let vm = MockVm { key_space: universe };
+    let vm = MockVm {
+        key_space: universe,
+    };
     let expected = SequentialExecutor
         .execute_block(&vm, &storage, &txns)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -29,8 +31,18 @@ fn check(seed: u64, universe: u64, n: usize, overflows: bool) -> Result<(), Test
         let got = ParallelExecutor::new(threads)
             .execute_block(&vm, &storage, &txns)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(&got.outputs, &expected.outputs, "outputs at {} threads", threads);
-        prop_assert_eq!(&got.writes, &expected.writes, "final state at {} threads", threads);
+        prop_assert_eq!(
+            &got.outputs,
+            &expected.outputs,
+            "outputs at {} threads",
+            threads
+        );
+        prop_assert_eq!(
+            &got.writes,
+            &expected.writes,
+            "final state at {} threads",
+            threads
+        );
         if !overflows {
             prop_assert_eq!(got.path, ExecutionPath::Parallel);
         }

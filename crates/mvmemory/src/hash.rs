@@ -58,9 +58,12 @@ impl Hasher for FxHasher {
         self.add(i as u64);
     }
 
+    /// The multiply leaves the low bits poorly mixed (sequential integers hash to
+    /// sequential-ish low bits, which `hashbrown` uses for the bucket): rotate the well
+    /// mixed high bits down, as rustc's own `FxHasher` does since 2.0.
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        self.hash.rotate_left(26)
     }
 }
 

@@ -17,14 +17,24 @@ mod imp {
     use crate::hash::FxBuildHasher;
     use dashmap::DashMap;
 
+    /// Shards of the index (a power of two): 256 keeps two threads of 32 on different
+    /// shards almost always, for 256 small locks.
+    const SHARDS: usize = 256;
+
     pub(crate) struct KeyIndex<K, V> {
         map: DashMap<K, KeyVersions<V>, FxBuildHasher>,
     }
 
     impl<K: Eq + Hash + Clone, V> KeyIndex<K, V> {
-        pub(crate) fn new() -> Self {
+        /// An index sized for about `capacity` keys, in enough shards that worker
+        /// threads rarely meet on one.
+        pub(crate) fn new(capacity: usize) -> Self {
             Self {
-                map: DashMap::with_hasher(FxBuildHasher::default()),
+                map: DashMap::with_capacity_and_hasher_and_shard_amount(
+                    capacity,
+                    FxBuildHasher::default(),
+                    SHARDS,
+                ),
             }
         }
 
@@ -57,7 +67,7 @@ mod imp {
     }
 
     impl<K: Eq + Hash + Clone, V> KeyIndex<K, V> {
-        pub(crate) fn new() -> Self {
+        pub(crate) fn new(_capacity: usize) -> Self {
             Self {
                 map: Mutex::new(HashMap::new()),
             }

@@ -37,10 +37,10 @@
 //!
 //! - The key index is sharded (`DashMap`): a shard read lock to find a key, a shard write
 //!   lock only to insert a key never written before in the block.
-//! - Each key's versions are a `BTreeMap` behind a `Mutex`. Every read, write, removal and
+//! - Each key's versions are a sorted `SmallVec` behind a `Mutex`. Every read, write, removal and
 //!   ESTIMATE flag of a key happens under that lock, so its acquire/release order is the
 //!   only ordering the data needs: a read that sees a write also sees the value written.
-//! - Each transaction's slot (written keys, read set) is behind its own `Mutex`. The
+//! - Each transaction's slot (written keys and read set) is behind its own `Mutex`. The
 //!   scheduler serialises who touches a slot: one incarnation at a time records, and an
 //!   abort happens only after the incarnation finished. The mutex makes the hand-over
 //!   between the threads involved visible (acquire/release), and makes a concurrent
@@ -142,17 +142,18 @@ pub type WriteSet<K, V> = SmallVec<[(K, WriteOp<V>); 4]>;
 /// The keys one incarnation wrote.
 pub type KeySet<K> = SmallVec<[K; 4]>;
 
+/// What the last recorded incarnation of a transaction wrote and read.
 struct TxnSlot<K> {
     /// Keys written by the last recorded incarnation.
-    written: Mutex<KeySet<K>>,
+    written: KeySet<K>,
     /// Reads of the last recorded incarnation.
-    reads: Mutex<ReadSet<K>>,
+    reads: ReadSet<K>,
 }
 
 /// The multi-version memory of one block.
 pub struct MVMemory<K, V> {
     index: KeyIndex<K, V>,
-    txns: Box<[TxnSlot<K>]>,
+    txns: Box<[Mutex<TxnSlot<K>>]>,
 }
 
 impl<K, V> MVMemory<K, V>
@@ -162,12 +163,20 @@ where
 {
     /// Memory for a block of `num_txns` transactions.
     pub fn new(num_txns: usize) -> Self {
+        Self::with_key_capacity(num_txns, num_txns.saturating_mul(2))
+    }
+
+    /// Memory for a block of `num_txns` transactions expected to write about `keys` keys
+    /// (a hint that saves the index from growing while workers insert).
+    pub fn with_key_capacity(num_txns: usize, keys: usize) -> Self {
         Self {
-            index: KeyIndex::new(),
+            index: KeyIndex::new(keys),
             txns: (0..num_txns)
-                .map(|_| TxnSlot {
-                    written: Mutex::new(KeySet::new()),
-                    reads: Mutex::new(ReadSet::new()),
+                .map(|_| {
+                    Mutex::new(TxnSlot {
+                        written: KeySet::new(),
+                        reads: ReadSet::new(),
+                    })
                 })
                 .collect(),
         }
@@ -208,23 +217,22 @@ where
                 keys.push(key);
             }
         }
-        let mut written = lock(&slot.written);
-        for old in written.iter() {
+        let mut slot = lock(slot);
+        for old in slot.written.iter() {
             if !keys.contains(old) {
                 self.index.with(old, |versions| versions.remove(txn_idx));
             }
         }
-        let wrote_new_location = keys.iter().any(|key| !written.contains(key));
-        *written = keys;
-        drop(written);
-        *lock(&slot.reads) = reads;
+        let wrote_new_location = keys.iter().any(|key| !slot.written.contains(key));
+        slot.written = keys;
+        slot.reads = reads;
         wrote_new_location
     }
 
     /// Flags every write of `txn_idx`'s last incarnation as an ESTIMATE.
     pub fn convert_writes_to_estimates(&self, txn_idx: TxnIndex) {
         if let Some(slot) = self.txns.get(txn_idx) {
-            for key in lock(&slot.written).iter() {
+            for key in lock(slot).written.iter() {
                 self.index
                     .with(key, |versions| versions.mark_estimate(txn_idx));
             }
@@ -236,8 +244,8 @@ where
         let Some(slot) = self.txns.get(txn_idx) else {
             return false;
         };
-        let reads = lock(&slot.reads);
-        reads.iter().all(|read| {
+        let slot = lock(slot);
+        slot.reads.iter().all(|read| {
             let now = self
                 .index
                 .with(&read.key, |versions| versions.read(txn_idx, |_| ()))
@@ -259,7 +267,7 @@ where
         let Some(slot) = self.txns.get(txn_idx) else {
             return Ok(());
         };
-        for key in lock(&slot.written).iter() {
+        for key in lock(slot).written.iter() {
             let value = self
                 .index
                 .with(key, |versions| versions.final_value(txn_idx, || base(key)))

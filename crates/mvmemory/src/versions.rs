@@ -3,7 +3,7 @@
 
 use crate::sync::{lock, Mutex};
 use crate::{DeltaValue, Incarnation, TxnIndex, Version};
-use std::collections::BTreeMap;
+use smallvec::SmallVec;
 
 /// What a transaction wrote to a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,17 +54,27 @@ pub enum FoldError {
     EstimateLeft(TxnIndex),
 }
 
+/// The writes to one key, sorted by transaction index. Most keys of a block have one
+/// writer, which fits inline (no allocation); a hot key's writers arrive roughly in block
+/// order, so insertion is mostly an append, and lookups are binary searches.
+type Entries<V> = SmallVec<[(TxnIndex, Entry<V>); 1]>;
+
 /// The versions of one key, ordered by transaction index.
 pub(crate) struct KeyVersions<V> {
-    entries: Mutex<BTreeMap<TxnIndex, Entry<V>>>,
+    entries: Mutex<Entries<V>>,
 }
 
 impl<V> Default for KeyVersions<V> {
     fn default() -> Self {
         Self {
-            entries: Mutex::new(BTreeMap::new()),
+            entries: Mutex::new(Entries::new()),
         }
     }
+}
+
+#[inline]
+fn position<V>(entries: &Entries<V>, txn_idx: TxnIndex) -> Result<usize, usize> {
+    entries.binary_search_by_key(&txn_idx, |(idx, _)| *idx)
 }
 
 impl<V: DeltaValue> KeyVersions<V> {
@@ -76,8 +86,10 @@ impl<V: DeltaValue> KeyVersions<V> {
         project: impl FnOnce(&V) -> T,
     ) -> ReadOutcome<T> {
         let entries = lock(&self.entries);
+        let below = entries.partition_point(|(idx, _)| *idx < txn_idx);
         let mut deltas: Option<u64> = None;
-        for (&idx, entry) in entries.range(..txn_idx).rev() {
+        for (idx, entry) in entries[..below].iter().rev() {
+            let idx = *idx;
             if entry.estimate {
                 return ReadOutcome::Dependency(idx);
             }
@@ -111,25 +123,35 @@ impl<V: DeltaValue> KeyVersions<V> {
 
     /// Records `txn_idx`'s write of incarnation `incarnation`, replacing its previous one.
     pub(crate) fn write(&self, txn_idx: TxnIndex, incarnation: Incarnation, op: WriteOp<V>) {
-        lock(&self.entries).insert(
-            txn_idx,
-            Entry {
-                incarnation,
-                estimate: false,
-                op,
+        let entry = Entry {
+            incarnation,
+            estimate: false,
+            op,
+        };
+        let mut entries = lock(&self.entries);
+        match entries.last() {
+            Some((last, _)) if *last < txn_idx => entries.push((txn_idx, entry)),
+            None => entries.push((txn_idx, entry)),
+            _ => match position(&entries, txn_idx) {
+                Ok(at) => entries[at].1 = entry,
+                Err(at) => entries.insert(at, (txn_idx, entry)),
             },
-        );
+        }
     }
 
     /// Removes `txn_idx`'s write (its new incarnation did not write this key).
     pub(crate) fn remove(&self, txn_idx: TxnIndex) {
-        lock(&self.entries).remove(&txn_idx);
+        let mut entries = lock(&self.entries);
+        if let Ok(at) = position(&entries, txn_idx) {
+            entries.remove(at);
+        }
     }
 
     /// Flags `txn_idx`'s write as an ESTIMATE.
     pub(crate) fn mark_estimate(&self, txn_idx: TxnIndex) {
-        if let Some(entry) = lock(&self.entries).get_mut(&txn_idx) {
-            entry.estimate = true;
+        let mut entries = lock(&self.entries);
+        if let Ok(at) = position(&entries, txn_idx) {
+            entries[at].1.estimate = true;
         }
     }
 
@@ -144,8 +166,8 @@ impl<V: DeltaValue> KeyVersions<V> {
         base: impl FnOnce() -> Result<Option<V>, E>,
     ) -> Result<Option<V>, FinalError<E>> {
         let entries = lock(&self.entries);
-        match entries.last_key_value() {
-            Some((&last, _)) if last == txn_idx => {}
+        match entries.last() {
+            Some((last, _)) if *last == txn_idx => {}
             _ => return Ok(None),
         }
         enum Acc<'a, V> {
@@ -155,7 +177,8 @@ impl<V: DeltaValue> KeyVersions<V> {
         }
         let mut acc = Acc::Start;
         let mut base = Some(base);
-        for (&idx, entry) in entries.iter() {
+        for (idx, entry) in entries.iter() {
+            let idx = *idx;
             if entry.estimate {
                 return Err(FinalError::Fold(FoldError::EstimateLeft(idx)));
             }

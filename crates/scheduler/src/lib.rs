@@ -28,7 +28,9 @@
 //!   pending as a follow-up) for its latest execution; it falls when a re-execution writes
 //!   a new location or a validation aborts.
 //! - `num_active_tasks`: tasks claimed and not yet finished, including follow-ups held by
-//!   a thread between two calls.
+//!   a thread between two calls; one counter *per worker* (a task never changes worker:
+//!   follow-ups stay with the thread that finished the task), so that the common path
+//!   touches no shared counter but the two indices. Done detection reads them all.
 //! - `decrease_cnt`: how many times either index fell; read twice by done detection.
 //! - `done_marker`: set once, when the block is done (or halted).
 //! - per transaction, in one [`CachePadded`] cell: its status and incarnation behind one
@@ -52,19 +54,23 @@
 //! # Done detection (why it is never early and never hangs)
 //!
 //! `check_done` sets `done_marker` only if, between two loads of `decrease_cnt` that
-//! return the same value, it observes `execution_idx ≥ n`, `validation_idx ≥ n` and
-//! `num_active_tasks == 0`.
+//! return the same value, it observes `execution_idx ≥ n`, `validation_idx ≥ n` and then
+//! every worker's `num_active_tasks == 0`.
 //!
-//! *Never early.* Suppose some transaction still needs work at the moment of the check.
-//! Work is only created by a running task: a task is counted in `num_active_tasks` from
-//! before it claims an index until after its follow-ups (including any index decrease it
-//! causes) are done. If a task was active when `num_active_tasks` was loaded, the load
-//! returns non-zero. Otherwise every task that created the pending work had finished,
-//! decreasing an index *before* decrementing `num_active_tasks`; since the index loads
-//! (before the `num_active_tasks` load) saw both indices at `n`, that decrease happened
-//! after the index load and before the `num_active_tasks` load, hence between the two
-//! loads of `decrease_cnt`, which it increments: the second load differs. In every case
-//! the check fails.
+//! *Never early.* Suppose some transaction still needs work when the check completes.
+//! Work is only created by a running task: a task is counted in its worker's
+//! `num_active_tasks` from before it claims an index until after its follow-ups
+//! (including any index decrease it causes) are done, and it never moves to another
+//! worker. Take the earliest index decrease that happened after the check's index loads
+//! (some decrease must exist: the loads saw both indices at `n`, and pending work below
+//! `n` needs an index below `n` or an active task, and an active task claimed after the
+//! index loads needs an index below `n` again). The task that made it was active at some
+//! point between the index loads and the decrease. If the decrease precedes the second
+//! load of `decrease_cnt`, that load differs from the first. Otherwise the task was
+//! active when its worker's counter was loaded (it was claimed before the index loads,
+//! as a later claim would need an earlier decrease, and finished after its decrease), so
+//! that load returned non-zero. Every operation involved is `SeqCst`, which gives the
+//! single order this argument uses. In every case the check fails.
 //!
 //! *Never hangs.* Every index decrease is followed by a thread picking up the lower index
 //! (threads only stop when `done_marker` is set), every claimed task finishes (executions
@@ -134,21 +140,24 @@ pub struct Scheduler {
     execution_idx: CachePadded<AtomicUsize>,
     validation_idx: CachePadded<AtomicUsize>,
     decrease_cnt: CachePadded<AtomicUsize>,
-    num_active_tasks: CachePadded<AtomicUsize>,
+    num_active_tasks: Box<[CachePadded<AtomicUsize>]>,
     done_marker: CachePadded<AtomicBool>,
     halted: AtomicBool,
     txns: Box<[CachePadded<TxnCell>]>,
 }
 
 impl Scheduler {
-    /// A scheduler for a block of `num_txns` transactions, all ready for incarnation 0.
-    pub fn new(num_txns: usize) -> Self {
+    /// A scheduler for a block of `num_txns` transactions, all ready for incarnation 0,
+    /// run by `workers` threads (numbered from 0; at least one is assumed).
+    pub fn new(num_txns: usize, workers: usize) -> Self {
         Self {
             num_txns,
             execution_idx: CachePadded::new(AtomicUsize::new(0)),
             validation_idx: CachePadded::new(AtomicUsize::new(0)),
             decrease_cnt: CachePadded::new(AtomicUsize::new(0)),
-            num_active_tasks: CachePadded::new(AtomicUsize::new(0)),
+            num_active_tasks: (0..workers.max(1))
+                .map(|_| CachePadded::new(AtomicUsize::new(0)))
+                .collect(),
             done_marker: CachePadded::new(AtomicBool::new(num_txns == 0)),
             halted: AtomicBool::new(false),
             txns: (0..num_txns)
@@ -168,6 +177,13 @@ impl Scheduler {
     /// The number of transactions of the block.
     pub fn num_txns(&self) -> usize {
         self.num_txns
+    }
+
+    /// The active-task counter of `worker` (a worker out of range shares one: never
+    /// wrong, only contended).
+    #[inline]
+    fn active(&self, worker: usize) -> &AtomicUsize {
+        &self.num_active_tasks[worker % self.num_active_tasks.len()]
     }
 
     /// Whether the block is done (every transaction executed and validated) or halted.
@@ -190,12 +206,12 @@ impl Scheduler {
 
     /// The next task, or `None` if there is nothing to do right now (ask again unless
     /// [`done`](Self::done)).
-    pub fn next_task(&self) -> Option<Task> {
+    pub fn next_task(&self, worker: usize) -> Option<Task> {
         if self.validation_idx.load(Ordering::SeqCst) < self.execution_idx.load(Ordering::SeqCst) {
-            self.next_version_to_validate()
+            self.next_version_to_validate(worker)
                 .map(|(idx, inc)| Task::Validation(idx, inc))
         } else {
-            self.next_version_to_execute()
+            self.next_version_to_execute(worker)
                 .map(|(idx, inc)| Task::Execution(idx, inc))
         }
     }
@@ -205,7 +221,10 @@ impl Scheduler {
         let execution_idx = self.execution_idx.load(Ordering::SeqCst);
         let validation_idx = self.validation_idx.load(Ordering::SeqCst);
         if execution_idx.min(validation_idx) >= self.num_txns
-            && self.num_active_tasks.load(Ordering::SeqCst) == 0
+            && self
+                .num_active_tasks
+                .iter()
+                .all(|active| active.load(Ordering::SeqCst) == 0)
             && observed == self.decrease_cnt.load(Ordering::SeqCst)
         {
             self.done_marker.store(true, Ordering::Release);
@@ -224,28 +243,28 @@ impl Scheduler {
         }
     }
 
-    fn next_version_to_execute(&self) -> Option<(TxnIndex, Incarnation)> {
+    fn next_version_to_execute(&self, worker: usize) -> Option<(TxnIndex, Incarnation)> {
         if self.execution_idx.load(Ordering::SeqCst) >= self.num_txns {
             self.check_done();
             return None;
         }
-        self.num_active_tasks.fetch_add(1, Ordering::SeqCst);
+        self.active(worker).fetch_add(1, Ordering::SeqCst);
         let idx = self.execution_idx.fetch_add(1, Ordering::SeqCst);
         match self.try_incarnate(idx) {
             Some(incarnation) => Some((idx, incarnation)),
             None => {
-                self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+                self.active(worker).fetch_sub(1, Ordering::SeqCst);
                 None
             }
         }
     }
 
-    fn next_version_to_validate(&self) -> Option<(TxnIndex, Incarnation)> {
+    fn next_version_to_validate(&self, worker: usize) -> Option<(TxnIndex, Incarnation)> {
         if self.validation_idx.load(Ordering::SeqCst) >= self.num_txns {
             self.check_done();
             return None;
         }
-        self.num_active_tasks.fetch_add(1, Ordering::SeqCst);
+        self.active(worker).fetch_add(1, Ordering::SeqCst);
         let idx = self.validation_idx.fetch_add(1, Ordering::SeqCst);
         if let Some(cell) = self.txns.get(idx) {
             let state = lock(&cell.state);
@@ -253,7 +272,7 @@ impl Scheduler {
                 return Some((idx, state.incarnation));
             }
         }
-        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        self.active(worker).fetch_sub(1, Ordering::SeqCst);
         None
     }
 
@@ -288,6 +307,7 @@ impl Scheduler {
     /// caller: drop it).
     pub fn add_dependency(
         &self,
+        worker: usize,
         txn_idx: TxnIndex,
         blocking_txn_idx: TxnIndex,
     ) -> Result<bool, InvariantViolation> {
@@ -312,7 +332,7 @@ impl Scheduler {
         }
         dependencies.push(txn_idx);
         drop(dependencies);
-        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        self.active(worker).fetch_sub(1, Ordering::SeqCst);
         Ok(true)
     }
 
@@ -321,6 +341,7 @@ impl Scheduler {
     /// caller should run it now.
     pub fn finish_execution(
         &self,
+        worker: usize,
         txn_idx: TxnIndex,
         incarnation: Incarnation,
         wrote_new_location: bool,
@@ -354,7 +375,7 @@ impl Scheduler {
                 return Ok(Some(Task::Validation(txn_idx, incarnation)));
             }
         }
-        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        self.active(worker).fetch_sub(1, Ordering::SeqCst);
         Ok(None)
     }
 
@@ -379,6 +400,7 @@ impl Scheduler {
     /// run it now.
     pub fn finish_validation(
         &self,
+        worker: usize,
         txn_idx: TxnIndex,
         aborted: bool,
     ) -> Result<Option<Task>, InvariantViolation> {
@@ -391,7 +413,7 @@ impl Scheduler {
                 }
             }
         }
-        self.num_active_tasks.fetch_sub(1, Ordering::SeqCst);
+        self.active(worker).fetch_sub(1, Ordering::SeqCst);
         Ok(None)
     }
 }

@@ -7,7 +7,7 @@ fn drive(
     n: usize,
     mut validate: impl FnMut(TxnIndex, Incarnation) -> bool,
 ) -> HashMap<TxnIndex, u32> {
-    let s = Scheduler::new(n);
+    let s = Scheduler::new(n, 1);
     let mut executions = HashMap::new();
     let mut task = None;
     let mut steps = 0;
@@ -17,13 +17,13 @@ fn drive(
         task = match task {
             Some(Task::Execution(idx, inc)) => {
                 *executions.entry(idx).or_insert(0) += 1;
-                s.finish_execution(idx, inc, false).unwrap()
+                s.finish_execution(0, idx, inc, false).unwrap()
             }
             Some(Task::Validation(idx, inc)) => {
                 let aborted = !validate(idx, inc) && s.try_validation_abort(idx, inc);
-                s.finish_validation(idx, aborted).unwrap()
+                s.finish_validation(0, idx, aborted).unwrap()
             }
-            None => s.next_task(),
+            None => s.next_task(0),
         };
     }
     executions
@@ -31,9 +31,9 @@ fn drive(
 
 #[test]
 fn empty_block_is_done_at_once() {
-    let s = Scheduler::new(0);
+    let s = Scheduler::new(0, 1);
     assert!(s.done());
-    assert_eq!(s.next_task(), None);
+    assert_eq!(s.next_task(0), None);
 }
 
 #[test]
@@ -52,48 +52,54 @@ fn failed_validation_re_executes_with_the_next_incarnation() {
 
 #[test]
 fn execution_is_followed_by_its_own_validation() {
-    let s = Scheduler::new(2);
-    assert_eq!(s.next_task(), Some(Task::Execution(0, 0)));
+    let s = Scheduler::new(2, 1);
+    assert_eq!(s.next_task(0), Some(Task::Execution(0, 0)));
     // The validation index passes 0 while it executes: nothing to validate yet.
-    assert_eq!(s.next_task(), None);
+    assert_eq!(s.next_task(0), None);
     // So finishing hands the validation to the executing thread.
-    assert_eq!(s.finish_execution(0, 0, false).unwrap(), Some(Task::Validation(0, 0)));
+    assert_eq!(
+        s.finish_execution(0, 0, 0, false).unwrap(),
+        Some(Task::Validation(0, 0))
+    );
 }
 
 #[test]
 fn dependency_parks_and_resumes_with_a_new_incarnation() {
-    let s = Scheduler::new(2);
-    assert_eq!(s.next_task(), Some(Task::Execution(0, 0)));
-    assert_eq!(s.next_task(), None);
-    assert_eq!(s.next_task(), Some(Task::Execution(1, 0)));
-    assert!(s.add_dependency(1, 0).unwrap());
-    assert_eq!(s.finish_execution(0, 0, false).unwrap(), Some(Task::Validation(0, 0)));
+    let s = Scheduler::new(2, 1);
+    assert_eq!(s.next_task(0), Some(Task::Execution(0, 0)));
+    assert_eq!(s.next_task(0), None);
+    assert_eq!(s.next_task(0), Some(Task::Execution(1, 0)));
+    assert!(s.add_dependency(0, 1, 0).unwrap());
+    assert_eq!(
+        s.finish_execution(0, 0, 0, false).unwrap(),
+        Some(Task::Validation(0, 0))
+    );
     // Transaction 1 is ready again as incarnation 1; the execution index fell to it.
-    assert_eq!(s.next_task(), Some(Task::Execution(1, 1)));
+    assert_eq!(s.next_task(0), Some(Task::Execution(1, 1)));
 }
 
 #[test]
 fn dependency_on_a_finished_transaction_is_refused() {
-    let s = Scheduler::new(2);
-    s.next_task();
-    s.next_task();
-    s.finish_execution(0, 0, false).unwrap();
-    assert!(!s.add_dependency(1, 0).unwrap());
+    let s = Scheduler::new(2, 1);
+    s.next_task(0);
+    s.next_task(0);
+    s.finish_execution(0, 0, 0, false).unwrap();
+    assert!(!s.add_dependency(0, 1, 0).unwrap());
 }
 
 #[test]
 fn broken_invariants_are_errors_not_panics() {
-    let s = Scheduler::new(2);
-    assert!(s.finish_execution(0, 0, false).is_err());
-    assert!(s.add_dependency(0, 1).is_err());
-    assert!(s.finish_execution(9, 0, false).is_err());
-    assert!(s.finish_validation(0, true).is_err());
+    let s = Scheduler::new(2, 1);
+    assert!(s.finish_execution(0, 0, 0, false).is_err());
+    assert!(s.add_dependency(0, 0, 1).is_err());
+    assert!(s.finish_execution(0, 9, 0, false).is_err());
+    assert!(s.finish_validation(0, 0, true).is_err());
     assert!(!s.try_validation_abort(9, 0));
 }
 
 #[test]
 fn halt_stops_every_worker() {
-    let s = Scheduler::new(10);
+    let s = Scheduler::new(10, 1);
     assert!(!s.done());
     s.halt();
     assert!(s.done() && s.halted());
@@ -104,13 +110,14 @@ fn threads_with_random_aborts_finish_and_validate_everything() {
     use std::sync::atomic::AtomicU64;
     for round in 0..20u64 {
         let n = 200;
-        let s = Scheduler::new(n);
+        let s = Scheduler::new(n, 4);
         let validated: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(u64::MAX)).collect();
         std::thread::scope(|scope| {
             for t in 0..4u64 {
                 let (s, validated) = (&s, &validated);
                 scope.spawn(move || {
                     let mut rng = round * 31 + t + 1;
+                    let w = t as usize;
                     let mut task = None;
                     while !s.done() {
                         task = match task {
@@ -120,11 +127,11 @@ fn threads_with_random_aborts_finish_and_validate_everything() {
                                 rng ^= rng << 17;
                                 if idx > 0
                                     && rng % 7 == 0
-                                    && s.add_dependency(idx, idx - 1).unwrap()
+                                    && s.add_dependency(w, idx, idx - 1).unwrap()
                                 {
                                     None
                                 } else {
-                                    s.finish_execution(idx, inc, rng % 5 == 0).unwrap()
+                                    s.finish_execution(w, idx, inc, rng % 5 == 0).unwrap()
                                 }
                             }
                             Some(Task::Validation(idx, inc)) => {
@@ -136,9 +143,9 @@ fn threads_with_random_aborts_finish_and_validate_everything() {
                                     validated[idx]
                                         .store(u64::from(inc), std::sync::atomic::Ordering::SeqCst);
                                 }
-                                s.finish_validation(idx, aborted).unwrap()
+                                s.finish_validation(w, idx, aborted).unwrap()
                             }
-                            None => s.next_task(),
+                            None => s.next_task(w),
                         };
                     }
                 });

@@ -1,0 +1,157 @@
+//! Loom models of the multi-version memory: every interleaving of concurrent writes,
+//! ESTIMATE flags, reads, validations and delta folds on one key.
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use loom::thread;
+use mvmemory::{MVMemory, ReadDescriptor, ReadKind, ReadOutcome, Version, WriteOp};
+use smallvec_free::{no_reads, one_write};
+
+/// Tiny helpers so the models read like the paper.
+mod smallvec_free {
+    use mvmemory::{ReadSet, WriteOp, WriteSet};
+    pub fn no_reads() -> ReadSet<u8> {
+        ReadSet::new()
+    }
+    pub fn one_write(key: u8, op: WriteOp<u64>) -> WriteSet<u8, u64> {
+        let mut w = WriteSet::new();
+        w.push((key, op));
+        w
+    }
+}
+
+fn v(txn_idx: usize, incarnation: u32) -> Version {
+    Version {
+        txn_idx,
+        incarnation,
+    }
+}
+
+/// A write, then its ESTIMATE flag, against a concurrent read by a higher transaction:
+/// the reader sees nothing, the value, or the dependency — never anything else — and
+/// after both, the dependency.
+#[test]
+fn write_estimate_and_read_on_one_key() {
+    loom::model(|| {
+        let mem = Arc::new(MVMemory::<u8, u64>::new(2));
+        let writer = {
+            let mem = mem.clone();
+            thread::spawn(move || {
+                mem.record(v(0, 0), no_reads(), one_write(7, WriteOp::Value(1)));
+                mem.convert_writes_to_estimates(0);
+            })
+        };
+        let seen = mem.read(&7, 1);
+        assert!(
+            matches!(
+                seen,
+                ReadOutcome::NotFound | ReadOutcome::Versioned(_, 1) | ReadOutcome::Dependency(0)
+            ),
+            "{seen:?}"
+        );
+        writer.join().unwrap();
+        assert_eq!(mem.read(&7, 1), ReadOutcome::Dependency(0));
+    });
+}
+
+/// A new incarnation replacing an ESTIMATE against a concurrent read: a dependency or the
+/// new version, never the old one.
+#[test]
+fn new_incarnation_replaces_estimate() {
+    loom::model(|| {
+        let mem = Arc::new(MVMemory::<u8, u64>::new(2));
+        mem.record(v(0, 0), no_reads(), one_write(7, WriteOp::Value(1)));
+        mem.convert_writes_to_estimates(0);
+        let writer = {
+            let mem = mem.clone();
+            thread::spawn(move || {
+                mem.record(v(0, 1), no_reads(), one_write(7, WriteOp::Value(2)));
+            })
+        };
+        let seen = mem.read(&7, 1);
+        assert!(
+            matches!(
+                seen,
+                ReadOutcome::Dependency(0)
+                    | ReadOutcome::Versioned(Version { incarnation: 1, .. }, 2)
+            ),
+            "{seen:?}"
+        );
+        writer.join().unwrap();
+    });
+}
+
+/// A delta above a concurrently written full value: the reader folds the delta onto
+/// storage (unresolved) or onto the value (resolved), and the final fold agrees.
+#[test]
+fn delta_folding_against_a_concurrent_write() {
+    loom::model(|| {
+        let mem = Arc::new(MVMemory::<u8, u64>::new(3));
+        mem.record(v(1, 0), no_reads(), one_write(3, WriteOp::Delta(5)));
+        let writer = {
+            let mem = mem.clone();
+            thread::spawn(move || {
+                mem.record(v(0, 0), no_reads(), one_write(3, WriteOp::Value(10)));
+            })
+        };
+        let seen = mem.read(&3, 2);
+        assert!(
+            matches!(seen, ReadOutcome::Unresolved(5) | ReadOutcome::Resolved(15)),
+            "{seen:?}"
+        );
+        writer.join().unwrap();
+        let mut out = Vec::new();
+        mem.final_writes(1, |_| Ok::<_, ()>(Some(1000)), &mut out)
+            .unwrap();
+        assert_eq!(out, vec![(3, 15)]);
+    });
+}
+
+/// Two deltas recorded concurrently: the fold is their sum on storage in every order.
+#[test]
+fn concurrent_deltas_commute() {
+    loom::model(|| {
+        let mem = Arc::new(MVMemory::<u8, u64>::new(3));
+        let other = {
+            let mem = mem.clone();
+            thread::spawn(move || {
+                mem.record(v(0, 0), no_reads(), one_write(1, WriteOp::Delta(2)));
+            })
+        };
+        mem.record(v(1, 0), no_reads(), one_write(1, WriteOp::Delta(3)));
+        let seen = mem.read(&1, 2);
+        assert!(
+            matches!(
+                seen,
+                ReadOutcome::Unresolved(3) | ReadOutcome::Unresolved(5)
+            ),
+            "{seen:?}"
+        );
+        other.join().unwrap();
+        assert_eq!(mem.read(&1, 2), ReadOutcome::Unresolved(5));
+    });
+}
+
+/// Validation racing a write below the reader: valid before the write lands, invalid
+/// after, and always invalid once the writer is done.
+#[test]
+fn validation_racing_a_lower_write() {
+    loom::model(|| {
+        let mem = Arc::new(MVMemory::<u8, u64>::new(3));
+        let mut reads = no_reads();
+        reads.push(ReadDescriptor {
+            key: 4,
+            kind: ReadKind::Storage,
+        });
+        mem.record(v(2, 0), reads, Default::default());
+        let writer = {
+            let mem = mem.clone();
+            thread::spawn(move || {
+                mem.record(v(1, 0), no_reads(), one_write(4, WriteOp::Value(9)));
+            })
+        };
+        let _ = mem.validate_read_set(2);
+        writer.join().unwrap();
+        assert!(!mem.validate_read_set(2));
+    });
+}
