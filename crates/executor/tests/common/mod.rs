@@ -28,12 +28,12 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Rng(seed)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = mix(self.0);
         self.0
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -74,7 +74,7 @@ pub fn random_block(
                 })
                 .collect();
             MockTxn {
-                seed: rng.next(),
+                seed: rng.next_u64(),
                 reads,
                 writes,
                 deltas,
