@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use executor::mock::{independent_block, spin, EmptyStorage, MockVm};
 use executor::{ParallelExecutor, SequentialExecutor};
 use mvmemory::{MVMemory, ReadSet, Version, WriteOp, WriteSet};
-use scheduler::{Scheduler, Task};
+use scheduler::{Scheduler, Task, Worker};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -63,6 +63,7 @@ fn scheduler(c: &mut Criterion) {
     group.bench_function("tasks_10k_one_thread", |b| {
         b.iter(|| {
             let s = Scheduler::new(n, 1);
+            let mut worker = Worker::new(0);
             let mut task = None;
             while !s.done() {
                 task = match task {
@@ -70,7 +71,7 @@ fn scheduler(c: &mut Criterion) {
                         s.finish_execution(0, i, inc, false).ok().flatten()
                     }
                     Some(Task::Validation(i, _)) => s.finish_validation(0, i, false).ok().flatten(),
-                    None => s.next_task(0),
+                    None => s.next_task(&mut worker),
                 };
             }
         })

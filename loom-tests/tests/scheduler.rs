@@ -5,7 +5,7 @@
 use loom::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use scheduler::{Scheduler, Task};
+use scheduler::{Scheduler, Task, Worker};
 
 /// What a modelled transaction does, decided by the model.
 struct Model {
@@ -25,8 +25,12 @@ struct Model {
 
 impl Model {
     fn new(n: usize) -> Self {
+        Self::with_batch(n, 1)
+    }
+
+    fn with_batch(n: usize, batch: usize) -> Self {
         Self {
-            scheduler: Scheduler::new(n, 3),
+            scheduler: Scheduler::with_batch(n, 3, batch),
             executions: (0..n).map(|_| AtomicU32::new(0)).collect(),
             validated: (0..n).map(|_| AtomicU32::new(0)).collect(),
             fail_validation: None,
@@ -39,6 +43,7 @@ impl Model {
 
     fn worker(&self, w: usize) {
         let s = &self.scheduler;
+        let mut cursor = Worker::new(w);
         let mut task = None;
         while !s.done() {
             task = match task {
@@ -73,7 +78,7 @@ impl Model {
                     s.finish_validation(w, idx, aborted).unwrap()
                 }
                 None => {
-                    let next = s.next_task(w);
+                    let next = s.next_task(&mut cursor);
                     if next.is_none() {
                         thread::yield_now();
                     }
@@ -174,5 +179,37 @@ fn three_threads_abort() {
         assert_eq!(m.executions[0].load(Ordering::SeqCst), 2);
         assert_eq!(m.validated[0].load(Ordering::SeqCst), 2);
         assert_eq!(m.validated[1].load(Ordering::SeqCst), 1);
+    });
+}
+
+/// Claims of two indices at a time: a worker works through its run while the other
+/// claims behind it; with an abort, done still waits for the re-execution's validation.
+#[test]
+fn batched_claims_with_abort() {
+    loom::model(|| {
+        let mut model = Model::with_batch(3, 2);
+        model.fail_validation = Some((1, 0));
+        let m = model.run(2);
+        for idx in 0..3 {
+            assert!(m.executions[idx].load(Ordering::SeqCst) >= 1);
+        }
+        assert_eq!(m.executions[1].load(Ordering::SeqCst), 2);
+        assert_eq!(m.validated[1].load(Ordering::SeqCst), 2);
+        assert_eq!(m.validated[0].load(Ordering::SeqCst), 1);
+        assert_eq!(m.validated[2].load(Ordering::SeqCst), 1);
+    });
+}
+
+/// A dependency with batched claims: the parked execution is resumed and not lost when
+/// its index lies inside another worker's run.
+#[test]
+fn batched_claims_with_dependency() {
+    loom::model(|| {
+        let mut model = Model::with_batch(2, 2);
+        model.dependency = true;
+        let m = model.run(2);
+        assert_eq!(m.executions[0].load(Ordering::SeqCst), 1);
+        assert_eq!(m.executions[1].load(Ordering::SeqCst), 1);
+        assert!(m.validated[1].load(Ordering::SeqCst) >= 1);
     });
 }

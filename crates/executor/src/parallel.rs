@@ -7,7 +7,7 @@ use crate::view::{HaltReason, ParallelView};
 use crate::vm::{panic_message, ExecError, Storage, TxnOutput, Vm};
 use crate::SequentialExecutor;
 use mvmemory::{FinalError, FoldError, MVMemory, Version};
-use scheduler::{InvariantViolation, Scheduler, Task};
+use scheduler::{InvariantViolation, Scheduler, Task, Worker};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -19,8 +19,6 @@ const FINAL_CHUNK: usize = 512;
 type Chunk<K, V, E> = (usize, Result<Vec<(K, V)>, Failure<E>>);
 /// The chunks of final writes a worker computed, for VM `M`.
 type Chunks<M> = Vec<Chunk<<M as Vm>::Key, <M as Vm>::Value, <M as Vm>::Error>>;
-/// A transaction's output, written by each of its incarnations in turn.
-type OutputSlot<O> = Mutex<Option<TxnOutput<O>>>;
 
 /// Runs Block-STM on a fixed number of worker threads (the calling thread is one of them).
 #[derive(Clone, Copy, Debug)]
@@ -39,9 +37,9 @@ struct Block<'a, M: Vm, S> {
     vm: &'a M,
     storage: &'a S,
     txns: &'a [M::Txn],
-    memory: MVMemory<M::Key, M::Value>,
+    /// The multi-version memory, which also keeps each transaction's last output.
+    memory: MVMemory<M::Key, M::Value, TxnOutput<M::Output>>,
     scheduler: Scheduler,
-    outputs: Box<[OutputSlot<M::Output>]>,
     failure: Mutex<Option<Failure<M::Error>>>,
     /// The next chunk of transactions whose final writes are to be computed.
     next_chunk: AtomicUsize,
@@ -69,6 +67,7 @@ where
 
     /// The worker loop of the paper: run the task in hand, or ask for one, until done.
     fn work(&self, worker: usize, stats: &mut BlockStats) {
+        let mut cursor = Worker::new(worker);
         let mut task = None;
         while !self.scheduler.done() {
             task = match task {
@@ -78,7 +77,7 @@ where
                 Some(Task::Validation(txn_idx, incarnation)) => {
                     self.try_validate(worker, txn_idx, incarnation, stats)
                 }
-                None => self.scheduler.next_task(worker),
+                None => self.scheduler.next_task(&mut cursor),
             };
         }
     }
@@ -163,16 +162,13 @@ where
                     TxnOutput::Panicked(panic_message(payload.as_ref()))
                 }
             };
-            if let Some(slot) = self.outputs.get(txn_idx) {
-                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(output);
-            }
             let version = Version {
                 txn_idx,
                 incarnation,
             };
             let wrote_new_location =
                 self.memory
-                    .record(version, view.reads, view.writes.into_ops());
+                    .record_with_output(version, view.reads, view.writes.into_ops(), output);
             return match self.scheduler.finish_execution(
                 worker,
                 txn_idx,
@@ -230,7 +226,6 @@ impl ParallelExecutor {
             txns,
             memory: MVMemory::new(txns.len()),
             scheduler: Scheduler::new(txns.len(), threads),
-            outputs: (0..txns.len()).map(|_| Mutex::new(None)).collect(),
             failure: Mutex::new(None),
             next_chunk: AtomicUsize::new(0),
         };
@@ -321,10 +316,9 @@ where
         writes.extend(chunk?);
     }
     let outputs = block
-        .outputs
-        .into_vec()
+        .memory
+        .into_outputs()
         .into_iter()
-        .map(|slot| slot.into_inner().unwrap_or_else(|p| p.into_inner()))
         .collect::<Option<Vec<_>>>()
         .ok_or(Failure::Fallback(FallbackReason::Invariant(
             "a transaction has no output after the block",

@@ -19,8 +19,8 @@ pub(crate) enum HaltReason<E> {
     Storage(E),
 }
 
-pub(crate) struct ParallelView<'a, K, V, S: Storage> {
-    memory: &'a MVMemory<K, V>,
+pub(crate) struct ParallelView<'a, K, V, O, S: Storage> {
+    memory: &'a MVMemory<K, V, O>,
     storage: &'a S,
     txn_idx: TxnIndex,
     pub(crate) reads: ReadSet<K>,
@@ -28,13 +28,13 @@ pub(crate) struct ParallelView<'a, K, V, S: Storage> {
     pub(crate) halt: Option<HaltReason<S::Error>>,
 }
 
-impl<'a, K, V, S> ParallelView<'a, K, V, S>
+impl<'a, K, V, O, S> ParallelView<'a, K, V, O, S>
 where
     K: Eq + Hash + Clone,
     V: DeltaValue,
     S: Storage<Key = K, Value = V>,
 {
-    pub(crate) fn new(memory: &'a MVMemory<K, V>, storage: &'a S, txn_idx: TxnIndex) -> Self {
+    pub(crate) fn new(memory: &'a MVMemory<K, V, O>, storage: &'a S, txn_idx: TxnIndex) -> Self {
         Self {
             memory,
             storage,
@@ -84,7 +84,7 @@ where
     }
 }
 
-impl<K, V, S> TxnView for ParallelView<'_, K, V, S>
+impl<K, V, O, S> TxnView for ParallelView<'_, K, V, O, S>
 where
     K: Eq + Hash + Clone,
     V: DeltaValue,

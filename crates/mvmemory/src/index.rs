@@ -45,11 +45,9 @@ mod imp {
         }
 
         /// Runs `f` on the versions of `key`, creating them on the key's first write.
+        /// Takes the shard's write lock directly: most writes are a key's first.
         #[inline]
         pub(crate) fn with_or_insert<R>(&self, key: &K, f: impl FnOnce(&KeyVersions<V>) -> R) -> R {
-            if let Some(entry) = self.map.get(key) {
-                return f(entry.value());
-            }
             let entry = self.map.entry(key.clone()).or_default();
             f(entry.value())
         }

@@ -142,21 +142,25 @@ pub type WriteSet<K, V> = SmallVec<[(K, WriteOp<V>); 4]>;
 /// The keys one incarnation wrote.
 pub type KeySet<K> = SmallVec<[K; 4]>;
 
-/// What the last recorded incarnation of a transaction wrote and read.
-struct TxnSlot<K> {
+/// What the last recorded incarnation of a transaction wrote, read and returned.
+struct TxnSlot<K, O> {
     /// Keys written by the last recorded incarnation.
     written: KeySet<K>,
     /// Reads of the last recorded incarnation.
     reads: ReadSet<K>,
+    /// The output of the last recorded incarnation, kept under the same lock as its
+    /// reads so that recording an incarnation takes one lock.
+    output: Option<O>,
 }
 
-/// The multi-version memory of one block.
-pub struct MVMemory<K, V> {
+/// The multi-version memory of one block; `O` is the output kept with each transaction's
+/// last incarnation (see [`record_with_output`](Self::record_with_output)).
+pub struct MVMemory<K, V, O = ()> {
     index: KeyIndex<K, V>,
-    txns: Box<[Mutex<TxnSlot<K>>]>,
+    txns: Box<[Mutex<TxnSlot<K, O>>]>,
 }
 
-impl<K, V> MVMemory<K, V>
+impl<K, V, O> MVMemory<K, V, O>
 where
     K: Eq + Hash + Clone,
     V: DeltaValue,
@@ -176,6 +180,7 @@ where
                     Mutex::new(TxnSlot {
                         written: KeySet::new(),
                         reads: ReadSet::new(),
+                        output: None,
                     })
                 })
                 .collect(),
@@ -202,6 +207,28 @@ where
     /// `txn_idx` must be below [`num_txns`](Self::num_txns); a write to the same key twice
     /// in `writes` keeps the last.
     pub fn record(&self, version: Version, reads: ReadSet<K>, writes: WriteSet<K, V>) -> bool {
+        self.record_inner(version, reads, writes, None)
+    }
+
+    /// [`record`](Self::record), keeping `output` as the transaction's output (replacing
+    /// the previous incarnation's); [`into_outputs`](Self::into_outputs) returns them.
+    pub fn record_with_output(
+        &self,
+        version: Version,
+        reads: ReadSet<K>,
+        writes: WriteSet<K, V>,
+        output: O,
+    ) -> bool {
+        self.record_inner(version, reads, writes, Some(output))
+    }
+
+    fn record_inner(
+        &self,
+        version: Version,
+        reads: ReadSet<K>,
+        writes: WriteSet<K, V>,
+        output: Option<O>,
+    ) -> bool {
         let Version {
             txn_idx,
             incarnation,
@@ -226,6 +253,7 @@ where
         let wrote_new_location = keys.iter().any(|key| !slot.written.contains(key));
         slot.written = keys;
         slot.reads = reads;
+        slot.output = output;
         wrote_new_location
     }
 
@@ -277,6 +305,21 @@ where
             }
         }
         Ok(())
+    }
+}
+
+impl<K, V, O> MVMemory<K, V, O> {
+    /// Each transaction's last recorded output, in block order (`None` where none was
+    /// recorded), consuming the memory.
+    pub fn into_outputs(self) -> Vec<Option<O>> {
+        self.txns
+            .into_vec()
+            .into_iter()
+            .map(|slot| match slot.into_inner() {
+                Ok(slot) => slot.output,
+                Err(poisoned) => poisoned.into_inner().output,
+            })
+            .collect()
     }
 }
 

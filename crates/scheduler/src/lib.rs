@@ -5,6 +5,13 @@
 //! one. A finished task may hand its thread the follow-up task directly (an execution is
 //! followed by its own validation; an aborting validation by the re-execution).
 //!
+//! One change from the paper: a worker *claims* a run of up to `batch` consecutive
+//! indices in one `fetch_add` ([`default_batch`]: 1 for small blocks, up to 32), and
+//! works through them in order before it claims again. With cheap transactions the
+//! paper's one `fetch_add` per task makes the two shared indices bounce between cores on
+//! every transaction; a claim pays that once per run. A run of consecutive transactions
+//! executed in order by one thread also cannot conflict within itself.
+//!
 //! # Status of a transaction
 //!
 //! ```text
@@ -21,35 +28,43 @@
 //!
 //! # Shared state, as concurrent sets
 //!
-//! - `execution_idx`: every transaction below it has been handed out for execution at
+//! - `execution_idx`: every transaction below it has been claimed for execution at
 //!   least once since it last fell; it falls (to the lowest resumed dependency) when
 //!   re-executions are needed, and each fall increments `decrease_cnt`.
-//! - `validation_idx`: every transaction below it has a validation task handed out (or
-//!   pending as a follow-up) for its latest execution; it falls when a re-execution writes
+//! - `validation_idx`: every transaction below it has been claimed for validation (or
+//!   has one pending as a follow-up) for its latest execution; it falls when a re-execution writes
 //!   a new location or a validation aborts.
-//! - `num_active_tasks`: tasks claimed and not yet finished, including follow-ups held by
-//!   a thread between two calls; one counter *per worker* (a task never changes worker:
+//! - `num_active_tasks`: tasks handed out and not yet finished, including follow-ups held
+//!   by a thread between two calls, plus one for a claim not yet used up; one counter
+//!   *per worker* (a task never changes worker:
 //!   follow-ups stay with the thread that finished the task), so that the common path
 //!   touches no shared counter but the two indices. Done detection reads them all.
 //! - `decrease_cnt`: how many times either index fell; read twice by done detection.
 //! - `done_marker`: set once, when the block is done (or halted).
-//! - per transaction, in one [`CachePadded`] cell: its status and incarnation behind one
-//!   mutex, and the transactions waiting for it (its dependencies) behind another.
+//! - per transaction, in one [`CachePadded`] cell: its status and incarnation packed in
+//!   one atomic word (`incarnation << 2 | status`), changed only by compare-and-swap from
+//!   the status the transition expects, and the transactions waiting for it (its
+//!   dependencies) behind a mutex.
 //!
 //! # Lock order
 //!
-//! A transaction's dependency lock may be held while taking a status lock
-//! (`add_dependency` holds the blocking transaction's dependency lock and takes the
-//! blocking and then the waiting transaction's status lock, one after the other). No code
-//! takes a dependency lock while holding a status lock, and no code holds two status locks
-//! at once.
+//! The only lock is a transaction's dependency list, and no code holds two of them.
+//! `add_dependency` reads the blocking transaction's status *under* its dependency lock,
+//! and `finish_execution` publishes `Executed` *before* taking that lock: so either the
+//! waiter sees `Executed` (and re-executes at once) or its entry is in the list when
+//! `finish_execution` drains it. A dependency is never lost.
 //!
 //! # Memory ordering
 //!
-//! The four counters use `SeqCst`: done detection reasons about the order of loads and
-//! updates of *different* counters (indices, `num_active_tasks`, `decrease_cnt`), which
-//! needs one total order over them. On x86 this costs nothing over acquire/release for
-//! the read-modify-writes. Statuses and dependency lists are guarded by their mutexes.
+//! The counters and the status words use `SeqCst`: done detection reasons about the order
+//! of loads and updates of *different* atomics (indices, `num_active_tasks`,
+//! `decrease_cnt`, statuses), which needs one total order over them. On x86 this costs
+//! nothing over acquire/release for the read-modify-writes. Where a status change must
+//! meet a concurrent claim (the store-buffering pattern), the reading side uses a
+//! read-modify-write of the status word (`TxnCell::load_latest`) so that correctness follows
+//! from acquire/release alone, which is also what loom can check (it models `SeqCst` as
+//! `AcqRel`).
+//! Dependency lists are guarded by their mutexes.
 //!
 //! # Done detection (why it is never early and never hangs)
 //!
@@ -61,7 +76,8 @@
 //! Work is only created by a running task: a task is counted in its worker's
 //! `num_active_tasks` from before it claims an index until after its follow-ups
 //! (including any index decrease it causes) are done, and it never moves to another
-//! worker. Take the earliest index decrease that happened after the check's index loads
+//! worker. A claim counts the same way, from before its `fetch_add` until its last member
+//! was handed out as a task (counted itself) or skipped. Take the earliest index decrease that happened after the check's index loads
 //! (some decrease must exist: the loads saw both indices at `n`, and pending work below
 //! `n` needs an index below `n` or an active task, and an active task claimed after the
 //! index loads needs an index below `n` again). The task that made it was active at some
@@ -86,7 +102,7 @@ mod sync;
 
 use crossbeam_utils::CachePadded;
 use std::fmt;
-use sync::{lock, AtomicBool, AtomicUsize, Mutex, Ordering};
+use sync::{lock, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// Index of a transaction in its block.
 pub type TxnIndex = usize;
@@ -100,6 +116,41 @@ pub enum Task {
     Execution(TxnIndex, Incarnation),
     /// Validate the reads of this incarnation of the transaction.
     Validation(TxnIndex, Incarnation),
+}
+
+/// Which index a claim was taken from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClaimKind {
+    Execution,
+    Validation,
+}
+
+/// A run of consecutive indices a worker took from one index in one `fetch_add`.
+#[derive(Clone, Copy, Debug)]
+struct Claim {
+    kind: ClaimKind,
+    next: TxnIndex,
+    end: TxnIndex,
+}
+
+/// One worker thread's handle on the scheduler: its number (for its active-task counter)
+/// and its current claim.
+#[derive(Debug)]
+pub struct Worker {
+    id: usize,
+    claim: Option<Claim>,
+}
+
+impl Worker {
+    /// Worker number `id` (`0..workers` of [`Scheduler::new`]).
+    pub fn new(id: usize) -> Self {
+        Self { id, claim: None }
+    }
+
+    /// The worker's number.
+    pub fn id(&self) -> usize {
+        self.id
+    }
 }
 
 /// A scheduler invariant found broken: the executor must not trust this block's parallel
@@ -117,26 +168,90 @@ impl std::error::Error for InvariantViolation {}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Status {
-    ReadyToExecute,
-    Executing,
-    Executed,
-    Aborting,
+    ReadyToExecute = 0,
+    Executing = 1,
+    Executed = 2,
+    Aborting = 3,
 }
 
-#[derive(Debug)]
+/// A status and incarnation, packed into one word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct TxnState {
     status: Status,
     incarnation: Incarnation,
 }
 
+impl TxnState {
+    #[inline]
+    fn pack(self) -> u64 {
+        (u64::from(self.incarnation) << 2) | self.status as u64
+    }
+
+    #[inline]
+    fn unpack(word: u64) -> Self {
+        let status = match word & 3 {
+            0 => Status::ReadyToExecute,
+            1 => Status::Executing,
+            2 => Status::Executed,
+            _ => Status::Aborting,
+        };
+        // The incarnation was a u32 shifted left by 2: it fits back.
+        let incarnation = (word >> 2) as Incarnation;
+        Self {
+            status,
+            incarnation,
+        }
+    }
+}
+
 struct TxnCell {
-    state: Mutex<TxnState>,
+    state: AtomicU64,
     dependencies: Mutex<Vec<TxnIndex>>,
+}
+
+impl TxnCell {
+    #[inline]
+    fn load(&self) -> TxnState {
+        TxnState::unpack(self.state.load(Ordering::SeqCst))
+    }
+
+    /// The state, read with a read-modify-write, which sees the latest value in the
+    /// word's modification order. A claim reads its members this way.
+    ///
+    /// A claim and a status change meet in the store-buffering pattern:
+    /// `finish_execution` publishes `Executed` and then reads `validation_idx`, while a
+    /// validation claim increments `validation_idx` and then reads the status
+    /// (`finish_validation` publishing `ReadyToExecute` against an execution claim is the
+    /// same). At least one side must see the other. `SeqCst` loads give that on real
+    /// hardware; with the claim's read an RMW of the status word, which the other side
+    /// also RMWs, one of the two reads from the other, so release/acquire alone gives it.
+    /// That is also what loom can check: it models `SeqCst` as `AcqRel`. The RMW touches
+    /// only this transaction's cell, not a shared index.
+    #[inline]
+    fn load_latest(&self) -> TxnState {
+        TxnState::unpack(self.state.fetch_add(0, Ordering::SeqCst))
+    }
+
+    /// Moves from exactly `from` to `to`; `false` if the state was not `from`.
+    #[inline]
+    fn transition(&self, from: TxnState, to: TxnState) -> bool {
+        self.state
+            .compare_exchange(from.pack(), to.pack(), Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+}
+
+/// Indices per claim: up to 32, and small enough that every worker gets at least 16
+/// claims of the block (1 for small blocks, which keeps the paper's one-at-a-time order).
+pub fn default_batch(num_txns: usize, workers: usize) -> usize {
+    (num_txns / workers.max(1).saturating_mul(16)).clamp(1, 32)
 }
 
 /// The scheduler of one block.
 pub struct Scheduler {
     num_txns: usize,
+    /// Indices taken per claim.
+    batch: usize,
     execution_idx: CachePadded<AtomicUsize>,
     validation_idx: CachePadded<AtomicUsize>,
     decrease_cnt: CachePadded<AtomicUsize>,
@@ -150,8 +265,14 @@ impl Scheduler {
     /// A scheduler for a block of `num_txns` transactions, all ready for incarnation 0,
     /// run by `workers` threads (numbered from 0; at least one is assumed).
     pub fn new(num_txns: usize, workers: usize) -> Self {
+        Self::with_batch(num_txns, workers, default_batch(num_txns, workers))
+    }
+
+    /// [`new`](Self::new) with `batch` indices per claim (at least 1).
+    pub fn with_batch(num_txns: usize, workers: usize, batch: usize) -> Self {
         Self {
             num_txns,
+            batch: batch.max(1),
             execution_idx: CachePadded::new(AtomicUsize::new(0)),
             validation_idx: CachePadded::new(AtomicUsize::new(0)),
             decrease_cnt: CachePadded::new(AtomicUsize::new(0)),
@@ -163,10 +284,13 @@ impl Scheduler {
             txns: (0..num_txns)
                 .map(|_| {
                     CachePadded::new(TxnCell {
-                        state: Mutex::new(TxnState {
-                            status: Status::ReadyToExecute,
-                            incarnation: 0,
-                        }),
+                        state: AtomicU64::new(
+                            TxnState {
+                                status: Status::ReadyToExecute,
+                                incarnation: 0,
+                            }
+                            .pack(),
+                        ),
                         dependencies: Mutex::new(Vec::new()),
                     })
                 })
@@ -204,16 +328,81 @@ impl Scheduler {
         self.done_marker.store(true, Ordering::Release);
     }
 
-    /// The next task, or `None` if there is nothing to do right now (ask again unless
-    /// [`done`](Self::done)).
-    pub fn next_task(&self, worker: usize) -> Option<Task> {
-        if self.validation_idx.load(Ordering::SeqCst) < self.execution_idx.load(Ordering::SeqCst) {
-            self.next_version_to_validate(worker)
-                .map(|(idx, inc)| Task::Validation(idx, inc))
-        } else {
-            self.next_version_to_execute(worker)
-                .map(|(idx, inc)| Task::Execution(idx, inc))
+    /// The next task for `worker`, or `None` if there is nothing to do right now (ask
+    /// again unless [`done`](Self::done)).
+    ///
+    /// Served from the worker's current claim first; when that is used up, a new claim is
+    /// taken on the validation index if it is behind the execution index (the paper's
+    /// priority: lowest pending task, validations first), else on the execution index.
+    pub fn next_task(&self, worker: &mut Worker) -> Option<Task> {
+        if let Some(task) = self.next_from_claim(worker) {
+            return Some(task);
         }
+        let kind = if self.validation_idx.load(Ordering::SeqCst)
+            < self.execution_idx.load(Ordering::SeqCst)
+        {
+            ClaimKind::Validation
+        } else {
+            ClaimKind::Execution
+        };
+        self.claim(worker, kind);
+        self.next_from_claim(worker)
+    }
+
+    /// Takes the next `batch` indices of `kind` for `worker`. The claim counts as an
+    /// active task of the worker until it is used up.
+    fn claim(&self, worker: &mut Worker, kind: ClaimKind) {
+        let index = match kind {
+            ClaimKind::Execution => &self.execution_idx,
+            ClaimKind::Validation => &self.validation_idx,
+        };
+        if index.load(Ordering::SeqCst) >= self.num_txns {
+            self.check_done();
+            return;
+        }
+        self.active(worker.id).fetch_add(1, Ordering::SeqCst);
+        let start = index.fetch_add(self.batch, Ordering::SeqCst);
+        let end = start.saturating_add(self.batch).min(self.num_txns);
+        if start >= end {
+            self.active(worker.id).fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+        worker.claim = Some(Claim {
+            kind,
+            next: start,
+            end,
+        });
+    }
+
+    /// The next task of the worker's claim: an execution of a member that is ready (the
+    /// paper's `try_incarnate`), or a validation of a member that is executed. Members in
+    /// any other status are skipped, as the paper skips them right after its claim: they
+    /// are being executed, or will be, and the scheduler validates them then (see
+    /// `finish_execution`). Checking later than the claim changes nothing in that
+    /// argument, which holds for any moment after it.
+    fn next_from_claim(&self, worker: &mut Worker) -> Option<Task> {
+        let claim = worker.claim.as_mut()?;
+        while claim.next < claim.end {
+            let idx = claim.next;
+            claim.next += 1;
+            let task = match claim.kind {
+                ClaimKind::Execution => self
+                    .try_incarnate(idx)
+                    .map(|incarnation| Task::Execution(idx, incarnation)),
+                ClaimKind::Validation => self.txns.get(idx).and_then(|cell| {
+                    let state = cell.load_latest();
+                    (state.status == Status::Executed)
+                        .then_some(Task::Validation(idx, state.incarnation))
+                }),
+            };
+            if task.is_some() {
+                self.active(worker.id).fetch_add(1, Ordering::SeqCst);
+                return task;
+            }
+        }
+        worker.claim = None;
+        self.active(worker.id).fetch_sub(1, Ordering::SeqCst);
+        None
     }
 
     fn check_done(&self) {
@@ -234,46 +423,17 @@ impl Scheduler {
     /// `ReadyToExecute(k)` → `Executing(k)`, returning `k`; `None` in any other status.
     fn try_incarnate(&self, txn_idx: TxnIndex) -> Option<Incarnation> {
         let cell = self.txns.get(txn_idx)?;
-        let mut state = lock(&cell.state);
-        if state.status == Status::ReadyToExecute {
-            state.status = Status::Executing;
-            Some(state.incarnation)
-        } else {
-            None
-        }
-    }
-
-    fn next_version_to_execute(&self, worker: usize) -> Option<(TxnIndex, Incarnation)> {
-        if self.execution_idx.load(Ordering::SeqCst) >= self.num_txns {
-            self.check_done();
+        let state = cell.load_latest();
+        if state.status != Status::ReadyToExecute {
             return None;
         }
-        self.active(worker).fetch_add(1, Ordering::SeqCst);
-        let idx = self.execution_idx.fetch_add(1, Ordering::SeqCst);
-        match self.try_incarnate(idx) {
-            Some(incarnation) => Some((idx, incarnation)),
-            None => {
-                self.active(worker).fetch_sub(1, Ordering::SeqCst);
-                None
-            }
-        }
-    }
-
-    fn next_version_to_validate(&self, worker: usize) -> Option<(TxnIndex, Incarnation)> {
-        if self.validation_idx.load(Ordering::SeqCst) >= self.num_txns {
-            self.check_done();
-            return None;
-        }
-        self.active(worker).fetch_add(1, Ordering::SeqCst);
-        let idx = self.validation_idx.fetch_add(1, Ordering::SeqCst);
-        if let Some(cell) = self.txns.get(idx) {
-            let state = lock(&cell.state);
-            if state.status == Status::Executed {
-                return Some((idx, state.incarnation));
-            }
-        }
-        self.active(worker).fetch_sub(1, Ordering::SeqCst);
-        None
+        let executing = TxnState {
+            status: Status::Executing,
+            ..state
+        };
+        // A failed swap means another thread incarnated it first.
+        cell.transition(state, executing)
+            .then_some(state.incarnation)
     }
 
     fn decrease_execution_idx(&self, target: TxnIndex) {
@@ -292,12 +452,15 @@ impl Scheduler {
             .txns
             .get(txn_idx)
             .ok_or(InvariantViolation("transaction index out of range"))?;
-        let mut state = lock(&cell.state);
-        if state.status != Status::Aborting {
+        let state = cell.load();
+        let ready = TxnState {
+            status: Status::ReadyToExecute,
+            incarnation: state.incarnation.wrapping_add(1),
+        };
+        // Only the thread that moved it to Aborting moves it on: the swap cannot race.
+        if state.status != Status::Aborting || !cell.transition(state, ready) {
             return Err(InvariantViolation("set_ready_status: not aborting"));
         }
-        state.incarnation += 1;
-        state.status = Status::ReadyToExecute;
         Ok(())
     }
 
@@ -320,15 +483,17 @@ impl Scheduler {
             return Err(InvariantViolation("transaction index out of range"));
         };
         let mut dependencies = lock(&blocking.dependencies);
-        if lock(&blocking.state).status == Status::Executed {
+        if blocking.load().status == Status::Executed {
             return Ok(false);
         }
-        {
-            let mut state = lock(&waiting.state);
-            if state.status != Status::Executing {
-                return Err(InvariantViolation("add_dependency: not executing"));
-            }
-            state.status = Status::Aborting;
+        let state = waiting.load();
+        let aborting = TxnState {
+            status: Status::Aborting,
+            ..state
+        };
+        // Only the executing thread changes an Executing status: the swap cannot race.
+        if state.status != Status::Executing || !waiting.transition(state, aborting) {
+            return Err(InvariantViolation("add_dependency: not executing"));
         }
         dependencies.push(txn_idx);
         drop(dependencies);
@@ -350,14 +515,18 @@ impl Scheduler {
             .txns
             .get(txn_idx)
             .ok_or(InvariantViolation("transaction index out of range"))?;
-        {
-            let mut state = lock(&cell.state);
-            if state.status != Status::Executing || state.incarnation != incarnation {
-                return Err(InvariantViolation(
-                    "finish_execution: not executing this incarnation",
-                ));
-            }
-            state.status = Status::Executed;
+        let executing = TxnState {
+            status: Status::Executing,
+            incarnation,
+        };
+        let executed = TxnState {
+            status: Status::Executed,
+            incarnation,
+        };
+        if !cell.transition(executing, executed) {
+            return Err(InvariantViolation(
+                "finish_execution: not executing this incarnation",
+            ));
         }
         let dependencies = std::mem::take(&mut *lock(&cell.dependencies));
         if let Some(&min_dependency) = dependencies.iter().min() {
@@ -386,13 +555,17 @@ impl Scheduler {
         let Some(cell) = self.txns.get(txn_idx) else {
             return false;
         };
-        let mut state = lock(&cell.state);
-        if state.status == Status::Executed && state.incarnation == incarnation {
-            state.status = Status::Aborting;
-            true
-        } else {
-            false
-        }
+        // Of concurrent validations of one incarnation, exactly one wins the swap.
+        cell.transition(
+            TxnState {
+                status: Status::Executed,
+                incarnation,
+            },
+            TxnState {
+                status: Status::Aborting,
+                incarnation,
+            },
+        )
     }
 
     /// The validation of `txn_idx` finished; `aborted` if this caller aborted it (and has

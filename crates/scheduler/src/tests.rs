@@ -8,6 +8,7 @@ fn drive(
     mut validate: impl FnMut(TxnIndex, Incarnation) -> bool,
 ) -> HashMap<TxnIndex, u32> {
     let s = Scheduler::new(n, 1);
+    let mut w0 = Worker::new(0);
     let mut executions = HashMap::new();
     let mut task = None;
     let mut steps = 0;
@@ -23,7 +24,7 @@ fn drive(
                 let aborted = !validate(idx, inc) && s.try_validation_abort(idx, inc);
                 s.finish_validation(0, idx, aborted).unwrap()
             }
-            None => s.next_task(0),
+            None => s.next_task(&mut w0),
         };
     }
     executions
@@ -32,8 +33,9 @@ fn drive(
 #[test]
 fn empty_block_is_done_at_once() {
     let s = Scheduler::new(0, 1);
+    let mut w0 = Worker::new(0);
     assert!(s.done());
-    assert_eq!(s.next_task(0), None);
+    assert_eq!(s.next_task(&mut w0), None);
 }
 
 #[test]
@@ -53,9 +55,10 @@ fn failed_validation_re_executes_with_the_next_incarnation() {
 #[test]
 fn execution_is_followed_by_its_own_validation() {
     let s = Scheduler::new(2, 1);
-    assert_eq!(s.next_task(0), Some(Task::Execution(0, 0)));
+    let mut w0 = Worker::new(0);
+    assert_eq!(s.next_task(&mut w0), Some(Task::Execution(0, 0)));
     // The validation index passes 0 while it executes: nothing to validate yet.
-    assert_eq!(s.next_task(0), None);
+    assert_eq!(s.next_task(&mut w0), None);
     // So finishing hands the validation to the executing thread.
     assert_eq!(
         s.finish_execution(0, 0, 0, false).unwrap(),
@@ -66,23 +69,25 @@ fn execution_is_followed_by_its_own_validation() {
 #[test]
 fn dependency_parks_and_resumes_with_a_new_incarnation() {
     let s = Scheduler::new(2, 1);
-    assert_eq!(s.next_task(0), Some(Task::Execution(0, 0)));
-    assert_eq!(s.next_task(0), None);
-    assert_eq!(s.next_task(0), Some(Task::Execution(1, 0)));
+    let mut w0 = Worker::new(0);
+    assert_eq!(s.next_task(&mut w0), Some(Task::Execution(0, 0)));
+    assert_eq!(s.next_task(&mut w0), None);
+    assert_eq!(s.next_task(&mut w0), Some(Task::Execution(1, 0)));
     assert!(s.add_dependency(0, 1, 0).unwrap());
     assert_eq!(
         s.finish_execution(0, 0, 0, false).unwrap(),
         Some(Task::Validation(0, 0))
     );
     // Transaction 1 is ready again as incarnation 1; the execution index fell to it.
-    assert_eq!(s.next_task(0), Some(Task::Execution(1, 1)));
+    assert_eq!(s.next_task(&mut w0), Some(Task::Execution(1, 1)));
 }
 
 #[test]
 fn dependency_on_a_finished_transaction_is_refused() {
     let s = Scheduler::new(2, 1);
-    s.next_task(0);
-    s.next_task(0);
+    let mut w0 = Worker::new(0);
+    s.next_task(&mut w0);
+    s.next_task(&mut w0);
     s.finish_execution(0, 0, 0, false).unwrap();
     assert!(!s.add_dependency(0, 1, 0).unwrap());
 }
@@ -110,7 +115,7 @@ fn threads_with_random_aborts_finish_and_validate_everything() {
     use std::sync::atomic::AtomicU64;
     for round in 0..20u64 {
         let n = 200;
-        let s = Scheduler::new(n, 4);
+        let s = Scheduler::with_batch(n, 4, 1 + round as usize % 8);
         let validated: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(u64::MAX)).collect();
         std::thread::scope(|scope| {
             for t in 0..4u64 {
@@ -118,6 +123,7 @@ fn threads_with_random_aborts_finish_and_validate_everything() {
                 scope.spawn(move || {
                     let mut rng = round * 31 + t + 1;
                     let w = t as usize;
+                    let mut cursor = Worker::new(w);
                     let mut task = None;
                     while !s.done() {
                         task = match task {
@@ -145,14 +151,14 @@ fn threads_with_random_aborts_finish_and_validate_everything() {
                                 }
                                 s.finish_validation(w, idx, aborted).unwrap()
                             }
-                            None => s.next_task(w),
+                            None => s.next_task(&mut cursor),
                         };
                     }
                 });
             }
         });
         for (idx, cell) in s.txns.iter().enumerate() {
-            let state = lock(&cell.state);
+            let state = cell.load();
             assert_eq!(state.status, Status::Executed, "txn {idx}");
             assert_eq!(
                 validated[idx].load(std::sync::atomic::Ordering::SeqCst),
