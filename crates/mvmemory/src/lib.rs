@@ -167,7 +167,7 @@ where
 {
     /// Memory for a block of `num_txns` transactions.
     pub fn new(num_txns: usize) -> Self {
-        Self::with_key_capacity(num_txns, num_txns.saturating_mul(2))
+        Self::with_key_capacity(num_txns, num_txns)
     }
 
     /// Memory for a block of `num_txns` transactions expected to write about `keys` keys

@@ -129,6 +129,9 @@ enum ClaimKind {
 #[derive(Clone, Copy, Debug)]
 struct Claim {
     kind: ClaimKind,
+    /// For an execution claim: whether it also claimed the run for validation (see
+    /// `Scheduler::claim`).
+    validates: bool,
     next: TxnIndex,
     end: TxnIndex,
 }
@@ -367,8 +370,22 @@ impl Scheduler {
             self.active(worker.id).fetch_sub(1, Ordering::SeqCst);
             return;
         }
+        // An execution claim that starts exactly at the validation index also claims the
+        // run for validation, moving the validation index past it: then every member
+        // executed from now on gets its validation as a follow-up on the thread that
+        // executed it (finish_execution sees the validation index above it), while its
+        // data is still in that core's cache, and no other thread sweeps the run's status
+        // words just to skip them. It is a validation claim like any other, with its
+        // members checked when processed; `next_from_claim` validates a member it finds
+        // already executed (by another thread, after an index fell).
+        let validates = kind == ClaimKind::Execution
+            && self
+                .validation_idx
+                .compare_exchange(start, end, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok();
         worker.claim = Some(Claim {
             kind,
+            validates,
             next: start,
             end,
         });
@@ -386,9 +403,13 @@ impl Scheduler {
             let idx = claim.next;
             claim.next += 1;
             let task = match claim.kind {
-                ClaimKind::Execution => self
-                    .try_incarnate(idx)
-                    .map(|incarnation| Task::Execution(idx, incarnation)),
+                ClaimKind::Execution => match self.try_incarnate(idx) {
+                    Ok(incarnation) => Some(Task::Execution(idx, incarnation)),
+                    Err(state) if claim.validates && state.status == Status::Executed => {
+                        Some(Task::Validation(idx, state.incarnation))
+                    }
+                    Err(_) => None,
+                },
                 ClaimKind::Validation => self.txns.get(idx).and_then(|cell| {
                     let state = cell.load_latest();
                     (state.status == Status::Executed)
@@ -420,20 +441,30 @@ impl Scheduler {
         }
     }
 
-    /// `ReadyToExecute(k)` → `Executing(k)`, returning `k`; `None` in any other status.
-    fn try_incarnate(&self, txn_idx: TxnIndex) -> Option<Incarnation> {
-        let cell = self.txns.get(txn_idx)?;
+    /// `ReadyToExecute(k)` → `Executing(k)`, returning `k`; in any other status, that
+    /// status.
+    fn try_incarnate(&self, txn_idx: TxnIndex) -> Result<Incarnation, TxnState> {
+        let Some(cell) = self.txns.get(txn_idx) else {
+            // Beyond the block: treated as executed by nobody, never validated.
+            return Err(TxnState {
+                status: Status::Executing,
+                incarnation: 0,
+            });
+        };
         let state = cell.load_latest();
         if state.status != Status::ReadyToExecute {
-            return None;
+            return Err(state);
         }
         let executing = TxnState {
             status: Status::Executing,
             ..state
         };
         // A failed swap means another thread incarnated it first.
-        cell.transition(state, executing)
-            .then_some(state.incarnation)
+        if cell.transition(state, executing) {
+            Ok(state.incarnation)
+        } else {
+            Err(executing)
+        }
     }
 
     fn decrease_execution_idx(&self, target: TxnIndex) {
@@ -581,7 +612,7 @@ impl Scheduler {
             self.set_ready_status(txn_idx)?;
             self.decrease_validation_idx(txn_idx + 1);
             if self.execution_idx.load(Ordering::SeqCst) > txn_idx {
-                if let Some(incarnation) = self.try_incarnate(txn_idx) {
+                if let Ok(incarnation) = self.try_incarnate(txn_idx) {
                     return Ok(Some(Task::Execution(txn_idx, incarnation)));
                 }
             }
