@@ -70,15 +70,24 @@ pub use sequential::SequentialExecutor;
 pub use vm::{ExecError, Halt, Overflow, Storage, TxnOutput, TxnView, Vm};
 
 /// The block executor: Block-STM when it can pay, the sequential executor otherwise.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct BlockExecutor {
     config: ExecutorConfig,
+    parallel: ParallelExecutor,
+}
+
+impl Default for BlockExecutor {
+    /// [`ExecutorConfig::default`].
+    fn default() -> Self {
+        Self::new(ExecutorConfig::default())
+    }
 }
 
 impl BlockExecutor {
     /// An executor with this configuration.
     pub fn new(config: ExecutorConfig) -> Self {
-        Self { config }
+        let parallel = ParallelExecutor::new(config.threads());
+        Self { config, parallel }
     }
 
     /// The configuration.
@@ -107,7 +116,7 @@ impl BlockExecutor {
                 output.path = ExecutionPath::Sequential(reason);
                 Ok(output)
             }
-            None => ParallelExecutor::new(self.config.threads()).execute_block(vm, storage, txns),
+            None => self.parallel.execute_block(vm, storage, txns),
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::vm::{panic_message, ExecError, Storage, TxnOutput, Vm};
 use crate::SequentialExecutor;
 use mvmemory::{FinalError, FoldError, MVMemory, Version};
 use scheduler::{InvariantViolation, Scheduler, Task, Worker};
+use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -15,15 +16,54 @@ use std::sync::Mutex;
 /// Transactions per chunk when the workers compute the final writes together.
 const FINAL_CHUNK: usize = 512;
 
-/// The final writes of one chunk of transactions.
-type Chunk<K, V, E> = (usize, Result<Vec<(K, V)>, Failure<E>>);
-/// The chunks of final writes a worker computed, for VM `M`.
-type Chunks<M> = Vec<Chunk<<M as Vm>::Key, <M as Vm>::Value, <M as Vm>::Error>>;
+/// Blocks up to this many transactions leave their buffers to the next block; larger
+/// ones free them (a node should not keep a huge block's memory forever).
+const MAX_CACHED_TXNS: usize = 1 << 18;
+
+/// The final pass over one chunk of transactions: their final writes and outputs.
+struct ChunkResult<K, V, O> {
+    writes: Vec<(K, V)>,
+    outputs: Vec<Option<TxnOutput<O>>>,
+}
+
+/// The final pass over one chunk, or why it failed.
+type ChunkOutcome<M> = Result<
+    ChunkResult<<M as Vm>::Key, <M as Vm>::Value, <M as Vm>::Output>,
+    Failure<<M as Vm>::Error>,
+>;
+
+/// One chunk's outcome, tagged with the chunk's number.
+type Chunk<M> = (usize, ChunkOutcome<M>);
+
+/// The per-block structures, kept between blocks so that a block does not fault in
+/// fresh pages for them on its critical path.
+struct Buffers<K, V, O> {
+    memory: MVMemory<K, V, TxnOutput<O>>,
+    scheduler: Scheduler,
+}
 
 /// Runs Block-STM on a fixed number of worker threads (the calling thread is one of them).
-#[derive(Clone, Copy, Debug)]
+///
+/// It keeps the last block's buffers (multi-version memory and scheduler) for the next
+/// block with the same key, value and output types; concurrent calls each get their own.
 pub struct ParallelExecutor {
     threads: usize,
+    buffers: Mutex<Option<Box<dyn Any + Send>>>,
+}
+
+impl Clone for ParallelExecutor {
+    /// The same thread count, with no buffers.
+    fn clone(&self) -> Self {
+        Self::new(self.threads)
+    }
+}
+
+impl std::fmt::Debug for ParallelExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParallelExecutor")
+            .field("threads", &self.threads)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the workers stopped early.
@@ -82,10 +122,11 @@ where
         }
     }
 
-    /// Once the block is done, the final writes of chunks of transactions, claimed in
-    /// turn by every worker. Nothing writes to the memory any more: every index is at the
+    /// Once the block is done, the final writes and outputs of chunks of transactions,
+    /// claimed in turn by every worker, each transaction's slot and status cleared for
+    /// the next block. Nothing writes to the memory any more: every index is at the
     /// block's end, so no task can be handed out.
-    fn final_writes(&self) -> Chunks<M> {
+    fn final_pass(&self) -> Vec<Chunk<M>> {
         let mut chunks = Vec::new();
         loop {
             let chunk = self.next_chunk.fetch_add(1, Ordering::Relaxed);
@@ -94,13 +135,18 @@ where
                 return chunks;
             }
             let end = (start + FINAL_CHUNK).min(self.txns.len());
-            let mut writes = Vec::new();
-            let result = (start..end)
-                .try_for_each(|txn_idx| {
-                    self.memory
-                        .final_writes(txn_idx, |key| self.storage.get(key), &mut writes)
-                })
-                .map(|()| writes)
+            chunks.push((chunk, self.final_chunk(start, end)));
+        }
+    }
+
+    fn final_chunk(&self, start: usize, end: usize) -> ChunkOutcome<M> {
+        let mut result = ChunkResult {
+            writes: Vec::new(),
+            outputs: Vec::with_capacity(end - start),
+        };
+        for txn_idx in start..end {
+            self.memory
+                .final_writes(txn_idx, |key| self.storage.get(key), &mut result.writes)
                 .map_err(|error| match error {
                     FinalError::Base(error) => Failure::Block(error),
                     FinalError::Fold(FoldError::DeltaOverflow(_)) => {
@@ -109,9 +155,13 @@ where
                     FinalError::Fold(FoldError::EstimateLeft(_)) => Failure::Fallback(
                         FallbackReason::Invariant("an ESTIMATE outlived the block"),
                     ),
-                });
-            chunks.push((chunk, result));
+                })?;
+            result
+                .outputs
+                .push(self.memory.take_output_and_clear(txn_idx));
+            self.scheduler.clear_txn(txn_idx);
         }
+        Ok(result)
     }
 
     fn try_execute(
@@ -207,6 +257,50 @@ impl ParallelExecutor {
     pub fn new(threads: usize) -> Self {
         Self {
             threads: threads.max(1),
+            buffers: Mutex::new(None),
+        }
+    }
+
+    /// The number of worker threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The buffers of the last block if they have these types, made ready for a block of
+    /// `num_txns` transactions on `workers` threads; fresh ones otherwise.
+    fn take_buffers<K, V, O>(&self, num_txns: usize, workers: usize) -> Buffers<K, V, O>
+    where
+        K: Eq + std::hash::Hash + Clone + Send + 'static,
+        V: mvmemory::DeltaValue + Send + 'static,
+        O: Send + 'static,
+    {
+        let cached = self
+            .buffers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match cached.and_then(|any| any.downcast::<Buffers<K, V, O>>().ok()) {
+            Some(mut buffers) => {
+                buffers.memory.reuse(num_txns);
+                buffers.scheduler.reuse(num_txns, workers);
+                *buffers
+            }
+            None => Buffers {
+                memory: MVMemory::new(num_txns),
+                scheduler: Scheduler::new(num_txns, workers),
+            },
+        }
+    }
+
+    /// Keeps `buffers` for the next block (their every transaction was cleared).
+    fn keep_buffers<K, V, O>(&self, buffers: Buffers<K, V, O>)
+    where
+        K: Send + 'static,
+        V: Send + 'static,
+        O: Send + 'static,
+    {
+        if buffers.scheduler.num_txns() <= MAX_CACHED_TXNS {
+            *self.buffers.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(buffers));
         }
     }
 
@@ -220,12 +314,13 @@ impl ParallelExecutor {
     {
         let threads = self.threads.min(txns.len()).max(1);
         let _span = tracing::debug_span!("parallel_block", txns = txns.len(), threads).entered();
+        let buffers = self.take_buffers(txns.len(), threads);
         let block = Block {
             vm,
             storage,
             txns,
-            memory: MVMemory::new(txns.len()),
-            scheduler: Scheduler::new(txns.len(), threads),
+            memory: buffers.memory,
+            scheduler: buffers.scheduler,
             failure: Mutex::new(None),
             next_chunk: AtomicUsize::new(0),
         };
@@ -257,8 +352,14 @@ impl ParallelExecutor {
         let reason = match failure {
             Some(Failure::Block(error)) => return Err(BlockError::Vm(error)),
             Some(Failure::Fallback(reason)) => reason,
-            None => match collect(block, chunks, stats) {
-                Ok(output) => return Ok(output),
+            None => match collect::<M>(txns.len(), chunks, stats) {
+                Ok(output) => {
+                    self.keep_buffers(Buffers {
+                        memory: block.memory,
+                        scheduler: block.scheduler,
+                    });
+                    return Ok(output);
+                }
                 Err(Failure::Block(error)) => return Err(BlockError::Vm(error)),
                 Err(Failure::Fallback(reason)) => reason,
             },
@@ -272,7 +373,7 @@ impl ParallelExecutor {
 
 /// One worker: the loop, then its share of the final writes; a panic outside the VM is
 /// turned into a fallback.
-fn run_worker<M, S>(block: &Block<'_, M, S>, worker: usize) -> (BlockStats, Chunks<M>)
+fn run_worker<M, S>(block: &Block<'_, M, S>, worker: usize) -> (BlockStats, Vec<Chunk<M>>)
 where
     M: Vm,
     S: Storage<Key = M::Key, Value = M::Value, Error = M::Error>,
@@ -283,7 +384,7 @@ where
         if block.scheduler.halted() {
             Vec::new()
         } else {
-            block.final_writes()
+            block.final_pass()
         }
     }));
     match run {
@@ -295,34 +396,29 @@ where
     }
 }
 
-/// The block's outputs and final writes, once every transaction is executed and validated.
-fn collect<M, S>(
-    block: Block<'_, M, S>,
-    mut chunks: Chunks<M>,
+/// The block's outputs and final writes from the chunks of the final pass.
+fn collect<M: Vm>(
+    num_txns: usize,
+    mut chunks: Vec<Chunk<M>>,
     stats: BlockStats,
-) -> Result<VmBlockOutput<M>, Failure<M::Error>>
-where
-    M: Vm,
-    S: Storage<Key = M::Key, Value = M::Value, Error = M::Error>,
-{
+) -> Result<VmBlockOutput<M>, Failure<M::Error>> {
     chunks.sort_unstable_by_key(|(chunk, _)| *chunk);
-    if chunks.len() != block.txns.len().div_ceil(FINAL_CHUNK) {
+    if chunks.len() != num_txns.div_ceil(FINAL_CHUNK) {
         return Err(Failure::Fallback(FallbackReason::Invariant(
             "a chunk of final writes is missing",
         )));
     }
     let mut writes = Vec::new();
+    let mut outputs = Vec::with_capacity(num_txns);
     for (_, chunk) in chunks {
-        writes.extend(chunk?);
+        let chunk = chunk?;
+        writes.extend(chunk.writes);
+        for output in chunk.outputs {
+            outputs.push(output.ok_or(Failure::Fallback(FallbackReason::Invariant(
+                "a transaction has no output after the block",
+            )))?);
+        }
     }
-    let outputs = block
-        .memory
-        .into_outputs()
-        .into_iter()
-        .collect::<Option<Vec<_>>>()
-        .ok_or(Failure::Fallback(FallbackReason::Invariant(
-            "a transaction has no output after the block",
-        )))?;
     Ok(BlockOutput {
         outputs,
         writes,

@@ -63,11 +63,11 @@ pub trait Vm: Sync {
     /// A transaction.
     type Txn: Sync;
     /// A state key.
-    type Key: Eq + Hash + Clone + Send + Sync + Debug;
+    type Key: Eq + Hash + Clone + Send + Sync + Debug + 'static;
     /// A state value.
-    type Value: DeltaValue + Send + Sync + Debug;
+    type Value: DeltaValue + Send + Sync + Debug + 'static;
     /// What a transaction produces: its result, success or failure with a reason.
-    type Output: Send;
+    type Output: Send + 'static;
     /// An error of the whole block (storage failure).
     type Error: std::error::Error + Send + Sync + 'static;
 

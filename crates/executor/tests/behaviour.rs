@@ -212,3 +212,24 @@ fn a_million_transaction_block_works() {
     assert_eq!(out.writes[999_999].0, 1_999_999);
     assert!(out.stats.incarnations >= 1_000_000);
 }
+
+#[test]
+fn one_executor_reuses_its_buffers_across_blocks_and_failures() {
+    quiet_mock_panics();
+    let exec = ParallelExecutor::new(3);
+    let vm = MockVm { key_space: 300 };
+    for (round, n) in [500usize, 20, 2_000, 0, 1, 700].into_iter().enumerate() {
+        let (mut storage, txns) = random_block(round as u64, 300, n, round % 2 == 1);
+        let expected = SequentialExecutor
+            .execute_block(&vm, &storage, &txns)
+            .unwrap();
+        let got = exec.execute_block(&vm, &storage, &txns).unwrap();
+        assert_eq!(got.outputs, expected.outputs, "block {round}");
+        assert_eq!(got.writes, expected.writes, "block {round}");
+        // A failing block in between leaves its buffers behind (or not): no matter.
+        if let Some(key) = txns.iter().flat_map(|t| t.reads.clone()).next() {
+            storage.fail_on = Some(key);
+            assert!(exec.execute_block(&vm, &storage, &txns).is_err());
+        }
+    }
+}

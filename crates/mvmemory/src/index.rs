@@ -44,6 +44,14 @@ mod imp {
             self.map.get(key).map(|entry| f(entry.value()))
         }
 
+        /// Forgets every key, keeping the shards' tables. (`DashMap::clear` erases the
+        /// entries one by one; clearing each table whole is several times faster.)
+        pub(crate) fn clear(&mut self) {
+            for shard in self.map.shards_mut() {
+                shard.get_mut().clear();
+            }
+        }
+
         /// Runs `f` on the versions of `key`, creating them on the key's first write.
         /// Takes the shard's write lock directly: most writes are a key's first.
         #[inline]
@@ -74,6 +82,10 @@ mod imp {
         pub(crate) fn with<R>(&self, key: &K, f: impl FnOnce(&KeyVersions<V>) -> R) -> Option<R> {
             let versions = lock(&self.map).get(key).cloned();
             versions.map(|v| f(&v))
+        }
+
+        pub(crate) fn clear(&mut self) {
+            lock(&self.map).clear();
         }
 
         pub(crate) fn with_or_insert<R>(&self, key: &K, f: impl FnOnce(&KeyVersions<V>) -> R) -> R {

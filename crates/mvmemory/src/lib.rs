@@ -157,7 +157,15 @@ struct TxnSlot<K, O> {
 /// last incarnation (see [`record_with_output`](Self::record_with_output)).
 pub struct MVMemory<K, V, O = ()> {
     index: KeyIndex<K, V>,
-    txns: Box<[Mutex<TxnSlot<K, O>>]>,
+    txns: Vec<Mutex<TxnSlot<K, O>>>,
+}
+
+fn empty_slot<K, O>() -> Mutex<TxnSlot<K, O>> {
+    Mutex::new(TxnSlot {
+        written: KeySet::new(),
+        reads: ReadSet::new(),
+        output: None,
+    })
 }
 
 impl<K, V, O> MVMemory<K, V, O>
@@ -175,21 +183,33 @@ where
     pub fn with_key_capacity(num_txns: usize, keys: usize) -> Self {
         Self {
             index: KeyIndex::new(keys),
-            txns: (0..num_txns)
-                .map(|_| {
-                    Mutex::new(TxnSlot {
-                        written: KeySet::new(),
-                        reads: ReadSet::new(),
-                        output: None,
-                    })
-                })
-                .collect(),
+            txns: (0..num_txns).map(|_| empty_slot()).collect(),
         }
     }
 
     /// The number of transactions of the block.
     pub fn num_txns(&self) -> usize {
         self.txns.len()
+    }
+
+    /// Takes transaction `txn_idx`'s last output and empties its slot, once the block is
+    /// done and its final writes are taken, so that [`reuse`](Self::reuse) can skip it.
+    /// The executor calls it for every transaction in its final pass, in parallel.
+    pub fn take_output_and_clear(&self, txn_idx: TxnIndex) -> Option<O> {
+        let mut slot = lock(self.txns.get(txn_idx)?);
+        slot.written.clear();
+        slot.reads.clear();
+        slot.output.take()
+    }
+
+    /// Makes this memory an empty one for a block of `num_txns` transactions, keeping its
+    /// allocations (the index's tables and the slots; a new block would fault in fresh
+    /// pages on the critical path). Every slot of the previous block must have been
+    /// [cleared](Self::take_output_and_clear); slots beyond it are new.
+    pub fn reuse(&mut self, num_txns: usize) {
+        self.index.clear();
+        self.txns.truncate(num_txns);
+        self.txns.resize_with(num_txns, empty_slot);
     }
 
     /// What transaction `txn_idx` reads at `key`, with the value cloned.
@@ -313,7 +333,6 @@ impl<K, V, O> MVMemory<K, V, O> {
     /// recorded), consuming the memory.
     pub fn into_outputs(self) -> Vec<Option<O>> {
         self.txns
-            .into_vec()
             .into_iter()
             .map(|slot| match slot.into_inner() {
                 Ok(slot) => slot.output,

@@ -261,8 +261,18 @@ pub struct Scheduler {
     num_active_tasks: Box<[CachePadded<AtomicUsize>]>,
     done_marker: CachePadded<AtomicBool>,
     halted: AtomicBool,
-    txns: Box<[CachePadded<TxnCell>]>,
+    txns: Vec<CachePadded<TxnCell>>,
 }
+
+fn new_cell() -> CachePadded<TxnCell> {
+    CachePadded::new(TxnCell {
+        state: AtomicU64::new(READY_ZERO),
+        dependencies: Mutex::new(Vec::new()),
+    })
+}
+
+/// The packed state `ReadyToExecute(0)`.
+const READY_ZERO: u64 = 0;
 
 impl Scheduler {
     /// A scheduler for a block of `num_txns` transactions, all ready for incarnation 0,
@@ -284,26 +294,42 @@ impl Scheduler {
                 .collect(),
             done_marker: CachePadded::new(AtomicBool::new(num_txns == 0)),
             halted: AtomicBool::new(false),
-            txns: (0..num_txns)
-                .map(|_| {
-                    CachePadded::new(TxnCell {
-                        state: AtomicU64::new(
-                            TxnState {
-                                status: Status::ReadyToExecute,
-                                incarnation: 0,
-                            }
-                            .pack(),
-                        ),
-                        dependencies: Mutex::new(Vec::new()),
-                    })
-                })
-                .collect(),
+            txns: (0..num_txns).map(|_| new_cell()).collect(),
         }
     }
 
     /// The number of transactions of the block.
     pub fn num_txns(&self) -> usize {
         self.num_txns
+    }
+
+    /// Returns transaction `txn_idx`'s cell to `ReadyToExecute(0)` with no dependencies,
+    /// once the block is done, so that [`reuse`](Self::reuse) can skip it. The executor
+    /// calls it for every transaction in its final pass, in parallel.
+    pub fn clear_txn(&self, txn_idx: TxnIndex) {
+        if let Some(cell) = self.txns.get(txn_idx) {
+            cell.state.store(READY_ZERO, Ordering::Relaxed);
+            lock(&cell.dependencies).clear();
+        }
+    }
+
+    /// Makes this scheduler a fresh one for a block of `num_txns` transactions on
+    /// `workers` threads, keeping its memory (a new block would fault in fresh pages on
+    /// the critical path). Every transaction of the previous block must have been
+    /// [cleared](Self::clear_txn); cells beyond the previous block are new.
+    pub fn reuse(&mut self, num_txns: usize, workers: usize) {
+        self.txns.truncate(num_txns);
+        self.txns.resize_with(num_txns, new_cell);
+        self.num_txns = num_txns;
+        self.batch = default_batch(num_txns, workers);
+        self.execution_idx = CachePadded::new(AtomicUsize::new(0));
+        self.validation_idx = CachePadded::new(AtomicUsize::new(0));
+        self.decrease_cnt = CachePadded::new(AtomicUsize::new(0));
+        self.num_active_tasks = (0..workers.max(1))
+            .map(|_| CachePadded::new(AtomicUsize::new(0)))
+            .collect();
+        self.done_marker = CachePadded::new(AtomicBool::new(num_txns == 0));
+        self.halted = AtomicBool::new(false);
     }
 
     /// The active-task counter of `worker` (a worker out of range shares one: never
