@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Transactions per chunk when the workers compute the final writes together.
-const FINAL_CHUNK: usize = 512;
+const FINAL_CHUNK: usize = 128;
 
 /// Blocks up to this many transactions leave their buffers to the next block; larger
 /// ones free them (a node should not keep a huge block's memory forever).
@@ -145,8 +145,9 @@ where
             outputs: Vec::with_capacity(end - start),
         };
         for txn_idx in start..end {
-            self.memory
-                .final_writes(txn_idx, |key| self.storage.get(key), &mut result.writes)
+            let output = self
+                .memory
+                .finish_txn(txn_idx, |key| self.storage.get(key), &mut result.writes)
                 .map_err(|error| match error {
                     FinalError::Base(error) => Failure::Block(error),
                     FinalError::Fold(FoldError::DeltaOverflow(_)) => {
@@ -156,9 +157,7 @@ where
                         FallbackReason::Invariant("an ESTIMATE outlived the block"),
                     ),
                 })?;
-            result
-                .outputs
-                .push(self.memory.take_output_and_clear(txn_idx));
+            result.outputs.push(output);
             self.scheduler.clear_txn(txn_idx);
         }
         Ok(result)

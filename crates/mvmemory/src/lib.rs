@@ -192,20 +192,10 @@ where
         self.txns.len()
     }
 
-    /// Takes transaction `txn_idx`'s last output and empties its slot, once the block is
-    /// done and its final writes are taken, so that [`reuse`](Self::reuse) can skip it.
-    /// The executor calls it for every transaction in its final pass, in parallel.
-    pub fn take_output_and_clear(&self, txn_idx: TxnIndex) -> Option<O> {
-        let mut slot = lock(self.txns.get(txn_idx)?);
-        slot.written.clear();
-        slot.reads.clear();
-        slot.output.take()
-    }
-
     /// Makes this memory an empty one for a block of `num_txns` transactions, keeping its
     /// allocations (the index's tables and the slots; a new block would fault in fresh
     /// pages on the critical path). Every slot of the previous block must have been
-    /// [cleared](Self::take_output_and_clear); slots beyond it are new.
+    /// [finished](Self::finish_txn); slots beyond it are new.
     pub fn reuse(&mut self, num_txns: usize) {
         self.index.clear();
         self.txns.truncate(num_txns);
@@ -309,13 +299,42 @@ where
     pub fn final_writes<E>(
         &self,
         txn_idx: TxnIndex,
-        mut base: impl FnMut(&K) -> Result<Option<V>, E>,
+        base: impl FnMut(&K) -> Result<Option<V>, E>,
         out: &mut Vec<(K, V)>,
     ) -> Result<(), FinalError<E>> {
         let Some(slot) = self.txns.get(txn_idx) else {
             return Ok(());
         };
-        for key in lock(slot).written.iter() {
+        self.final_writes_of(txn_idx, &lock(slot), base, out)
+    }
+
+    /// [`final_writes`](Self::final_writes), then takes the transaction's last output and
+    /// empties its slot for [`reuse`](Self::reuse), under one lock of the slot. On an
+    /// error the slot is left as it was.
+    pub fn finish_txn<E>(
+        &self,
+        txn_idx: TxnIndex,
+        base: impl FnMut(&K) -> Result<Option<V>, E>,
+        out: &mut Vec<(K, V)>,
+    ) -> Result<Option<O>, FinalError<E>> {
+        let Some(slot) = self.txns.get(txn_idx) else {
+            return Ok(None);
+        };
+        let mut slot = lock(slot);
+        self.final_writes_of(txn_idx, &slot, base, out)?;
+        slot.written.clear();
+        slot.reads.clear();
+        Ok(slot.output.take())
+    }
+
+    fn final_writes_of<E>(
+        &self,
+        txn_idx: TxnIndex,
+        slot: &TxnSlot<K, O>,
+        mut base: impl FnMut(&K) -> Result<Option<V>, E>,
+        out: &mut Vec<(K, V)>,
+    ) -> Result<(), FinalError<E>> {
+        for key in slot.written.iter() {
             let value = self
                 .index
                 .with(key, |versions| versions.final_value(txn_idx, || base(key)))

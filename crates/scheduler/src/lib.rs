@@ -306,10 +306,13 @@ impl Scheduler {
     /// Returns transaction `txn_idx`'s cell to `ReadyToExecute(0)` with no dependencies,
     /// once the block is done, so that [`reuse`](Self::reuse) can skip it. The executor
     /// calls it for every transaction in its final pass, in parallel.
+    ///
+    /// The dependency list is empty already: a transaction is only added to one while
+    /// the list's owner is not `Executed`, and `finish_execution` drains it, so when every
+    /// transaction is executed every list has been drained.
     pub fn clear_txn(&self, txn_idx: TxnIndex) {
         if let Some(cell) = self.txns.get(txn_idx) {
             cell.state.store(READY_ZERO, Ordering::Relaxed);
-            lock(&cell.dependencies).clear();
         }
     }
 
@@ -318,6 +321,10 @@ impl Scheduler {
     /// the critical path). Every transaction of the previous block must have been
     /// [cleared](Self::clear_txn); cells beyond the previous block are new.
     pub fn reuse(&mut self, num_txns: usize, workers: usize) {
+        debug_assert!(self
+            .txns
+            .iter_mut()
+            .all(|cell| cell.dependencies.get_mut().map_or(true, |d| d.is_empty())));
         self.txns.truncate(num_txns);
         self.txns.resize_with(num_txns, new_cell);
         self.num_txns = num_txns;
