@@ -1,0 +1,288 @@
+//! The drop-in block executor the TOS daemon calls.
+
+use crate::error::TosError;
+use crate::snapshot::BlockState;
+use crate::state::{StateKey, StateValue};
+use crate::storage::{AsyncTosStorage, Change, TosStorage};
+use crate::types::{Hash, Transaction};
+use crate::vm::{declared_keys, TosVm, TxResult};
+use executor::{BlockExecutor, BlockStats, ExecutionPath, ExecutorConfig, TxnOutput};
+use std::collections::BTreeMap;
+
+/// How blocks are executed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecutionConfig {
+    /// Parallel execution at all; when false every block runs sequentially.
+    pub enabled: bool,
+    /// Blocks with fewer transactions run sequentially (default 10).
+    pub min_batch_size: usize,
+    /// Worker threads (default: the machine's cores; 0 is an error).
+    pub max_parallelism: usize,
+    /// Verify every transaction's signature (default true).
+    pub verify_signatures: bool,
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_batch_size: executor::DEFAULT_MIN_BLOCK_SIZE,
+            max_parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            verify_signatures: true,
+        }
+    }
+}
+
+/// A block executed and not yet committed.
+#[derive(Clone, Debug)]
+pub struct BlockExecution {
+    /// The block's topoheight.
+    pub topoheight: u64,
+    /// Each transaction's result, in block order.
+    pub results: Vec<TxResult>,
+    /// Fees paid by the block.
+    pub gas_fee: u64,
+    /// Burned by the block, per asset.
+    pub burned: BTreeMap<Hash, u64>,
+    /// What the block changes: each written key's final value, in a deterministic order
+    /// (by the index of its last writer).
+    pub changes: Vec<Change>,
+    /// How it was executed.
+    pub path: ExecutionPath,
+    /// Counters of its execution.
+    pub stats: BlockStats,
+}
+
+/// Executes TOS blocks with Block-STM and commits them.
+///
+/// The daemon's call sequence, for each block at the next topoheight:
+///
+/// ```
+/// use tos_adapter::{
+///     ExecutionConfig, KeyPair, MemoryStore, StateKey, StateValue, TosBlockExecutor,
+///     TosStorage, Transaction, TransactionType, TransferPayload, TOS_ASSET,
+/// };
+///
+/// let store = MemoryStore::new();
+/// let alice = KeyPair::from_seed(b"alice");
+/// let bob = KeyPair::from_seed(b"bob");
+/// // Genesis: alice holds 1,000 units of TOS.
+/// store.write_block(0, &[(
+///     StateKey::Balance(alice.public_key(), TOS_ASSET),
+///     StateValue::Number(1_000),
+/// )])?;
+///
+/// let mut tx = Transaction {
+///     version: 0,
+///     source: alice.public_key(),
+///     nonce: 0,
+///     fee: 10,
+///     data: TransactionType::Transfers(vec![TransferPayload {
+///         asset: TOS_ASSET,
+///         destination: bob.public_key(),
+///         amount: 100,
+///         extra_data: None,
+///     }]),
+///     signature: None,
+/// };
+/// tx.signature = Some(alice.sign(&tx.signing_bytes()));
+///
+/// let executor = TosBlockExecutor::new(ExecutionConfig::default())?;
+/// let topoheight = store.topoheight()? + 1;
+/// let execution = executor.execute_block(&store, topoheight, &[tx])?;
+/// assert!(execution.results[0].success());
+/// assert_eq!(execution.gas_fee, 10);
+/// executor.commit(&store, &execution)?;
+///
+/// let (_, balance) = store
+///     .get_balance_at_maximum_topoheight(&bob.public_key(), &TOS_ASSET, topoheight)?
+///     .expect("bob was paid");
+/// assert_eq!(balance.balance, 100);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct TosBlockExecutor {
+    config: ExecutionConfig,
+    engine: BlockExecutor,
+}
+
+impl TosBlockExecutor {
+    /// An executor with this configuration; `max_parallelism` 0 is an error.
+    pub fn new(config: ExecutionConfig) -> Result<Self, TosError> {
+        let min_block_size = if config.enabled {
+            config.min_batch_size
+        } else {
+            usize::MAX
+        };
+        let engine = BlockExecutor::new(
+            ExecutorConfig::new(config.max_parallelism)?.with_min_block_size(min_block_size),
+        );
+        Ok(Self { config, engine })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ExecutionConfig {
+        &self.config
+    }
+
+    fn vm(&self) -> TosVm {
+        TosVm {
+            verify_signatures: self.config.verify_signatures,
+        }
+    }
+
+    /// The keys `txs` declare, plus the accumulators.
+    pub fn declared_keys(txs: &[Transaction]) -> Vec<StateKey> {
+        let mut keys = Vec::with_capacity(txs.len() * 4);
+        for tx in txs {
+            declared_keys(tx, &mut keys);
+        }
+        keys
+    }
+
+    /// Preloads the state `txs` need from `storage` below `topoheight`, which must be the
+    /// next topoheight of the storage.
+    pub fn prepare<'a, S: TosStorage>(
+        &self,
+        storage: &'a S,
+        topoheight: u64,
+        txs: &[Transaction],
+    ) -> Result<BlockState<'a>, TosError> {
+        let stored = storage.topoheight()?;
+        if stored.checked_add(1) != Some(topoheight) {
+            return Err(TosError::Topoheight {
+                stored,
+                got: topoheight,
+            });
+        }
+        Ok(BlockState::preload(
+            storage,
+            stored,
+            Self::declared_keys(txs),
+            self.config.max_parallelism,
+        )?)
+    }
+
+    /// Executes the block at `topoheight` (the storage's next) on `storage`'s state.
+    /// Nothing is written: [`commit`](Self::commit) does that.
+    pub fn execute_block<S: TosStorage>(
+        &self,
+        storage: &S,
+        topoheight: u64,
+        txs: &[Transaction],
+    ) -> Result<BlockExecution, TosError> {
+        let _span = tracing::info_span!("block", topoheight, txs = txs.len()).entered();
+        let state = {
+            let _span = tracing::debug_span!("preload").entered();
+            self.prepare(storage, topoheight, txs)?
+        };
+        self.execute_prepared(&state, topoheight, txs)
+    }
+
+    /// [`execute_block`](Self::execute_block) on an async storage: the declared keys are
+    /// read concurrently, then the block executes on worker threads.
+    pub async fn execute_block_async<S: AsyncTosStorage>(
+        &self,
+        storage: &S,
+        stored_topoheight: u64,
+        txs: &[Transaction],
+    ) -> Result<BlockExecution, TosError> {
+        let topoheight = stored_topoheight
+            .checked_add(1)
+            .ok_or(TosError::Topoheight {
+                stored: stored_topoheight,
+                got: stored_topoheight,
+            })?;
+        let state =
+            BlockState::preload_async(storage, stored_topoheight, Self::declared_keys(txs)).await?;
+        self.execute_prepared(&state, topoheight, txs)
+    }
+
+    /// Executes the block on preloaded state (what the benchmarks time).
+    pub fn execute_prepared(
+        &self,
+        state: &BlockState<'_>,
+        topoheight: u64,
+        txs: &[Transaction],
+    ) -> Result<BlockExecution, TosError> {
+        let output = {
+            let _span = tracing::debug_span!("execute").entered();
+            self.engine
+                .execute_block(&self.vm(), state, txs)
+                .map_err(|e| match e {
+                    executor::BlockError::Vm(e) => e,
+                    executor::BlockError::Internal(what) => TosError::Internal(what),
+                })?
+        };
+        let results = output
+            .outputs
+            .into_iter()
+            .zip(txs)
+            .map(|(output, tx)| match output {
+                TxnOutput::Executed(result) => result,
+                TxnOutput::Panicked(message) => TxResult {
+                    tx_hash: tx.hash(),
+                    error: Some(crate::error::TxError::VmPanic(message)),
+                    fee_paid: 0,
+                },
+            })
+            .collect();
+        finish(
+            state,
+            topoheight,
+            results,
+            output.writes,
+            output.path,
+            output.stats,
+        )
+    }
+
+    /// Writes the block's changes at its topoheight, atomically.
+    pub fn commit<S: TosStorage>(
+        &self,
+        storage: &S,
+        execution: &BlockExecution,
+    ) -> Result<(), TosError> {
+        let _span = tracing::debug_span!("commit", topoheight = execution.topoheight).entered();
+        storage.write_block(execution.topoheight, &execution.changes)?;
+        Ok(())
+    }
+}
+
+/// The block's totals from its final writes.
+pub(crate) fn finish(
+    state: &BlockState<'_>,
+    topoheight: u64,
+    results: Vec<TxResult>,
+    changes: Vec<Change>,
+    path: ExecutionPath,
+    stats: BlockStats,
+) -> Result<BlockExecution, TosError> {
+    let mut gas_fee = 0;
+    let mut burned = BTreeMap::new();
+    for (key, value) in &changes {
+        let accumulator = matches!(key, StateKey::GasFee | StateKey::BurnedSupply(_));
+        if let (true, StateValue::Number(after)) = (accumulator, value) {
+            let before = match state.value(key)? {
+                Some(StateValue::Number(n)) => n,
+                _ => 0,
+            };
+            let added = after.saturating_sub(before);
+            match key {
+                StateKey::BurnedSupply(asset) => {
+                    burned.insert(*asset, added);
+                }
+                _ => gas_fee = added,
+            }
+        }
+    }
+    Ok(BlockExecution {
+        topoheight,
+        results,
+        gas_fee,
+        burned,
+        changes,
+        path,
+        stats,
+    })
+}

@@ -1,0 +1,368 @@
+//! The persistent embedded store on `redb` (pure Rust, ACID): one write transaction per
+//! block, so a process killed during a flush leaves the whole block or none of it.
+//!
+//! Layout: table `state` maps `key ‖ topoheight (big-endian)` to
+//! `value ‖ previous topoheight`, so "the latest version at or below a topoheight" is the
+//! last entry of a range; table `meta` holds `format_version`, `topoheight` and
+//! `written`.
+
+use super::{check_next_topoheight, Change, TosStorage, Versioned};
+use crate::error::StorageError;
+use crate::state::{StateKey, StateValue};
+use crate::types::{Hash, MultiSigConfig, PublicKey};
+use redb::{Database, ReadableTable, TableDefinition};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The on-disk format this program writes and reads.
+pub const FORMAT_VERSION: u64 = 1;
+
+const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+fn db_error(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Database(e.to_string())
+}
+
+/// State in a `redb` database file.
+pub struct RedbStore {
+    db: Database,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore").finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn encode_key(key: &StateKey, out: &mut Vec<u8>) {
+    match key {
+        StateKey::Nonce(account) => {
+            out.push(0);
+            out.extend_from_slice(&account.0);
+        }
+        StateKey::Balance(account, asset) => {
+            out.push(1);
+            out.extend_from_slice(&account.0);
+            out.extend_from_slice(&asset.0);
+        }
+        StateKey::MultiSig(account) => {
+            out.push(2);
+            out.extend_from_slice(&account.0);
+        }
+        StateKey::GasFee => out.push(3),
+        StateKey::BurnedSupply(asset) => {
+            out.push(4);
+            out.extend_from_slice(&asset.0);
+        }
+    }
+}
+
+fn bytes32(bytes: &[u8]) -> Result<[u8; 32], StorageError> {
+    bytes
+        .try_into()
+        .map_err(|_| StorageError::Corrupt("truncated 32-byte field".into()))
+}
+
+pub(crate) fn decode_key(bytes: &[u8]) -> Result<StateKey, StorageError> {
+    let (&tag, rest) = bytes
+        .split_first()
+        .ok_or_else(|| StorageError::Corrupt("empty key".into()))?;
+    Ok(match (tag, rest.len()) {
+        (0, 32) => StateKey::Nonce(PublicKey(bytes32(rest)?)),
+        (1, 64) => StateKey::Balance(
+            PublicKey(bytes32(&rest[..32])?),
+            Hash(bytes32(&rest[32..])?),
+        ),
+        (2, 32) => StateKey::MultiSig(PublicKey(bytes32(rest)?)),
+        (3, 0) => StateKey::GasFee,
+        (4, 32) => StateKey::BurnedSupply(Hash(bytes32(rest)?)),
+        _ => {
+            return Err(StorageError::Corrupt(format!(
+                "key tag {tag}, {} bytes",
+                rest.len()
+            )))
+        }
+    })
+}
+
+fn encode_value(value: &StateValue, previous: Option<u64>, out: &mut Vec<u8>) {
+    match value {
+        StateValue::Number(n) => {
+            out.push(0);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        StateValue::MultiSig(None) => out.push(1),
+        StateValue::MultiSig(Some(config)) => {
+            out.push(2);
+            out.push(config.threshold);
+            out.extend_from_slice(&(config.participants.len() as u16).to_le_bytes());
+            for p in &config.participants {
+                out.extend_from_slice(&p.0);
+            }
+        }
+    }
+    out.extend_from_slice(&previous.unwrap_or(u64::MAX).to_le_bytes());
+}
+
+fn decode_value(bytes: &[u8]) -> Result<(StateValue, Option<u64>), StorageError> {
+    let corrupt = || StorageError::Corrupt("value does not decode".into());
+    if bytes.len() < 9 {
+        return Err(corrupt());
+    }
+    let (body, previous) = bytes.split_at(bytes.len() - 8);
+    let previous = u64::from_le_bytes(previous.try_into().map_err(|_| corrupt())?);
+    let previous = (previous != u64::MAX).then_some(previous);
+    let value = match body {
+        [0, n @ ..] if n.len() == 8 => {
+            StateValue::Number(u64::from_le_bytes(n.try_into().map_err(|_| corrupt())?))
+        }
+        [1] => StateValue::MultiSig(None),
+        [2, threshold, len0, len1, keys @ ..] => {
+            let len = usize::from(u16::from_le_bytes([*len0, *len1]));
+            if keys.len() != len * 32 {
+                return Err(corrupt());
+            }
+            let participants = keys
+                .chunks_exact(32)
+                .map(|k| bytes32(k).map(PublicKey))
+                .collect::<Result<_, _>>()?;
+            StateValue::MultiSig(Some(Arc::new(MultiSigConfig {
+                threshold: *threshold,
+                participants,
+            })))
+        }
+        _ => return Err(corrupt()),
+    };
+    Ok((value, previous))
+}
+
+fn versioned_key(key: &StateKey, topoheight: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(80);
+    encode_key(key, &mut out);
+    out.extend_from_slice(&topoheight.to_be_bytes());
+    out
+}
+
+fn split_versioned_key(bytes: &[u8]) -> Result<(&[u8], u64), StorageError> {
+    if bytes.len() < 9 {
+        return Err(StorageError::Corrupt("short state key".into()));
+    }
+    let (key, topo) = bytes.split_at(bytes.len() - 8);
+    let topo = u64::from_be_bytes(
+        topo.try_into()
+            .map_err(|_| StorageError::Corrupt("short state key".into()))?,
+    );
+    Ok((key, topo))
+}
+
+impl RedbStore {
+    /// Opens the database at `path`, creating it if absent. A database written by a newer
+    /// format version is refused with [`StorageError::NewerFormat`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let db = Database::create(path.as_ref()).map_err(db_error)?;
+        let txn = db.begin_write().map_err(db_error)?;
+        {
+            txn.open_table(STATE).map_err(db_error)?;
+            let mut meta = txn.open_table(META).map_err(db_error)?;
+            let found = meta
+                .get("format_version")
+                .map_err(db_error)?
+                .map(|v| v.value());
+            match found {
+                Some(found) if found > FORMAT_VERSION => {
+                    return Err(StorageError::NewerFormat {
+                        found,
+                        supported: FORMAT_VERSION,
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("format_version", FORMAT_VERSION)
+                        .map_err(db_error)?;
+                }
+            }
+        }
+        txn.commit().map_err(db_error)?;
+        Ok(Self { db })
+    }
+
+    fn meta(&self, name: &str) -> Result<Option<u64>, StorageError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let meta = txn.open_table(META).map_err(db_error)?;
+        Ok(meta.get(name).map_err(db_error)?.map(|v| v.value()))
+    }
+
+    /// Overwrites the stored format version (for tests of the newer-format refusal).
+    #[doc(hidden)]
+    pub fn set_format_version_for_test(&self, version: u64) -> Result<(), StorageError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db_error)?;
+            meta.insert("format_version", version).map_err(db_error)?;
+        }
+        txn.commit().map_err(db_error)
+    }
+
+    /// Every key with its latest version, in key order.
+    pub fn latest_all(&self) -> Result<Vec<(StateKey, Versioned<StateValue>)>, StorageError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(STATE).map_err(db_error)?;
+        let mut out: Vec<(StateKey, Versioned<StateValue>)> = Vec::new();
+        for entry in table.iter().map_err(db_error)? {
+            let (k, v) = entry.map_err(db_error)?;
+            let (key_bytes, topoheight) = split_versioned_key(k.value())?;
+            let key = decode_key(key_bytes)?;
+            let (value, previous_topoheight) = decode_value(v.value())?;
+            let version = Versioned {
+                topoheight,
+                value,
+                previous_topoheight,
+            };
+            // Versions of a key are adjacent and ascending: the last one wins.
+            match out.last_mut() {
+                Some((last, slot)) if *last == key => *slot = version,
+                _ => out.push((key, version)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl TosStorage for RedbStore {
+    fn topoheight(&self) -> Result<u64, StorageError> {
+        Ok(self.meta("topoheight")?.unwrap_or(0))
+    }
+
+    fn is_empty(&self) -> Result<bool, StorageError> {
+        Ok(self.meta("written")?.is_none())
+    }
+
+    fn get_versioned(
+        &self,
+        key: &StateKey,
+        topoheight: u64,
+    ) -> Result<Option<Versioned<StateValue>>, StorageError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(STATE).map_err(db_error)?;
+        let low = versioned_key(key, 0);
+        let high = versioned_key(key, topoheight);
+        let mut range = table
+            .range(low.as_slice()..=high.as_slice())
+            .map_err(db_error)?;
+        match range.next_back() {
+            None => Ok(None),
+            Some(entry) => {
+                let (k, v) = entry.map_err(db_error)?;
+                let (_, topo) = split_versioned_key(k.value())?;
+                let (value, previous_topoheight) = decode_value(v.value())?;
+                Ok(Some(Versioned {
+                    topoheight: topo,
+                    value,
+                    previous_topoheight,
+                }))
+            }
+        }
+    }
+
+    fn history(&self, key: &StateKey) -> Result<Vec<Versioned<StateValue>>, StorageError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let table = txn.open_table(STATE).map_err(db_error)?;
+        let low = versioned_key(key, 0);
+        let high = versioned_key(key, u64::MAX);
+        let mut out = Vec::new();
+        for entry in table
+            .range(low.as_slice()..=high.as_slice())
+            .map_err(db_error)?
+            .rev()
+        {
+            let (k, v) = entry.map_err(db_error)?;
+            let (_, topo) = split_versioned_key(k.value())?;
+            let (value, previous_topoheight) = decode_value(v.value())?;
+            out.push(Versioned {
+                topoheight: topo,
+                value,
+                previous_topoheight,
+            });
+        }
+        Ok(out)
+    }
+
+    fn write_block(&self, topoheight: u64, changes: &[Change]) -> Result<(), StorageError> {
+        let txn = self.db.begin_write().map_err(db_error)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db_error)?;
+            let written = meta.get("written").map_err(db_error)?.is_some();
+            let stored = meta
+                .get("topoheight")
+                .map_err(db_error)?
+                .map_or(0, |v| v.value());
+            check_next_topoheight(written, stored, topoheight)?;
+            let mut table = txn.open_table(STATE).map_err(db_error)?;
+            let mut bytes = Vec::with_capacity(64);
+            for (key, value) in changes {
+                let low = versioned_key(key, 0);
+                let high = versioned_key(key, u64::MAX);
+                let previous = match table
+                    .range(low.as_slice()..=high.as_slice())
+                    .map_err(db_error)?
+                    .next_back()
+                {
+                    Some(entry) => {
+                        let (k, _) = entry.map_err(db_error)?;
+                        Some(split_versioned_key(k.value())?.1)
+                    }
+                    None => None,
+                };
+                bytes.clear();
+                encode_value(value, previous, &mut bytes);
+                table
+                    .insert(versioned_key(key, topoheight).as_slice(), bytes.as_slice())
+                    .map_err(db_error)?;
+            }
+            meta.insert("topoheight", topoheight).map_err(db_error)?;
+            meta.insert("written", 1).map_err(db_error)?;
+        }
+        // Dropping an uncommitted transaction aborts it: an error above writes nothing.
+        txn.commit().map_err(db_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_values_round_trip() {
+        let a = PublicKey([7; 32]);
+        let h = Hash([9; 32]);
+        for key in [
+            StateKey::Nonce(a),
+            StateKey::Balance(a, h),
+            StateKey::MultiSig(a),
+            StateKey::GasFee,
+            StateKey::BurnedSupply(h),
+        ] {
+            let mut bytes = Vec::new();
+            encode_key(&key, &mut bytes);
+            assert_eq!(decode_key(&bytes).unwrap(), key);
+        }
+        for (value, prev) in [
+            (StateValue::Number(42), Some(3)),
+            (StateValue::MultiSig(None), None),
+            (
+                StateValue::MultiSig(Some(Arc::new(MultiSigConfig {
+                    threshold: 2,
+                    participants: vec![a, PublicKey([1; 32])],
+                }))),
+                Some(0),
+            ),
+        ] {
+            let mut bytes = Vec::new();
+            encode_value(&value, prev, &mut bytes);
+            assert_eq!(decode_value(&bytes).unwrap(), (value, prev));
+        }
+        assert!(decode_key(&[9, 1]).is_err());
+        assert!(decode_value(&[0, 1, 2]).is_err());
+    }
+}

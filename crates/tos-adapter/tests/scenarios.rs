@@ -1,0 +1,475 @@
+//! The roadmap's scenarios and every rejection rule, on both stores, each compared with
+//! the sequential oracle.
+
+mod common;
+
+use common::*;
+use tos_adapter::{
+    ExecutionConfig, MemoryStore, RedbStore, SequentialTosExecutor, StateKey, StateValue,
+    StorageError, TosBlockExecutor, TosError, TosStorage, Transaction, TransactionType,
+    TransferPayload, TxError, TOS_ASSET,
+};
+
+/// Executes `txs` as the next block with Block-STM (2 threads), checks it against the
+/// oracle, commits it, and returns each transaction's error.
+fn run(store: &impl TosStorage, txs: &[Transaction]) -> Vec<Option<TxError>> {
+    let topo = store.topoheight().unwrap() + 1;
+    let executor = TosBlockExecutor::new(config(2)).unwrap();
+    let execution = executor.execute_block(store, topo, txs).unwrap();
+    let oracle = SequentialTosExecutor {
+        verify_signatures: true,
+    }
+    .execute_block(store, topo, txs)
+    .unwrap();
+    assert_eq!(execution.results, oracle.results);
+    assert_eq!(changes(&execution), changes(&oracle));
+    assert_eq!(execution.gas_fee, oracle.gas_fee);
+    assert_eq!(execution.burned, oracle.burned);
+    executor.commit(store, &execution).unwrap();
+    execution.results.into_iter().map(|r| r.error).collect()
+}
+
+/// Runs `$body` with `$store` a fresh `MemoryStore`, then a fresh `RedbStore`.
+macro_rules! on_both_stores {
+    ($store:ident => $body:block) => {{
+        {
+            let $store = MemoryStore::new();
+            $body
+        }
+        {
+            let dir = tempdir();
+            let $store = RedbStore::open(dir.join("db.redb")).unwrap();
+            $body
+        }
+    }};
+}
+
+fn tempdir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tos-adapter-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn two_independent_transfers() {
+    on_both_stores!(store => {
+        let (a, b, c, d) = (key(1), key(2), key(3), key(4));
+        genesis(&store, &[a.clone(), c.clone()], 1_000);
+        let errors = run(&store, &[transfer(&a, 0, b.public_key(), 100), transfer(&c, 0, d.public_key(), 200)]);
+        assert_eq!(errors, vec![None, None]);
+        assert_eq!(balance(&store, &a, TOS_ASSET), 1_000 - 100 - 10);
+        assert_eq!(balance(&store, &b, TOS_ASSET), 100);
+        assert_eq!(balance(&store, &c, TOS_ASSET), 1_000 - 200 - 10);
+        assert_eq!(balance(&store, &d, TOS_ASSET), 200);
+    });
+}
+
+#[test]
+fn two_transfers_from_one_sender_end_at_nonce_two() {
+    on_both_stores!(store => {
+        let (a, b) = (key(1), key(2));
+        genesis(&store, std::slice::from_ref(&a), 1_000);
+        let errors = run(&store, &[transfer(&a, 0, b.public_key(), 100), transfer(&a, 1, b.public_key(), 50)]);
+        assert_eq!(errors, vec![None, None]);
+        assert_eq!(nonce(&store, &a), 2);
+        assert_eq!(balance(&store, &a, TOS_ASSET), 1_000 - 150 - 20);
+        assert_eq!(balance(&store, &b, TOS_ASSET), 150);
+    });
+}
+
+#[test]
+fn a_wrong_nonce_is_rejected_with_invalid_nonce() {
+    on_both_stores!(store => {
+        let (a, b) = (key(1), key(2));
+        genesis(&store, std::slice::from_ref(&a), 1_000);
+        let errors = run(&store, &[transfer(&a, 5, b.public_key(), 100)]);
+        let error = errors[0].clone().unwrap();
+        assert_eq!(error, TxError::InvalidNonce { expected: 0, got: 5 });
+        assert!(error.to_string().starts_with("Invalid nonce"));
+        assert_eq!(nonce(&store, &a), 0);
+        assert_eq!(balance(&store, &a, TOS_ASSET), 1_000);
+        assert_eq!(balance(&store, &b, TOS_ASSET), 0);
+    });
+}
+
+#[test]
+fn rejections_have_their_reason_and_no_effect() {
+    let store = MemoryStore::new();
+    let (a, b, rich) = (key(1), key(2), key(3));
+    genesis(&store, &[a.clone(), b.clone()], 1_000);
+    // `rich` holds u64::MAX of TOS: any credit to it overflows.
+    let topo = store.topoheight().unwrap() + 1;
+    store
+        .write_block(
+            topo,
+            &[(
+                StateKey::Balance(rich.public_key(), TOS_ASSET),
+                StateValue::Number(u64::MAX),
+            )],
+        )
+        .unwrap();
+    let mut bad_signature = transfer(&a, 0, b.public_key(), 1);
+    bad_signature.signature = Some(b.sign(&bad_signature.signing_bytes()));
+    let mut no_signature = transfer(&a, 0, b.public_key(), 1);
+    no_signature.signature = None;
+    let many = |n: usize| {
+        signed(
+            &a,
+            0,
+            1,
+            TransactionType::Transfers(
+                (0..n)
+                    .map(|_| TransferPayload {
+                        asset: TOS_ASSET,
+                        destination: b.public_key(),
+                        amount: 1,
+                        extra_data: None,
+                    })
+                    .collect(),
+            ),
+        )
+    };
+    let never_seen = tos_adapter::Hash([0x55; 32]);
+    let cases: Vec<(Transaction, TxError)> = vec![
+        (
+            transfer(&a, 0, b.public_key(), 5_000),
+            TxError::InsufficientFunds {
+                asset: TOS_ASSET,
+                available: 1_000,
+                required: 5_010,
+            },
+        ),
+        (transfer(&a, 0, rich.public_key(), 1), TxError::Overflow),
+        (
+            transfer(&a, 0, a.public_key(), 1),
+            TxError::SenderIsReceiver,
+        ),
+        (many(0), TxError::TransferCount { count: 0 }),
+        (many(501), TxError::TransferCount { count: 501 }),
+        (
+            transfer(&a, 1, b.public_key(), 1),
+            TxError::InvalidNonce {
+                expected: 0,
+                got: 1,
+            },
+        ),
+        (
+            multisig(&a, 0, 1, vec![a.public_key()]),
+            TxError::MultiSigParticipants,
+        ),
+        (
+            multisig(&a, 0, 1, vec![b.public_key(), b.public_key()]),
+            TxError::MultiSigParticipants,
+        ),
+        (
+            multisig(
+                &a,
+                0,
+                1,
+                (0..256u64).map(|i| key(100 + i).public_key()).collect(),
+            ),
+            TxError::MultiSigParticipants,
+        ),
+        (
+            multisig(&a, 0, 2, vec![b.public_key()]),
+            TxError::MultiSigThreshold,
+        ),
+        (
+            multisig(&a, 0, 0, vec![b.public_key()]),
+            TxError::MultiSigThreshold,
+        ),
+        (multisig(&a, 0, 0, vec![]), TxError::MultiSigNotConfigured),
+        (
+            signed(
+                &a,
+                0,
+                1,
+                TransactionType::Transfers(vec![TransferPayload {
+                    asset: never_seen,
+                    destination: b.public_key(),
+                    amount: 1,
+                    extra_data: None,
+                }]),
+            ),
+            TxError::InsufficientFunds {
+                asset: never_seen,
+                available: 0,
+                required: 1,
+            },
+        ),
+        (
+            signed(
+                &a,
+                0,
+                u64::MAX,
+                TransactionType::Transfers(vec![TransferPayload {
+                    asset: TOS_ASSET,
+                    destination: b.public_key(),
+                    amount: 1,
+                    extra_data: None,
+                }]),
+            ),
+            TxError::Overflow,
+        ),
+        (bad_signature, TxError::InvalidSignature),
+        (no_signature, TxError::InvalidSignature),
+    ];
+    for (tx, expected) in cases {
+        let before = store.latest();
+        let errors = run(&store, std::slice::from_ref(&tx));
+        assert_eq!(errors, vec![Some(expected.clone())], "{expected}");
+        // Nothing changed but the (empty) block's height.
+        assert_eq!(store.latest(), before, "{expected} changed state");
+    }
+}
+
+#[test]
+fn duplicate_nonces_in_one_block_reject_the_second() {
+    let store = MemoryStore::new();
+    let (a, b) = (key(1), key(2));
+    genesis(&store, std::slice::from_ref(&a), 1_000);
+    let errors = run(
+        &store,
+        &[
+            transfer(&a, 0, b.public_key(), 1),
+            transfer(&a, 0, b.public_key(), 2),
+            transfer(&a, 1, b.public_key(), 3),
+        ],
+    );
+    assert_eq!(
+        errors,
+        vec![
+            None,
+            Some(TxError::InvalidNonce {
+                expected: 1,
+                got: 0
+            }),
+            None
+        ]
+    );
+    assert_eq!(balance(&store, &b, TOS_ASSET), 4);
+}
+
+#[test]
+fn multisig_is_set_then_deleted() {
+    let store = MemoryStore::new();
+    let (a, b, c) = (key(1), key(2), key(3));
+    genesis(&store, std::slice::from_ref(&a), 1_000);
+    let errors = run(
+        &store,
+        &[multisig(&a, 0, 2, vec![b.public_key(), c.public_key()])],
+    );
+    assert_eq!(errors, vec![None]);
+    let topo = store.topoheight().unwrap();
+    let (_, config) = store
+        .get_multisig_at_maximum_topoheight(&a.public_key(), topo)
+        .unwrap()
+        .unwrap();
+    assert_eq!(config.threshold, 2);
+    assert_eq!(run(&store, &[multisig(&a, 1, 0, vec![])]), vec![None]);
+    let topo = store.topoheight().unwrap();
+    assert!(store
+        .get_multisig_at_maximum_topoheight(&a.public_key(), topo)
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        run(&store, &[multisig(&a, 2, 0, vec![])]),
+        vec![Some(TxError::MultiSigNotConfigured)]
+    );
+}
+
+#[test]
+fn burns_and_fees_are_the_blocks_totals() {
+    let store = MemoryStore::new();
+    let accounts: Vec<_> = (0..20).map(key).collect();
+    genesis(&store, &accounts, 1_000);
+    let txs: Vec<_> = accounts.iter().map(|k| burn(k, 0, 7)).collect();
+    let executor = TosBlockExecutor::new(config(2)).unwrap();
+    let execution = executor.execute_block(&store, 1, &txs).unwrap();
+    assert_eq!(execution.gas_fee, 200);
+    assert_eq!(execution.burned.get(&TOS_ASSET), Some(&140));
+    executor.commit(&store, &execution).unwrap();
+    let execution = executor.execute_block(&store, 2, &txs[..1]).unwrap();
+    assert_eq!(
+        execution.results[0].error,
+        Some(TxError::InvalidNonce {
+            expected: 1,
+            got: 0
+        })
+    );
+    assert_eq!(execution.gas_fee, 0);
+}
+
+#[test]
+fn redb_blocks_in_a_row_reopened_keep_their_version_chains() {
+    let dir = tempdir();
+    let path = dir.join("chain.redb");
+    let (a, b) = (key(1), key(2));
+    {
+        let store = RedbStore::open(&path).unwrap();
+        genesis(&store, std::slice::from_ref(&a), 1_000);
+        assert_eq!(
+            run(&store, &[transfer(&a, 0, b.public_key(), 100)]),
+            vec![None]
+        );
+    }
+    let store = RedbStore::open(&path).unwrap();
+    assert_eq!(store.topoheight().unwrap(), 1);
+    assert_eq!(
+        run(&store, &[transfer(&a, 1, b.public_key(), 50)]),
+        vec![None]
+    );
+    let history = store
+        .history(&StateKey::Balance(a.public_key(), TOS_ASSET))
+        .unwrap();
+    let chain: Vec<(u64, Option<u64>, StateValue)> = history
+        .into_iter()
+        .map(|v| (v.topoheight, v.previous_topoheight, v.value))
+        .collect();
+    assert_eq!(
+        chain,
+        vec![
+            (2, Some(1), StateValue::Number(830)),
+            (1, Some(0), StateValue::Number(890)),
+            (0, None, StateValue::Number(1_000)),
+        ]
+    );
+    let (topo, nonce) = store
+        .get_nonce_at_maximum_topoheight(&a.public_key(), 2)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (topo, nonce.nonce, nonce.previous_topoheight),
+        (2, 2, Some(1))
+    );
+    // The state as of topoheight 1 is still readable.
+    let (_, balance) = store
+        .get_balance_at_maximum_topoheight(&b.public_key(), &TOS_ASSET, 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(balance.balance, 100);
+}
+
+#[test]
+fn redb_refuses_a_newer_format() {
+    let dir = tempdir();
+    let path = dir.join("newer.redb");
+    RedbStore::open(&path)
+        .unwrap()
+        .set_format_version_for_test(99)
+        .unwrap();
+    match RedbStore::open(&path) {
+        Err(StorageError::NewerFormat {
+            found: 99,
+            supported: 1,
+        }) => {}
+        other => panic!("expected NewerFormat, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_storage_error_fails_the_block_and_writes_nothing() {
+    let store = MemoryStore::new();
+    let accounts: Vec<_> = (0..30).map(key).collect();
+    genesis(&store, &accounts, 1_000);
+    let txs: Vec<_> = accounts
+        .iter()
+        .map(|k| transfer(k, 0, key(999).public_key(), 1))
+        .collect();
+    let executor = TosBlockExecutor::new(config(2)).unwrap();
+    store.fail_reads_of(Some(StateKey::Nonce(accounts[17].public_key())));
+    assert!(matches!(
+        executor.execute_block(&store, 1, &txs),
+        Err(TosError::Storage(_))
+    ));
+    assert_eq!(store.topoheight().unwrap(), 0);
+    // A failed write leaves nothing either; a retry succeeds.
+    store.fail_reads_of(None);
+    let execution = executor.execute_block(&store, 1, &txs).unwrap();
+    store.fail_writes(true);
+    assert!(executor.commit(&store, &execution).is_err());
+    assert_eq!(store.topoheight().unwrap(), 0);
+    store.fail_writes(false);
+    executor.commit(&store, &execution).unwrap();
+    assert_eq!(store.topoheight().unwrap(), 1);
+    assert_eq!(balance(&store, &key(999), TOS_ASSET), 30);
+}
+
+#[test]
+fn disabled_or_small_blocks_run_sequentially_with_the_same_results() {
+    let store = MemoryStore::new();
+    let accounts: Vec<_> = (0..12).map(key).collect();
+    genesis(&store, &accounts, 1_000);
+    let txs: Vec<_> = accounts
+        .iter()
+        .map(|k| transfer(k, 0, key(50).public_key(), 3))
+        .collect();
+    let parallel = TosBlockExecutor::new(config(2))
+        .unwrap()
+        .execute_block(&store, 1, &txs)
+        .unwrap();
+    assert_eq!(parallel.path, executor::ExecutionPath::Parallel);
+    for config in [
+        ExecutionConfig {
+            enabled: false,
+            ..config(2)
+        },
+        ExecutionConfig {
+            min_batch_size: 13,
+            ..config(2)
+        },
+    ] {
+        let sequential = TosBlockExecutor::new(config)
+            .unwrap()
+            .execute_block(&store, 1, &txs)
+            .unwrap();
+        assert!(matches!(
+            sequential.path,
+            executor::ExecutionPath::Sequential(_)
+        ));
+        assert_eq!(sequential.results, parallel.results);
+        assert_eq!(changes(&sequential), changes(&parallel));
+    }
+    assert!(matches!(
+        TosBlockExecutor::new(ExecutionConfig {
+            max_parallelism: 0,
+            ..config(2)
+        }),
+        Err(TosError::Config(_))
+    ));
+}
+
+#[test]
+fn a_block_at_the_wrong_topoheight_is_refused() {
+    let store = MemoryStore::new();
+    genesis(&store, &[key(1)], 1_000);
+    let executor = TosBlockExecutor::new(config(2)).unwrap();
+    assert!(matches!(
+        executor.execute_block(&store, 5, &[]),
+        Err(TosError::Topoheight { stored: 0, got: 5 })
+    ));
+}
+
+#[test]
+fn async_preload_gives_the_same_block() {
+    let store = MemoryStore::new();
+    let accounts: Vec<_> = (0..16).map(key).collect();
+    genesis(&store, &accounts, 1_000);
+    let txs: Vec<_> = accounts
+        .iter()
+        .map(|k| transfer(k, 0, key(77).public_key(), 9))
+        .collect();
+    let executor = TosBlockExecutor::new(config(2)).unwrap();
+    let sync = executor.execute_block(&store, 1, &txs).unwrap();
+    let async_ =
+        futures::executor::block_on(executor.execute_block_async(&store, 0, &txs)).unwrap();
+    assert_eq!(sync.results, async_.results);
+    assert_eq!(changes(&sync), changes(&async_));
+}
