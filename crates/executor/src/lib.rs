@@ -49,6 +49,7 @@
 //! Implement [`Vm`] (one transaction against a [`TxnView`]) and [`Storage`] (the state
 //! before the block), then call [`BlockExecutor::execute_block`].
 
+mod analysis;
 mod config;
 mod output;
 mod parallel;
@@ -59,6 +60,7 @@ mod write_buffer;
 
 pub mod mock;
 
+pub use analysis::critical_path;
 pub use config::{ConfigError, ExecutorConfig, DEFAULT_MIN_BLOCK_SIZE};
 pub use mvmemory::{DeltaValue, TxnIndex};
 pub use output::{

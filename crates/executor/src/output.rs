@@ -22,6 +22,11 @@ pub enum SequentialReason {
     SingleThread,
     /// Fewer transactions than the configured minimum block size.
     SmallBlock,
+    /// Parallel execution is disabled by configuration.
+    Disabled,
+    /// The transactions' declared keys show chains of dependencies too long for parallel
+    /// execution to gain.
+    Conflicted,
 }
 
 /// Why a parallel run was abandoned for the sequential executor. The results are then

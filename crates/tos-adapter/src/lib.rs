@@ -49,4 +49,4 @@ pub use types::{
     BurnPayload, Hash, MultiSigConfig, MultiSigPayload, PublicKey, Transaction, TransactionType,
     TransferPayload, COIN_VALUE, MAX_MULTISIG_PARTICIPANTS, MAX_TRANSFERS, TOS_ASSET,
 };
-pub use vm::{declared_keys, TosVm, TxResult};
+pub use vm::{accumulator_keys, declared_keys, TosVm, TxResult};

@@ -12,6 +12,8 @@ use crate::storage::TosStorage;
 use crate::types::{MultiSigConfig, Transaction, TransactionType};
 use crate::vm::TxResult;
 use executor::{BlockStats, ExecutionPath, SequentialReason};
+use mvmemory::FxBuildHasher;
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -25,9 +27,7 @@ pub struct SequentialTosExecutor {
 /// The state after the transactions so far, over the state below the block.
 struct State<'s, 'a> {
     below: &'s BlockState<'a>,
-    current: HashMap<StateKey, StateValue>,
-    /// Keys written, in first-write order.
-    written: Vec<StateKey>,
+    current: HashMap<StateKey, StateValue, FxBuildHasher>,
 }
 
 impl State<'_, '_> {
@@ -47,9 +47,7 @@ impl State<'_, '_> {
     }
 
     fn set(&mut self, key: StateKey, value: StateValue) {
-        if self.current.insert(key.clone(), value).is_none() {
-            self.written.push(key);
-        }
+        self.current.insert(key, value);
     }
 }
 
@@ -81,8 +79,7 @@ impl SequentialTosExecutor {
     ) -> Result<BlockExecution, TosError> {
         let mut state = State {
             below,
-            current: HashMap::new(),
-            written: Vec::new(),
+            current: HashMap::with_capacity_and_hasher(txs.len() * 3, FxBuildHasher::default()),
         };
         let mut results = Vec::with_capacity(txs.len());
         for tx in txs {
@@ -101,15 +98,8 @@ impl SequentialTosExecutor {
                 },
             });
         }
-        let State {
-            mut current,
-            written,
-            ..
-        } = state;
-        let changes = written
-            .into_iter()
-            .filter_map(|key| current.remove(&key).map(|value| (key, value)))
-            .collect();
+        // In the map's order: deterministic (a fixed hasher, the same inserts).
+        let changes = state.current.into_iter().collect();
         finish(
             below,
             topoheight,
@@ -158,7 +148,7 @@ impl SequentialTosExecutor {
             return Ok(Err(TxError::MultiSigNotConfigured));
         }
         // Every change of this transaction, applied only if it is accepted.
-        let mut staged: Vec<(StateKey, u64)> = Vec::new();
+        let mut staged: SmallVec<[(StateKey, u64); 6]> = SmallVec::new();
         for &(asset, required) in &spending {
             let key = StateKey::Balance(tx.source, asset);
             let available = state.number(&key)?;
@@ -177,7 +167,8 @@ impl SequentialTosExecutor {
             return Ok(Err(TxError::Overflow));
         };
         staged.push((StateKey::Nonce(tx.source), next_nonce));
-        let mut credits = vec![(StateKey::GasFee, tx.fee)];
+        let mut credits: SmallVec<[(StateKey, u64); 4]> = SmallVec::new();
+        credits.push((StateKey::GasFee, tx.fee));
         match &tx.data {
             TransactionType::Transfers(transfers) => credits.extend(
                 transfers

@@ -4,7 +4,7 @@ use crate::types::{Hash, PublicKey, SharedMultiSig};
 use mvmemory::DeltaValue;
 
 /// A key of TOS state.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum StateKey {
     /// An account's nonce.
     Nonce(PublicKey),
@@ -16,6 +16,31 @@ pub enum StateKey {
     GasFee,
     /// The total burned of an asset (an accumulator: credited by delta).
     BurnedSupply(Hash),
+}
+
+/// The first 8 bytes of a key or hash: public keys and hashes are uniformly distributed,
+/// so 8 bytes carry all the entropy a hash table needs, at an eighth of the hashing work
+/// (equality still compares every byte).
+#[inline]
+fn prefix(bytes: &[u8; 32]) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[..8]);
+    u64::from_le_bytes(word)
+}
+
+impl std::hash::Hash for StateKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            StateKey::Nonce(account) => state.write_u64(prefix(&account.0)),
+            StateKey::Balance(account, asset) => {
+                state.write_u64(prefix(&account.0) ^ prefix(&asset.0).rotate_left(17) ^ 1)
+            }
+            StateKey::MultiSig(account) => state.write_u64(prefix(&account.0) ^ 2),
+            StateKey::GasFee => state.write_u64(3),
+            StateKey::BurnedSupply(asset) => state.write_u64(prefix(&asset.0) ^ 4),
+        }
+    }
 }
 
 /// A value of TOS state.

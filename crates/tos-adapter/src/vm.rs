@@ -26,12 +26,25 @@ impl TxResult {
     }
 }
 
-/// Executes TOS transactions per DESIGN.md's rules. Credits, the fee accumulator and
-/// burned supply are deltas; amounts of zero write nothing.
+/// Executes TOS transactions per DESIGN.md's rules. Credits are deltas; amounts of zero
+/// write nothing.
+///
+/// The block accumulators (`GasFee`, `BurnedSupply`) are written by every transaction and
+/// read by none. With `accumulators_in_state` they are deltas like any credit: exact, but
+/// one key that every transaction writes. Without it (what [`TosBlockExecutor`] runs)
+/// the VM leaves them out and the executor adds the block's accepted fees and burns to
+/// them afterwards: the same state whenever the totals fit in `u64` (every credit is
+/// positive, so if the final sum fits, so did every partial sum and no transaction would
+/// have been rejected for it). When a total does not fit, the executor runs the block
+/// again with them in state, which rejects exactly the transaction that overflows.
+///
+/// [`TosBlockExecutor`]: crate::TosBlockExecutor
 #[derive(Clone, Copy, Debug)]
 pub struct TosVm {
     /// Verify each transaction's signature first.
     pub verify_signatures: bool,
+    /// Credit `GasFee` and `BurnedSupply` per transaction, in state.
+    pub accumulators_in_state: bool,
 }
 
 fn number<T: TxnView<Key = StateKey, Value = StateValue>>(
@@ -121,7 +134,9 @@ impl Vm for TosVm {
             }
         }
         let mut credits: SmallVec<[(StateKey, u64); 4]> = SmallVec::new();
-        credits.push((StateKey::GasFee, tx.fee));
+        if self.accumulators_in_state {
+            credits.push((StateKey::GasFee, tx.fee));
+        }
         match &tx.data {
             TransactionType::Transfers(transfers) => {
                 for t in transfers {
@@ -129,7 +144,9 @@ impl Vm for TosVm {
                 }
             }
             TransactionType::Burn(burn) => {
-                credits.push((StateKey::BurnedSupply(burn.asset), burn.amount))
+                if self.accumulators_in_state {
+                    credits.push((StateKey::BurnedSupply(burn.asset), burn.amount))
+                }
             }
             TransactionType::MultiSig(payload) => {
                 let value = match multisig {
@@ -157,11 +174,10 @@ impl Vm for TosVm {
 }
 
 /// The keys a transaction declares (its access hints): exact for every TOS transaction
-/// kind here. The accumulators are included.
+/// kind here, the accumulators included.
 pub fn declared_keys(tx: &Transaction, out: &mut Vec<StateKey>) {
     out.push(StateKey::Nonce(tx.source));
     out.push(StateKey::Balance(tx.source, TOS_ASSET));
-    out.push(StateKey::GasFee);
     match &tx.data {
         TransactionType::Transfers(transfers) => {
             for t in transfers {
@@ -171,8 +187,21 @@ pub fn declared_keys(tx: &Transaction, out: &mut Vec<StateKey>) {
         }
         TransactionType::Burn(burn) => {
             out.push(StateKey::Balance(tx.source, burn.asset));
-            out.push(StateKey::BurnedSupply(burn.asset));
         }
         TransactionType::MultiSig(_) => out.push(StateKey::MultiSig(tx.source)),
     }
+}
+
+/// The accumulator keys `txs` may credit (preloaded once per block, not per transaction).
+pub fn accumulator_keys(txs: &[Transaction]) -> Vec<StateKey> {
+    let mut keys = vec![StateKey::GasFee];
+    for tx in txs {
+        if let TransactionType::Burn(burn) = &tx.data {
+            let key = StateKey::BurnedSupply(burn.asset);
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys
 }

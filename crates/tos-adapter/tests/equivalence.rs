@@ -185,6 +185,7 @@ fn check(seed: u64, accounts: usize, n: usize) -> Result<(), TestCaseError> {
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let vm = TosVm {
         verify_signatures: verify,
+        accumulators_in_state: true,
     };
     for executor in executors() {
         let out = executor

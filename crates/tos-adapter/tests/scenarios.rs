@@ -473,3 +473,30 @@ fn async_preload_gives_the_same_block() {
     assert_eq!(sync.results, async_.results);
     assert_eq!(changes(&sync), changes(&async_));
 }
+
+#[test]
+fn an_accumulator_that_would_overflow_rejects_exactly_the_overflowing_transaction() {
+    let store = MemoryStore::new();
+    let accounts: Vec<_> = (0..12).map(key).collect();
+    genesis(&store, &accounts, 1_000);
+    // The fee total is 35 below u64::MAX: the fourth fee of 10 overflows it.
+    store
+        .write_block(1, &[(StateKey::GasFee, StateValue::Number(u64::MAX - 35))])
+        .unwrap();
+    let txs: Vec<_> = accounts
+        .iter()
+        .map(|k| transfer(k, 0, key(500).public_key(), 1))
+        .collect();
+    let errors = run(&store, &txs);
+    assert_eq!(errors.iter().filter(|e| e.is_none()).count(), 3);
+    assert_eq!(errors[3], Some(TxError::Overflow));
+    let topo = store.topoheight().unwrap();
+    assert_eq!(
+        store
+            .get_versioned(&StateKey::GasFee, topo)
+            .unwrap()
+            .unwrap()
+            .value,
+        StateValue::Number(u64::MAX - 5)
+    );
+}

@@ -1,0 +1,65 @@
+//! Criterion benches of TOS blocks: the sequential executor against Block-STM (all cores)
+//! at conflict rates and block sizes.
+//!
+//! `cargo bench --bench tos` (about three minutes on two cores).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::time::Duration;
+use tos_adapter::{
+    BlockState, ExecutionConfig, MemoryStore, SequentialTosExecutor, TosBlockExecutor, TosStorage,
+};
+use tos_blockstm::workload::{Generator, Workload};
+
+fn bench_block(c: &mut Criterion, group: &str, workload: Workload, txs: usize) {
+    let mut generator = Generator::new(workload, txs, 1, false);
+    let store = MemoryStore::new();
+    store.write_block(0, &generator.genesis()).unwrap();
+    let block = generator.block();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let state =
+        BlockState::preload(&store, 0, TosBlockExecutor::declared_keys(&block), cores).unwrap();
+    let sequential = SequentialTosExecutor {
+        verify_signatures: false,
+    };
+    let parallel = TosBlockExecutor::new(ExecutionConfig {
+        verify_signatures: false,
+        min_batch_size: 0,
+        ..ExecutionConfig::default()
+    })
+    .unwrap();
+    let mut g = c.benchmark_group(group);
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(800))
+        .throughput(Throughput::Elements(txs as u64));
+    g.bench_with_input(BenchmarkId::new("sequential", txs), &block, |b, block| {
+        b.iter(|| sequential.execute_on(&state, 1, block).unwrap())
+    });
+    g.bench_with_input(BenchmarkId::new("block_stm", txs), &block, |b, block| {
+        b.iter(|| parallel.execute_prepared(&state, 1, block).unwrap())
+    });
+    g.finish();
+}
+
+fn conflict_rates(c: &mut Criterion) {
+    for percent in [0u8, 25, 50, 100] {
+        for txs in [10, 50, 100, 500, 1_000, 10_000] {
+            bench_block(
+                c,
+                &format!("hot-sender:{percent}"),
+                Workload::HotSender(percent),
+                txs,
+            );
+        }
+    }
+}
+
+fn receivers_and_p2p(c: &mut Criterion) {
+    bench_block(c, "hot-receiver:100", Workload::HotReceiver(100), 10_000);
+    for k in [2u32, 10, 100, 1_000, 10_000] {
+        bench_block(c, &format!("p2p:{k}"), Workload::P2p(k), 10_000);
+    }
+}
+
+criterion_group!(benches, conflict_rates, receivers_and_p2p);
+criterion_main!(benches);

@@ -1,0 +1,269 @@
+//! The block file format (JSON lines) and the results and state JSON of BLOCKS.md.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use tos_adapter::{
+    BurnPayload, Hash, MultiSigPayload, PublicKey, Signature, StateKey, StateValue, Transaction,
+    TransactionType, TransferPayload, TxError, TxResult,
+};
+
+/// One line of a block file.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Line {
+    /// The state at topoheight 0.
+    Genesis {
+        /// Funded accounts.
+        accounts: Vec<GenesisAccount>,
+    },
+    /// A block to execute and commit at `topoheight`.
+    Block {
+        /// Its topoheight.
+        topoheight: u64,
+        /// Its transactions.
+        transactions: Vec<TxJson>,
+    },
+}
+
+/// An account of the genesis line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisAccount {
+    /// Hex public key.
+    pub account: String,
+    /// Its nonce.
+    #[serde(default)]
+    pub nonce: u64,
+    /// Balance per asset (hex asset id).
+    #[serde(default)]
+    pub balances: BTreeMap<String, u64>,
+}
+
+/// A transaction.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxJson {
+    source: String,
+    nonce: u64,
+    fee: u64,
+    #[serde(default)]
+    signature: Option<String>,
+    data: DataJson,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum DataJson {
+    Transfers(Vec<TransferJson>),
+    Burn(BurnJson),
+    Multisig(MultisigJson),
+    DeployContract(Value),
+    InvokeContract(Value),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferJson {
+    asset: String,
+    destination: String,
+    amount: u64,
+    #[serde(default)]
+    extra_data: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BurnJson {
+    asset: String,
+    amount: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MultisigJson {
+    threshold: u8,
+    participants: Vec<String>,
+}
+
+fn key(s: &str, what: &str) -> Result<PublicKey> {
+    PublicKey::from_hex(s).with_context(|| format!("{what} `{s}` is not 64 hex characters"))
+}
+
+fn hash(s: &str, what: &str) -> Result<Hash> {
+    Hash::from_hex(s).with_context(|| format!("{what} `{s}` is not 64 hex characters"))
+}
+
+impl TxJson {
+    /// The transaction, with every hex field checked.
+    pub fn to_transaction(&self) -> Result<Transaction> {
+        let data = match &self.data {
+            DataJson::Transfers(transfers) => TransactionType::Transfers(
+                transfers
+                    .iter()
+                    .map(|t| {
+                        Ok(TransferPayload {
+                            asset: hash(&t.asset, "asset")?,
+                            destination: key(&t.destination, "destination")?,
+                            amount: t.amount,
+                            extra_data: t
+                                .extra_data
+                                .as_deref()
+                                .map(tos_adapter::types::from_hex)
+                                .transpose()
+                                .context("extra_data is not hex")?,
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            DataJson::Burn(b) => TransactionType::Burn(BurnPayload {
+                asset: hash(&b.asset, "asset")?,
+                amount: b.amount,
+            }),
+            DataJson::Multisig(m) => TransactionType::MultiSig(MultiSigPayload {
+                threshold: m.threshold,
+                participants: m
+                    .participants
+                    .iter()
+                    .map(|p| key(p, "participant"))
+                    .collect::<Result<_>>()?,
+            }),
+            DataJson::DeployContract(_) | DataJson::InvokeContract(_) => {
+                bail!("contract transactions are not supported by this build")
+            }
+        };
+        let signature = match &self.signature {
+            None => None,
+            Some(hex) => {
+                let bytes = tos_adapter::types::from_hex(hex).context("signature is not hex")?;
+                let bytes: [u8; 64] = bytes.try_into().map_err(|b: Vec<u8>| {
+                    anyhow::anyhow!("signature has {} bytes, expected 64", b.len())
+                })?;
+                Some(Signature::from_bytes(&bytes))
+            }
+        };
+        Ok(Transaction {
+            version: 0,
+            source: key(&self.source, "source")?,
+            nonce: self.nonce,
+            fee: self.fee,
+            data,
+            signature,
+        })
+    }
+
+    /// The JSON form of `tx`.
+    pub fn from_transaction(tx: &Transaction) -> Self {
+        let data = match &tx.data {
+            TransactionType::Transfers(transfers) => DataJson::Transfers(
+                transfers
+                    .iter()
+                    .map(|t| TransferJson {
+                        asset: t.asset.to_hex(),
+                        destination: t.destination.to_hex(),
+                        amount: t.amount,
+                        extra_data: t.extra_data.as_deref().map(tos_adapter::types::to_hex),
+                    })
+                    .collect(),
+            ),
+            TransactionType::Burn(b) => DataJson::Burn(BurnJson {
+                asset: b.asset.to_hex(),
+                amount: b.amount,
+            }),
+            TransactionType::MultiSig(m) => DataJson::Multisig(MultisigJson {
+                threshold: m.threshold,
+                participants: m.participants.iter().map(PublicKey::to_hex).collect(),
+            }),
+        };
+        Self {
+            source: tx.source.to_hex(),
+            nonce: tx.nonce,
+            fee: tx.fee,
+            signature: tx
+                .signature
+                .map(|s| tos_adapter::types::to_hex(&s.to_bytes())),
+            data,
+        }
+    }
+}
+
+/// The genesis line's accounts as state changes.
+pub fn genesis_changes(accounts: &[GenesisAccount]) -> Result<Vec<(StateKey, StateValue)>> {
+    let mut changes = Vec::new();
+    for a in accounts {
+        let account = key(&a.account, "account")?;
+        if a.nonce > 0 {
+            changes.push((StateKey::Nonce(account), StateValue::Number(a.nonce)));
+        }
+        for (asset, &amount) in &a.balances {
+            changes.push((
+                StateKey::Balance(account, hash(asset, "asset")?),
+                StateValue::Number(amount),
+            ));
+        }
+    }
+    Ok(changes)
+}
+
+/// The genesis line for state changes (balances and nonces).
+pub fn genesis_line(changes: &[(StateKey, StateValue)]) -> Line {
+    let mut accounts: BTreeMap<PublicKey, GenesisAccount> = BTreeMap::new();
+    for (k, v) in changes {
+        let StateValue::Number(n) = v else { continue };
+        let (account, asset) = match k {
+            StateKey::Nonce(a) => (*a, None),
+            StateKey::Balance(a, asset) => (*a, Some(*asset)),
+            _ => continue,
+        };
+        let entry = accounts.entry(account).or_insert_with(|| GenesisAccount {
+            account: account.to_hex(),
+            nonce: 0,
+            balances: BTreeMap::new(),
+        });
+        match asset {
+            None => entry.nonce = *n,
+            Some(asset) => {
+                entry.balances.insert(asset.to_hex(), *n);
+            }
+        }
+    }
+    Line::Genesis {
+        accounts: accounts.into_values().collect(),
+    }
+}
+
+/// One line of the results file.
+pub fn result_json(topoheight: u64, index: usize, result: &TxResult) -> Value {
+    json!({
+        "topoheight": topoheight,
+        "index": index,
+        "tx_hash": result.tx_hash.to_hex(),
+        "success": result.success(),
+        "error": result.error.as_ref().map(error_json),
+        "fee_paid": result.fee_paid,
+    })
+}
+
+/// A rejection as JSON: its kind, its fields and its message.
+pub fn error_json(error: &TxError) -> Value {
+    let mut value = json!({ "kind": error.kind(), "message": error.to_string() });
+    match error {
+        TxError::InvalidNonce { expected, got } => {
+            value["expected"] = json!(expected);
+            value["got"] = json!(got);
+        }
+        TxError::InsufficientFunds {
+            asset,
+            available,
+            required,
+        } => {
+            value["asset"] = json!(asset.to_hex());
+            value["available"] = json!(available);
+            value["required"] = json!(required);
+        }
+        TxError::TransferCount { count } => value["count"] = json!(count),
+        _ => {}
+    }
+    value
+}

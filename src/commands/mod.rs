@@ -1,0 +1,45 @@
+//! The binary's commands.
+
+pub mod bench;
+pub mod engine;
+pub mod inspect;
+pub mod replay;
+pub mod run;
+
+use anyhow::{Context, Result};
+use std::path::Path;
+use tos_adapter::RedbStore;
+
+/// The database file inside a data directory.
+pub const DB_FILE: &str = "state.redb";
+
+/// Opens (creating it if needed) the database in directory `dir`.
+pub fn open_db(dir: &Path) -> Result<RedbStore> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let path = dir.join(DB_FILE);
+    RedbStore::open(&path).with_context(|| format!("cannot open the database {}", path.display()))
+}
+
+/// Opens the database in `dir`, which must exist.
+pub fn open_existing_db(dir: &Path) -> Result<RedbStore> {
+    let path = dir.join(DB_FILE);
+    anyhow::ensure!(
+        path.is_file(),
+        "no database at {} (run `tos-blockstm run --db {}` or `replay` first)",
+        path.display(),
+        dir.display()
+    );
+    RedbStore::open(&path).with_context(|| format!("cannot open the database {}", path.display()))
+}
+
+/// The machine's cores.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The median of `samples` (which must not be empty).
+pub fn median(mut samples: Vec<std::time::Duration>) -> std::time::Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}

@@ -1,0 +1,121 @@
+//! `tos-blockstm replay`: execute and commit each block of a block file (BLOCKS.md).
+
+use super::{cores, open_db};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::ProgressBar;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use tos_adapter::{ExecutionConfig, TosBlockExecutor, TosStorage, Transaction};
+use tos_blockstm::blockfile::{genesis_changes, result_json, Line};
+
+/// Options of `tos-blockstm replay`.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Data directory (created if absent).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// The block file to execute (JSON lines).
+    #[arg(long)]
+    pub blocks: PathBuf,
+    /// Write one JSON line per transaction's result here.
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Do not verify signatures (transactions may then carry none).
+    #[arg(long)]
+    pub no_verify_signatures: bool,
+}
+
+/// Runs `replay`.
+pub fn main(args: ReplayArgs) -> Result<()> {
+    let threads = args.threads.unwrap_or_else(cores);
+    if threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    let file = std::fs::File::open(&args.blocks)
+        .with_context(|| format!("cannot open the block file {}", args.blocks.display()))?;
+    let store = open_db(&args.db)?;
+    let executor = TosBlockExecutor::new(ExecutionConfig {
+        max_parallelism: threads,
+        verify_signatures: !args.no_verify_signatures,
+        ..ExecutionConfig::default()
+    })?;
+    let mut results = match &args.results {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let progress = ProgressBar::new_spinner();
+    let (mut blocks, mut txs) = (0u64, 0u64);
+    for (number, line) in BufReader::new(file).lines().enumerate() {
+        let number = number + 1;
+        let line =
+            line.with_context(|| format!("{}: line {number}: cannot read", args.blocks.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |e: anyhow::Error| e.context(format!("{}: line {number}", args.blocks.display()));
+        let parsed: Line = serde_json::from_str(&line).map_err(|e| at(e.into()))?;
+        match parsed {
+            Line::Genesis { accounts } => {
+                if number != 1 || !store.is_empty()? {
+                    return Err(at(anyhow::anyhow!(
+                        "a genesis may only be the first line, on an empty database"
+                    )));
+                }
+                let changes = genesis_changes(&accounts).map_err(at)?;
+                store.write_block(0, &changes).map_err(|e| at(e.into()))?;
+            }
+            Line::Block {
+                topoheight,
+                transactions,
+            } => {
+                let expected = store.topoheight()? + 1;
+                if topoheight != expected {
+                    return Err(at(anyhow::anyhow!(
+                        "block at topoheight {topoheight}, but the next topoheight is {expected}"
+                    )));
+                }
+                let block: Vec<Transaction> = transactions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, tx)| {
+                        tx.to_transaction()
+                            .with_context(|| format!("transaction {i}"))
+                    })
+                    .collect::<Result<_>>()
+                    .map_err(at)?;
+                let execution = executor
+                    .execute_block(&store, topoheight, &block)
+                    .map_err(|e| at(e.into()))?;
+                executor
+                    .commit(&store, &execution)
+                    .map_err(|e| at(e.into()))?;
+                if let Some(out) = results.as_mut() {
+                    for (i, r) in execution.results.iter().enumerate() {
+                        serde_json::to_writer(&mut *out, &result_json(topoheight, i, r))?;
+                        out.write_all(b"\n")?;
+                    }
+                }
+                blocks += 1;
+                txs += block.len() as u64;
+                progress.set_message(format!("topoheight {topoheight}: {txs} transactions"));
+                progress.tick();
+            }
+        }
+    }
+    progress.finish_and_clear();
+    if let Some(mut out) = results {
+        out.flush()?;
+    }
+    println!(
+        "replayed {blocks} blocks, {txs} transactions; database at topoheight {}",
+        store.topoheight()?
+    );
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! `tos-blockstm run`: generate blocks of a workload, execute each with Block-STM, verify
+//! it against the sequential executor on the same base state, and commit it.
+
+use super::{cores, open_db};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tos_adapter::{
+    ExecutionConfig, SequentialTosExecutor, StateKey, StateValue, TosBlockExecutor, TosStorage,
+};
+use tos_blockstm::blockfile::{genesis_line, Line, TxJson};
+use tos_blockstm::workload::{Generator, Workload};
+
+/// Options of `tos-blockstm run`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Data directory (created if absent; a run continues from its stored topoheight).
+    #[arg(long, default_value = "./tos-blockstm-data")]
+    pub db: PathBuf,
+    /// Blocks to generate and execute.
+    #[arg(long, default_value_t = 20)]
+    pub blocks: u64,
+    /// Transactions per block.
+    #[arg(long, default_value_t = 10_000)]
+    pub txs: usize,
+    /// Workload (WORKLOADS.md): independent, hot-sender:P, hot-receiver:P, p2p:K, mixed.
+    #[arg(long, default_value = "mixed")]
+    pub workload: Workload,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Do not check each block against the sequential executor.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Sign every transaction and verify signatures during execution.
+    #[arg(long)]
+    pub verify_signatures: bool,
+    /// Seed of the workload.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the genesis and the generated blocks to this block file (BLOCKS.md).
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+}
+
+#[derive(Default)]
+struct Totals {
+    blocks: u64,
+    txs: u64,
+    parallel: Duration,
+    sequential: Duration,
+    incarnations: u64,
+    aborts: u64,
+    rejected: BTreeMap<&'static str, u64>,
+}
+
+/// Runs `run`.
+pub fn main(args: RunArgs) -> Result<()> {
+    let threads = args.threads.unwrap_or_else(cores);
+    if threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    if args.txs == 0 {
+        bail!("--txs must be at least 1");
+    }
+    let store = open_db(&args.db)?;
+    let executor = TosBlockExecutor::new(ExecutionConfig {
+        max_parallelism: threads,
+        verify_signatures: args.verify_signatures,
+        ..ExecutionConfig::default()
+    })?;
+    let oracle = SequentialTosExecutor {
+        verify_signatures: args.verify_signatures,
+    };
+    let mut export = match &args.export {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => None,
+    };
+    eprintln!(
+        "generating {} accounts for {} ({} transactions per block, seed {})…",
+        args.txs, args.workload, args.txs, args.seed
+    );
+    let mut generator = Generator::new(args.workload, args.txs, args.seed, args.verify_signatures);
+    if store.is_empty()? {
+        let genesis = generator.genesis();
+        store
+            .write_block(0, &genesis)
+            .context("cannot write the genesis")?;
+        eprintln!(
+            "new database {}: genesis of {} funded accounts",
+            args.db.display(),
+            genesis.len()
+        );
+        if let Some(out) = export.as_mut() {
+            write_line(out, &genesis_line(&genesis))?;
+        }
+    } else {
+        let topo = store.topoheight()?;
+        for account in generator.sender_keys() {
+            if let Some((_, nonce)) = store.get_nonce_at_maximum_topoheight(&account, topo)? {
+                generator.set_nonce(account, nonce.nonce);
+            }
+        }
+        eprintln!("continuing {} from topoheight {topo}", args.db.display());
+        if export.is_some() {
+            bail!("--export needs a new database (the file must start with the genesis)");
+        }
+    }
+
+    let progress = ProgressBar::new(args.blocks);
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} blocks {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut totals = Totals::default();
+    for _ in 0..args.blocks {
+        let txs = generator.block();
+        let topoheight = store.topoheight()? + 1;
+        let state = executor.prepare(&store, topoheight, &txs)?;
+        let start = Instant::now();
+        let execution = executor.execute_prepared(&state, topoheight, &txs)?;
+        totals.parallel += start.elapsed();
+        if !args.no_verify {
+            let start = Instant::now();
+            let expected = oracle.execute_on(&state, topoheight, &txs)?;
+            totals.sequential += start.elapsed();
+            let got: BTreeMap<&StateKey, &StateValue> =
+                execution.changes.iter().map(|(k, v)| (k, v)).collect();
+            let want: BTreeMap<&StateKey, &StateValue> =
+                expected.changes.iter().map(|(k, v)| (k, v)).collect();
+            if execution.results != expected.results || got != want {
+                bail!("block {topoheight}: Block-STM differs from sequential execution; nothing of it was written");
+            }
+        }
+        drop(state);
+        executor.commit(&store, &execution)?;
+        if let Some(out) = export.as_mut() {
+            write_line(
+                out,
+                &Line::Block {
+                    topoheight,
+                    transactions: txs.iter().map(TxJson::from_transaction).collect(),
+                },
+            )?;
+        }
+        totals.blocks += 1;
+        totals.txs += txs.len() as u64;
+        totals.incarnations += execution.stats.incarnations;
+        totals.aborts += execution.stats.aborts;
+        for r in &execution.results {
+            if let Some(e) = &r.error {
+                *totals.rejected.entry(e.kind()).or_default() += 1;
+            }
+        }
+        progress.set_message(format!("topoheight {topoheight}"));
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    if let Some(mut out) = export {
+        out.flush()?;
+    }
+    summary(&args, threads, &totals, store.topoheight()?);
+    Ok(())
+}
+
+fn write_line(out: &mut impl Write, line: &Line) -> Result<()> {
+    serde_json::to_writer(&mut *out, line)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+fn summary(args: &RunArgs, threads: usize, t: &Totals, topoheight: u64) {
+    let rate = |d: Duration| {
+        if d.is_zero() {
+            0.0
+        } else {
+            t.txs as f64 / d.as_secs_f64()
+        }
+    };
+    println!("workload            {}", args.workload);
+    println!(
+        "blocks              {} (database at topoheight {topoheight})",
+        t.blocks
+    );
+    println!("transactions        {}", t.txs);
+    println!("threads             {threads}");
+    println!("parallel tx/s       {:.0}", rate(t.parallel));
+    if !args.no_verify {
+        println!("sequential tx/s     {:.0}", rate(t.sequential));
+        if !t.parallel.is_zero() {
+            println!(
+                "speed-up            {:.2}x",
+                t.sequential.as_secs_f64() / t.parallel.as_secs_f64()
+            );
+        }
+    }
+    println!(
+        "aborts per tx       {:.4}",
+        if t.txs == 0 {
+            0.0
+        } else {
+            t.aborts as f64 / t.txs as f64
+        }
+    );
+    let rejected: u64 = t.rejected.values().sum();
+    println!("rejected            {rejected}");
+    for (kind, count) in &t.rejected {
+        println!("  {kind:<18}{count}");
+    }
+}

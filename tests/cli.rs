@@ -1,0 +1,344 @@
+//! The binary end to end, in temporary directories.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tos-blockstm"))
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tos-blockstm-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn state(db: &Path) -> Value {
+    let out = ok(bin()
+        .args(["inspect", "--all", "--json", "--db"])
+        .arg(db)
+        .output()
+        .unwrap());
+    serde_json::from_str(&out).unwrap()
+}
+
+fn run(db: &Path, extra: &[&str]) -> String {
+    ok(bin()
+        .args([
+            "run",
+            "--blocks",
+            "2",
+            "--txs",
+            "60",
+            "--threads",
+            "2",
+            "--db",
+        ])
+        .arg(db)
+        .args(extra)
+        .output()
+        .unwrap())
+}
+
+#[test]
+fn run_twice_continues_and_inspect_shows_the_balances() {
+    let dir = tempdir("twice");
+    let db = dir.join("data");
+    let summary = run(&db, &["--workload", "p2p:10"]);
+    assert!(summary.contains("transactions        120"), "{summary}");
+    assert_eq!(state(&db)["topoheight"], 2);
+    run(&db, &["--workload", "p2p:10"]);
+    let s = state(&db);
+    assert_eq!(s["topoheight"], 4);
+    let accounts = s["accounts"].as_object().unwrap();
+    assert_eq!(accounts.len(), 10);
+    // 240 payments of 10 accounts: their nonces add up, every one paid a fee of 1,000.
+    let nonces: u64 = accounts
+        .values()
+        .map(|a| a["nonce"].as_u64().unwrap())
+        .sum();
+    assert_eq!(nonces, 240);
+    assert_eq!(s["gas_fee_total"], 240_000);
+    // One account, human-readable, with its history.
+    let account = accounts.keys().next().unwrap().clone();
+    let out = ok(bin()
+        .args(["inspect", "--db"])
+        .arg(&db)
+        .arg(&account)
+        .output()
+        .unwrap());
+    assert!(out.contains("nonce") && out.contains("topoheight"), "{out}");
+}
+
+#[test]
+fn bench_json_rows_have_the_documented_fields() {
+    let dir = tempdir("bench");
+    let json = dir.join("rows.json");
+    let svg = dir.join("chart.svg");
+    ok(bin()
+        .args([
+            "bench",
+            "--workload",
+            "independent",
+            "--workload",
+            "p2p:2",
+            "--txs",
+            "200",
+            "--threads",
+            "1,2",
+            "--repeat",
+            "1",
+            "--json",
+        ])
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap());
+    let rows: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        for field in [
+            "workload",
+            "txs",
+            "threads",
+            "verify_signatures",
+            "seq_ms",
+            "par_ms",
+            "speedup",
+            "ideal",
+            "efficiency",
+            "incarnations",
+            "validations",
+            "aborts",
+        ] {
+            assert!(row.get(field).is_some(), "missing {field} in {row}");
+        }
+        assert_eq!(row["txs"], 200);
+    }
+    // p2p:2 is one chain: its ideal is 1.
+    assert_eq!(rows[2]["workload"], "p2p:2");
+    assert!(rows[2]["ideal"].as_f64().unwrap() < 1.01);
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+}
+
+#[test]
+fn export_then_replay_reproduces_the_state_at_one_and_two_threads() {
+    let dir = tempdir("replay");
+    let db = dir.join("source");
+    let file = dir.join("blocks.jsonl");
+    run(
+        &db,
+        &["--workload", "mixed", "--export", file.to_str().unwrap()],
+    );
+    let expected = state(&db);
+    for threads in ["1", "2"] {
+        let replayed = dir.join(format!("replayed-{threads}"));
+        let results = dir.join(format!("results-{threads}.jsonl"));
+        ok(bin()
+            .args([
+                "replay",
+                "--no-verify-signatures",
+                "--threads",
+                threads,
+                "--db",
+            ])
+            .arg(&replayed)
+            .arg("--blocks")
+            .arg(&file)
+            .arg("--results")
+            .arg(&results)
+            .output()
+            .unwrap());
+        assert_eq!(state(&replayed), expected, "at {threads} threads");
+        let lines: Vec<Value> = std::fs::read_to_string(&results)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 120);
+        assert!(lines
+            .iter()
+            .any(|l| l["success"] == false && l["error"]["kind"].is_string()));
+        assert!(lines
+            .iter()
+            .all(|l| l["tx_hash"].as_str().unwrap().len() == 64));
+    }
+}
+
+#[test]
+fn signed_blocks_replay_with_verification() {
+    let dir = tempdir("signed");
+    let db = dir.join("source");
+    let file = dir.join("blocks.jsonl");
+    ok(bin()
+        .args([
+            "run",
+            "--blocks",
+            "1",
+            "--txs",
+            "20",
+            "--threads",
+            "2",
+            "--workload",
+            "independent",
+            "--verify-signatures",
+            "--db",
+        ])
+        .arg(&db)
+        .arg("--export")
+        .arg(&file)
+        .output()
+        .unwrap());
+    let replayed = dir.join("replayed");
+    ok(bin()
+        .args(["replay", "--db"])
+        .arg(&replayed)
+        .arg("--blocks")
+        .arg(&file)
+        .output()
+        .unwrap());
+    assert_eq!(state(&replayed), state(&db));
+    assert_eq!(state(&replayed)["accounts"].as_object().unwrap().len(), 41);
+}
+
+const A: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+const B: &str = "0202020202020202020202020202020202020202020202020202020202020202";
+const TOS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+fn genesis() -> String {
+    format!(
+        r#"{{"type": "genesis", "accounts": [{{"account": "{A}", "nonce": 0, "balances": {{"{TOS}": 1000000}}}}]}}"#
+    )
+}
+
+fn block(topoheight: u64, amount: &str, destination: &str) -> String {
+    format!(
+        r#"{{"type": "block", "topoheight": {topoheight}, "transactions": [{{"source": "{A}", "nonce": {n}, "fee": 10, "signature": null, "data": {{"transfers": [{{"asset": "{TOS}", "destination": "{destination}", "amount": {amount}, "extra_data": null}}]}}}}]}}"#,
+        n = topoheight - 1
+    )
+}
+
+#[test]
+fn malformed_lines_are_refused_naming_the_line_and_write_nothing_of_it() {
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "bad-json",
+            format!("{}\n{}\n{{not json\n", genesis(), block(1, "5", B)),
+            "line 3",
+        ),
+        (
+            "short-hex",
+            format!("{}\n{}\n", genesis(), block(1, "5", "0202")),
+            "line 2",
+        ),
+        (
+            "beyond-u64",
+            format!("{}\n{}\n", genesis(), block(1, "18446744073709551616", B)),
+            "line 2",
+        ),
+        (
+            "fraction",
+            format!("{}\n{}\n", genesis(), block(1, "5.5", B)),
+            "line 2",
+        ),
+        (
+            "wrong-topoheight",
+            format!(
+                "{}\n{}\n{}\n",
+                genesis(),
+                block(1, "5", B),
+                block(3, "5", B)
+            ),
+            "line 3",
+        ),
+        (
+            "late-genesis",
+            format!("{}\n{}\n{}\n", genesis(), block(1, "5", B), genesis()),
+            "line 3",
+        ),
+        (
+            "unknown-field",
+            format!(
+                "{}\n{}\n",
+                genesis(),
+                block(1, "5", B).replace("\"fee\"", "\"colour\": 1, \"fee\"")
+            ),
+            "line 2",
+        ),
+    ];
+    for (name, content, line) in cases {
+        let dir = tempdir(name);
+        let file = dir.join("blocks.jsonl");
+        std::fs::write(&file, content).unwrap();
+        let db = dir.join("db");
+        let out = bin()
+            .args(["replay", "--no-verify-signatures", "--db"])
+            .arg(&db)
+            .arg("--blocks")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{name} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(line), "{name}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        // Whatever came before the bad line is committed, nothing of it or after.
+        let s = state(&db);
+        let expected_topo = match name {
+            "bad-json" | "wrong-topoheight" | "late-genesis" => 1,
+            _ => 0,
+        };
+        assert_eq!(s["topoheight"], expected_topo, "{name}");
+    }
+    // A genesis on a database that already has state.
+    let dir = tempdir("genesis-twice");
+    let file = dir.join("g.jsonl");
+    std::fs::write(&file, genesis() + "\n").unwrap();
+    let db = dir.join("db");
+    ok(bin()
+        .args(["replay", "--db"])
+        .arg(&db)
+        .arg("--blocks")
+        .arg(&file)
+        .output()
+        .unwrap());
+    let out = bin()
+        .args(["replay", "--db"])
+        .arg(&db)
+        .arg("--blocks")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
+}
+
+#[test]
+fn bad_flags_are_clear_errors() {
+    for args in [
+        vec!["run", "--threads", "0"],
+        vec!["bench", "--workload", "nonsense"],
+        vec!["bench", "--threads", "0"],
+        vec!["inspect", "--db", "/nonexistent/tos-blockstm"],
+    ] {
+        let out = bin().args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stderr.contains("rror"), "{args:?}: {stderr}");
+    }
+}
