@@ -60,6 +60,7 @@ pub struct Row {
     pub validations: u64,
     pub aborts: u64,
     pub critical_path: u64,
+    pub estimated_parallelism: f64,
     pub path: String,
 }
 
@@ -153,8 +154,9 @@ fn bench_workload(args: &BenchArgs, workload: Workload, threads: &[usize]) -> Re
         let mut last = None;
         for _ in 0..args.repeat {
             let start = Instant::now();
-            std::hint::black_box(oracle.execute_on(&state, 1, &txs)?);
+            let sequential = oracle.execute_on(&state, 1, &txs)?;
             seq.push(start.elapsed());
+            drop(std::hint::black_box(sequential));
             let start = Instant::now();
             let execution = executor.execute_prepared(&state, 1, &txs)?;
             par.push(start.elapsed());
@@ -186,10 +188,11 @@ fn bench_workload(args: &BenchArgs, workload: Workload, threads: &[usize]) -> Re
             validations: execution.stats.validations,
             aborts: execution.stats.aborts,
             critical_path,
+            estimated_parallelism: TosBlockExecutor::estimated_parallelism(&txs),
             path: format!("{:?}", execution.path),
         };
         println!(
-            "{:<16} {:>7} {:>7} {:>9.2} {:>9.2} {:>8.3} {:>7.2} {:>6.2} {:>6} {:>10}",
+            "{:<16} {:>7} {:>7} {:>9.2} {:>9.2} {:>8.3} {:>7.2} {:>6.2} {:>6} {:>7.1} {:>10}",
             row.workload,
             row.txs,
             row.threads,
@@ -199,6 +202,7 @@ fn bench_workload(args: &BenchArgs, workload: Workload, threads: &[usize]) -> Re
             row.ideal,
             row.efficiency,
             row.aborts,
+            row.estimated_parallelism,
             short_path(&row.path)
         );
         rows.push(row);
