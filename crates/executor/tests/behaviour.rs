@@ -238,7 +238,10 @@ fn one_executor_reuses_its_buffers_across_blocks_and_failures() {
 fn critical_path_counts_read_after_write_chains_not_credits() {
     // Independent: every transaction reads and writes its own keys.
     let txns = independent_block(100, 0);
-    assert_eq!(executor::critical_path(&VM, &EmptyStorage, &txns).unwrap(), 1);
+    assert_eq!(
+        executor::critical_path(&VM, &EmptyStorage, &txns).unwrap(),
+        1
+    );
     // A chain: each transaction reads the key the previous one wrote.
     let chain: Vec<MockTxn> = (0..50u64)
         .map(|i| MockTxn {
@@ -248,7 +251,10 @@ fn critical_path_counts_read_after_write_chains_not_credits() {
             ..MockTxn::default()
         })
         .collect();
-    assert_eq!(executor::critical_path(&VM, &EmptyStorage, &chain).unwrap(), 50);
+    assert_eq!(
+        executor::critical_path(&VM, &EmptyStorage, &chain).unwrap(),
+        50
+    );
     // Credits to one key do not chain; a later read of it depends on them.
     let mut credits: Vec<MockTxn> = (0..40u64)
         .map(|i| MockTxn {
@@ -257,10 +263,16 @@ fn critical_path_counts_read_after_write_chains_not_credits() {
             ..MockTxn::default()
         })
         .collect();
-    assert_eq!(executor::critical_path(&VM, &EmptyStorage, &credits).unwrap(), 1);
+    assert_eq!(
+        executor::critical_path(&VM, &EmptyStorage, &credits).unwrap(),
+        1
+    );
     credits.push(MockTxn {
         reads: vec![7],
         ..MockTxn::default()
     });
-    assert_eq!(executor::critical_path(&VM, &EmptyStorage, &credits).unwrap(), 2);
+    assert_eq!(
+        executor::critical_path(&VM, &EmptyStorage, &credits).unwrap(),
+        2
+    );
 }
