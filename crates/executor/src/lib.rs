@@ -49,6 +49,8 @@
 //! Implement [`Vm`] (one transaction against a [`TxnView`]) and [`Storage`] (the state
 //! before the block), then call [`BlockExecutor::execute_block`].
 
+#![warn(missing_docs)]
+
 mod analysis;
 mod config;
 mod output;

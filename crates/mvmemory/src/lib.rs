@@ -52,6 +52,8 @@
 //!
 //! No atomics are used directly; under `cfg(loom)` every lock is loom's.
 
+#![warn(missing_docs)]
+
 mod hash;
 mod index;
 mod sync;

@@ -98,6 +98,8 @@
 //!
 //! [`CachePadded`]: crossbeam_utils::CachePadded
 
+#![warn(missing_docs)]
+
 mod sync;
 
 use crossbeam_utils::CachePadded;

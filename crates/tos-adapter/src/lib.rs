@@ -23,6 +23,8 @@
 //! overflows rejects the transaction. A rejected transaction changes nothing. Amounts of
 //! zero write nothing.
 
+#![warn(missing_docs)]
+
 pub mod crypto;
 pub mod types;
 
