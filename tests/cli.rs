@@ -342,3 +342,61 @@ fn bad_flags_are_clear_errors() {
         assert!(stderr.contains("rror"), "{args:?}: {stderr}");
     }
 }
+
+/// Killed with SIGKILL in the middle of a run, the database holds whole blocks only, and
+/// the next run continues from the last one.
+#[test]
+fn a_killed_run_leaves_whole_blocks_and_continues() {
+    let dir = tempdir("killed");
+    let db = dir.join("data");
+    let mut child = bin()
+        .args([
+            "run",
+            "--blocks",
+            "1000",
+            "--txs",
+            "500",
+            "--threads",
+            "2",
+            "--workload",
+            "independent",
+            "--db",
+        ])
+        .arg(&db)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let it commit some blocks, then kill it wherever it is (the database is locked
+    // while it runs, so it cannot be inspected before).
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = state(&db);
+    let topo = before["topoheight"].as_u64().unwrap();
+    assert!(topo >= 1, "nothing committed in 2.5 s");
+    // Every committed block is whole: each sender's nonce equals the blocks committed.
+    for account in before["accounts"].as_object().unwrap().values() {
+        if account["nonce"].as_u64().unwrap() > 0 {
+            assert_eq!(account["nonce"].as_u64().unwrap(), topo);
+        }
+    }
+    let out = ok(bin()
+        .args([
+            "run",
+            "--blocks",
+            "2",
+            "--txs",
+            "500",
+            "--threads",
+            "2",
+            "--workload",
+            "independent",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .unwrap());
+    assert!(out.contains("rejected            0"), "{out}");
+    assert_eq!(state(&db)["topoheight"].as_u64().unwrap(), topo + 2);
+}

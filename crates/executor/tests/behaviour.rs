@@ -276,3 +276,32 @@ fn critical_path_counts_read_after_write_chains_not_credits() {
         2
     );
 }
+
+/// A storage that takes its time: no deadlock, no time-out, the same result.
+#[test]
+fn a_slow_storage_only_slows_the_block() {
+    struct Slow(MockStorage);
+    impl executor::Storage for Slow {
+        type Key = u64;
+        type Value = u64;
+        type Error = MockStorageError;
+        fn get(&self, key: &u64) -> Result<Option<u64>, MockStorageError> {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            self.0.get(key)
+        }
+    }
+    quiet_mock_panics();
+    let (storage, txns) = random_block(11, 40, 300, false);
+    let vm = MockVm { key_space: 40 };
+    let expected = SequentialExecutor
+        .execute_block(&vm, &storage, &txns)
+        .unwrap();
+    let slow = Slow(storage);
+    for threads in [2, 4] {
+        let got = ParallelExecutor::new(threads)
+            .execute_block(&vm, &slow, &txns)
+            .unwrap();
+        assert_eq!(got.outputs, expected.outputs);
+        assert_eq!(got.writes, expected.writes);
+    }
+}
