@@ -15,11 +15,17 @@ use commands::{
 };
 
 /// Block-STM parallel block executor for the TOS blockchain.
+///
+/// Logs go to standard error, filtered by `RUST_LOG` (default `warn`; `RUST_LOG=debug`
+/// logs each block's preload, execution and commit with their durations).
 #[derive(Parser, Debug)]
 #[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Log format: `text` or `json`.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     /// `run`'s options, when no command is given.
     #[command(flatten)]
     run: RunArgs,
@@ -39,8 +45,26 @@ enum Command {
     Engine(EngineArgs),
 }
 
+/// Logs to standard error, filtered by `RUST_LOG`, each span's duration when it closes.
+fn init_logging(json: bool) {
+    use tracing_subscriber::fmt::format::FmtSpan;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_writer(std::io::stderr);
+    // A second initialisation (never here) would be refused; nothing to do then.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
 fn main() {
     let cli = Cli::parse();
+    init_logging(cli.log_format == "json");
     let result = match cli.command {
         None => commands::run::main(cli.run),
         Some(Command::Run(args)) => commands::run::main(args),

@@ -218,6 +218,7 @@ impl TosBlockExecutor {
         topoheight: u64,
         txs: &[Transaction],
     ) -> Result<BlockState<'a>, TosError> {
+        let _span = tracing::debug_span!("preload", topoheight, txs = txs.len()).entered();
         let stored = storage.topoheight()?;
         if stored.checked_add(1) != Some(topoheight) {
             return Err(TosError::Topoheight {
@@ -241,11 +242,7 @@ impl TosBlockExecutor {
         topoheight: u64,
         txs: &[Transaction],
     ) -> Result<BlockExecution, TosError> {
-        let _span = tracing::info_span!("block", topoheight, txs = txs.len()).entered();
-        let state = {
-            let _span = tracing::debug_span!("preload").entered();
-            self.prepare(storage, topoheight, txs)?
-        };
+        let state = self.prepare(storage, topoheight, txs)?;
         self.execute_prepared(&state, topoheight, txs)
     }
 
@@ -275,6 +272,7 @@ impl TosBlockExecutor {
         topoheight: u64,
         txs: &[Transaction],
     ) -> Result<BlockExecution, TosError> {
+        let _span = tracing::info_span!("block", topoheight, txs = txs.len()).entered();
         if let Some(reason) = self.sequential_reason(txs) {
             let _span = tracing::debug_span!("execute", path = "sequential").entered();
             let mut execution = SequentialTosExecutor {
