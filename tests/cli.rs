@@ -400,3 +400,78 @@ fn a_killed_run_leaves_whole_blocks_and_continues() {
     assert!(out.contains("rejected            0"), "{out}");
     assert_eq!(state(&db)["topoheight"].as_u64().unwrap(), topo + 2);
 }
+
+fn scrape(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+fn metric(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// `run --metrics-addr` serves Prometheus metrics on loopback, and they move.
+#[test]
+fn metrics_are_served_and_move() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let dir = tempdir("metrics");
+    let mut child = bin()
+        .args([
+            "run",
+            "--blocks",
+            "100000",
+            "--txs",
+            "300",
+            "--threads",
+            "2",
+            "--workload",
+            "independent",
+            "--metrics-addr",
+            &addr,
+            "--db",
+        ])
+        .arg(dir.join("data"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while seen.len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        if let Some(body) = scrape(&addr) {
+            if let Some(txs) = metric(&body, "tos_blockstm_transactions_total") {
+                assert!(body.contains("tos_blockstm_blocks_total{path="), "{body}");
+                assert!(body.contains("tos_blockstm_work_to_wall_ratio"), "{body}");
+                assert!(
+                    body.contains("tos_blockstm_block_execution_seconds"),
+                    "{body}"
+                );
+                seen.push(txs);
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(seen.len(), 2, "metrics were not served");
+    assert!(seen[1] > seen[0], "transactions did not move: {seen:?}");
+}

@@ -45,6 +45,9 @@ pub struct RunArgs {
     /// Write the genesis and the generated blocks to this block file (BLOCKS.md).
     #[arg(long)]
     pub export: Option<PathBuf>,
+    /// Serve Prometheus metrics at this address (for example 127.0.0.1:9898).
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Default)]
@@ -66,6 +69,13 @@ pub fn main(args: RunArgs) -> Result<()> {
     }
     if args.txs == 0 {
         bail!("--txs must be at least 1");
+    }
+    if let Some(addr) = args.metrics_addr {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("cannot serve metrics at {addr}"))?;
+        eprintln!("serving metrics at http://{addr}/metrics");
     }
     let store = open_db(&args.db)?;
     let executor = TosBlockExecutor::new(ExecutionConfig {

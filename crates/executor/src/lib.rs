@@ -67,7 +67,7 @@ pub use config::{ConfigError, ExecutorConfig, DEFAULT_MIN_BLOCK_SIZE};
 pub use mvmemory::{DeltaValue, TxnIndex};
 pub use output::{
     BlockError, BlockOutput, BlockResult, BlockStats, ExecutionPath, FallbackReason,
-    SequentialReason, VmBlockOutput,
+    SequentialReason, VmBlockOutput, VM_TIME_SAMPLE,
 };
 pub use parallel::ParallelExecutor;
 pub use sequential::SequentialExecutor;

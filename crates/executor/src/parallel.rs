@@ -174,7 +174,12 @@ where
         loop {
             stats.incarnations += 1;
             let mut view = ParallelView::new(&self.memory, self.storage, txn_idx);
+            let timed = (stats.incarnations % crate::output::VM_TIME_SAMPLE == 0)
+                .then(std::time::Instant::now);
             let result = catch_unwind(AssertUnwindSafe(|| self.vm.execute(txn, &mut view)));
+            if let Some(start) = timed {
+                stats.vm_nanos += start.elapsed().as_nanos() as u64 * crate::output::VM_TIME_SAMPLE;
+            }
             // The view's own record of why it halted wins over whatever the VM returned.
             match view.halt.take() {
                 Some(HaltReason::Dependency(blocking)) => {

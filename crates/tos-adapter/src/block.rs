@@ -273,6 +273,18 @@ impl TosBlockExecutor {
         txs: &[Transaction],
     ) -> Result<BlockExecution, TosError> {
         let _span = tracing::info_span!("block", topoheight, txs = txs.len()).entered();
+        let start = std::time::Instant::now();
+        let execution = self.execute_unrecorded(state, topoheight, txs)?;
+        crate::metrics::record_block(&execution, start.elapsed());
+        Ok(execution)
+    }
+
+    fn execute_unrecorded(
+        &self,
+        state: &BlockState<'_>,
+        topoheight: u64,
+        txs: &[Transaction],
+    ) -> Result<BlockExecution, TosError> {
         if let Some(reason) = self.sequential_reason(txs) {
             let _span = tracing::debug_span!("execute", path = "sequential").entered();
             let mut execution = SequentialTosExecutor {

@@ -30,6 +30,7 @@ pub mod types;
 
 mod block;
 mod error;
+mod metrics;
 mod rules;
 mod sequential;
 mod snapshot;
