@@ -475,3 +475,93 @@ fn metrics_are_served_and_move() {
     assert_eq!(seen.len(), 2, "metrics were not served");
     assert!(seen[1] > seen[0], "transactions did not move: {seen:?}");
 }
+
+/// Configuration precedence: the TOML file, then `TOS_BLOCKSTM_*`, then flags; a bad
+/// value is a clear error naming where it came from.
+#[test]
+fn configuration_layers_and_bad_values() {
+    let dir = tempdir("config");
+    let toml = dir.join("tos-blockstm.toml");
+    std::fs::write(&toml, "max_parallelism = 2\nenabled = false\n").unwrap();
+    // The file disables parallel execution: every block runs sequentially, same state.
+    let out = ok(bin()
+        .args([
+            "run",
+            "--blocks",
+            "1",
+            "--txs",
+            "50",
+            "--workload",
+            "independent",
+            "--config",
+        ])
+        .arg(&toml)
+        .arg("--db")
+        .arg(dir.join("a"))
+        .output()
+        .unwrap());
+    assert!(out.contains("threads             2"), "{out}");
+    // The environment overrides the file, the flag overrides the environment.
+    let out = ok(bin()
+        .args([
+            "run",
+            "--blocks",
+            "1",
+            "--txs",
+            "50",
+            "--workload",
+            "independent",
+            "--config",
+        ])
+        .arg(&toml)
+        .arg("--db")
+        .arg(dir.join("b"))
+        .env("TOS_BLOCKSTM_MAX_PARALLELISM", "3")
+        .output()
+        .unwrap());
+    assert!(out.contains("threads             3"), "{out}");
+    let out = ok(bin()
+        .args([
+            "run",
+            "--blocks",
+            "1",
+            "--txs",
+            "50",
+            "--workload",
+            "independent",
+            "--threads",
+            "1",
+            "--config",
+        ])
+        .arg(&toml)
+        .arg("--db")
+        .arg(dir.join("c"))
+        .env("TOS_BLOCKSTM_MAX_PARALLELISM", "3")
+        .output()
+        .unwrap());
+    assert!(out.contains("threads             1"), "{out}");
+    for (file, env, needle) in [
+        ("max_paralelism = 2\n", None, "max_paralelism"),
+        ("max_parallelism = 0\n", None, "max_parallelism"),
+        (
+            "",
+            Some(("TOS_BLOCKSTM_ENABLED", "perhaps")),
+            "TOS_BLOCKSTM_ENABLED",
+        ),
+    ] {
+        std::fs::write(&toml, file).unwrap();
+        let mut cmd = bin();
+        cmd.args(["run", "--blocks", "1", "--txs", "5", "--config"])
+            .arg(&toml)
+            .arg("--db")
+            .arg(dir.join("d"));
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

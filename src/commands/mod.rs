@@ -43,3 +43,20 @@ pub fn median(mut samples: Vec<std::time::Duration>) -> std::time::Duration {
     samples.sort();
     samples[samples.len() / 2]
 }
+
+/// The execution configuration: `base`, then the TOML file `config` (if given), then the
+/// `TOS_BLOCKSTM_*` environment variables; the caller applies its flags last.
+pub fn load_config(
+    base: tos_adapter::ExecutionConfig,
+    config: Option<&Path>,
+) -> Result<tos_adapter::ExecutionConfig> {
+    let mut config_value = base;
+    if let Some(path) = config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        config_value = config_value
+            .with_toml(&text)
+            .with_context(|| format!("in {}", path.display()))?;
+    }
+    Ok(config_value.with_env(std::env::vars())?)
+}

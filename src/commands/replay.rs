@@ -1,6 +1,6 @@
 //! `tos-blockstm replay`: execute and commit each block of a block file (BLOCKS.md).
 
-use super::{cores, open_db};
+use super::open_db;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
@@ -27,22 +27,28 @@ pub struct ReplayArgs {
     /// Do not verify signatures (transactions may then carry none).
     #[arg(long)]
     pub no_verify_signatures: bool,
+    /// Execution configuration file (TOML); `TOS_BLOCKSTM_*` variables override it, flags
+    /// override both.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 /// Runs `replay`.
 pub fn main(args: ReplayArgs) -> Result<()> {
-    let threads = args.threads.unwrap_or_else(cores);
-    if threads == 0 {
-        bail!("--threads must be at least 1");
+    let mut config = super::load_config(ExecutionConfig::default(), args.config.as_deref())?;
+    if let Some(threads) = args.threads {
+        if threads == 0 {
+            bail!("--threads must be at least 1");
+        }
+        config.max_parallelism = threads;
+    }
+    if args.no_verify_signatures {
+        config.verify_signatures = false;
     }
     let file = std::fs::File::open(&args.blocks)
         .with_context(|| format!("cannot open the block file {}", args.blocks.display()))?;
     let store = open_db(&args.db)?;
-    let executor = TosBlockExecutor::new(ExecutionConfig {
-        max_parallelism: threads,
-        verify_signatures: !args.no_verify_signatures,
-        ..ExecutionConfig::default()
-    })?;
+    let executor = TosBlockExecutor::new(config)?;
     let mut results = match &args.results {
         Some(path) => Some(std::io::BufWriter::new(
             std::fs::File::create(path)

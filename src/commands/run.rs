@@ -1,7 +1,7 @@
 //! `tos-blockstm run`: generate blocks of a workload, execute each with Block-STM, verify
 //! it against the sequential executor on the same base state, and commit it.
 
-use super::{cores, open_db};
+use super::open_db;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -45,6 +45,16 @@ pub struct RunArgs {
     /// Write the genesis and the generated blocks to this block file (BLOCKS.md).
     #[arg(long)]
     pub export: Option<PathBuf>,
+    /// Execution configuration file (TOML); `TOS_BLOCKSTM_*` variables override it, flags
+    /// override both.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Blocks below this many transactions run sequentially.
+    #[arg(long)]
+    pub min_batch_size: Option<usize>,
+    /// Run every block sequentially.
+    #[arg(long)]
+    pub sequential: bool,
     /// Serve Prometheus metrics at this address (for example 127.0.0.1:9898).
     #[arg(long)]
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -63,10 +73,31 @@ struct Totals {
 
 /// Runs `run`.
 pub fn main(args: RunArgs) -> Result<()> {
-    let threads = args.threads.unwrap_or_else(cores);
-    if threads == 0 {
-        bail!("--threads must be at least 1");
+    // `run` signs nothing unless asked: generated workloads are pure state transitions.
+    let mut config = super::load_config(
+        ExecutionConfig {
+            verify_signatures: false,
+            ..ExecutionConfig::default()
+        },
+        args.config.as_deref(),
+    )?;
+    if let Some(threads) = args.threads {
+        if threads == 0 {
+            bail!("--threads must be at least 1");
+        }
+        config.max_parallelism = threads;
     }
+    if let Some(min) = args.min_batch_size {
+        config.min_batch_size = min;
+    }
+    if args.sequential {
+        config.enabled = false;
+    }
+    if args.verify_signatures {
+        config.verify_signatures = true;
+    }
+    let threads = config.max_parallelism;
+    let sign = config.verify_signatures;
     if args.txs == 0 {
         bail!("--txs must be at least 1");
     }
@@ -78,13 +109,9 @@ pub fn main(args: RunArgs) -> Result<()> {
         eprintln!("serving metrics at http://{addr}/metrics");
     }
     let store = open_db(&args.db)?;
-    let executor = TosBlockExecutor::new(ExecutionConfig {
-        max_parallelism: threads,
-        verify_signatures: args.verify_signatures,
-        ..ExecutionConfig::default()
-    })?;
+    let executor = TosBlockExecutor::new(config)?;
     let oracle = SequentialTosExecutor {
-        verify_signatures: args.verify_signatures,
+        verify_signatures: sign,
     };
     let mut export = match &args.export {
         Some(path) => Some(std::io::BufWriter::new(
@@ -97,7 +124,7 @@ pub fn main(args: RunArgs) -> Result<()> {
         "generating {} accounts for {} ({} transactions per block, seed {})…",
         args.txs, args.workload, args.txs, args.seed
     );
-    let mut generator = Generator::new(args.workload, args.txs, args.seed, args.verify_signatures);
+    let mut generator = Generator::new(args.workload, args.txs, args.seed, sign);
     if store.is_empty()? {
         let genesis = generator.genesis();
         store

@@ -127,7 +127,8 @@ const ESTIMATE_SAMPLE: usize = 1024;
 impl TosBlockExecutor {
     /// An executor with this configuration; `max_parallelism` 0 is an error.
     pub fn new(config: ExecutionConfig) -> Result<Self, TosError> {
-        // Validates the thread count with the engine's own rule.
+        config.validate()?;
+        // Validates the thread count with the engine's own rule too.
         executor::ExecutorConfig::new(config.max_parallelism)?;
         let engine = ParallelExecutor::new(config.max_parallelism);
         Ok(Self { config, engine })

@@ -112,6 +112,9 @@ pub enum TosError {
     /// A bad configuration value.
     #[error(transparent)]
     Config(#[from] executor::ConfigError),
+    /// A bad configuration file, variable or flag.
+    #[error(transparent)]
+    Settings(#[from] crate::config::ConfigError),
     /// The block's topoheight does not follow the storage's.
     #[error("block at topoheight {got} does not follow the stored topoheight {stored}")]
     Topoheight {

@@ -29,6 +29,7 @@ pub mod crypto;
 pub mod types;
 
 mod block;
+mod config;
 mod error;
 mod metrics;
 mod rules;
@@ -39,6 +40,7 @@ mod storage;
 mod vm;
 
 pub use block::{BlockExecution, ExecutionConfig, TosBlockExecutor};
+pub use config::{ConfigError, ENV_PREFIX};
 pub use crypto::{verify, KeyPair, Signature};
 pub use error::{StorageError, TosError, TxError};
 pub use sequential::SequentialTosExecutor;

@@ -442,7 +442,7 @@ fn disabled_or_small_blocks_run_sequentially_with_the_same_results() {
             max_parallelism: 0,
             ..config(2)
         }),
-        Err(TosError::Config(_))
+        Err(TosError::Settings(_) | TosError::Config(_))
     ));
 }
 
