@@ -9,6 +9,77 @@ use tos_adapter::{
     TransactionType, TransferPayload, TxError, TxResult,
 };
 
+/// The longest line `replay` reads: a larger one is refused before it is parsed, so a
+/// hostile file cannot exhaust memory.
+pub const MAX_LINE_BYTES: usize = 256 << 20;
+
+/// Transfers one transaction may list in a file. The rules accept at most 500; up to this
+/// many parse (and are rejected by the rules, as `TransferCount`), more make the line
+/// malformed.
+pub const MAX_FILE_TRANSFERS: usize = 4096;
+
+/// Parses one line of a block file.
+pub fn parse_line(line: &str) -> Result<Line> {
+    Ok(serde_json::from_str(line)?)
+}
+
+/// A JSON object read into a map, refusing a key given twice.
+fn unique_map<'de, D>(deserializer: D) -> Result<BTreeMap<String, u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = BTreeMap<String, u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of amounts")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<String, u64>()? {
+                if out.insert(key.clone(), value).is_some() {
+                    return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
+                }
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Visitor)
+}
+
+/// A list of transfers, refusing more than [`MAX_FILE_TRANSFERS`] before reading them all.
+fn bounded_transfers<'de, D>(deserializer: D) -> Result<Vec<TransferJson>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Visitor;
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<TransferJson>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of transfers")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(transfer) = seq.next_element()? {
+                if out.len() == MAX_FILE_TRANSFERS {
+                    return Err(serde::de::Error::custom(format!(
+                        "more than {MAX_FILE_TRANSFERS} transfers in one transaction"
+                    )));
+                }
+                out.push(transfer);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_seq(Visitor)
+}
+
 /// One line of a block file.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -37,7 +108,7 @@ pub struct GenesisAccount {
     #[serde(default)]
     pub nonce: u64,
     /// Balance per asset (hex asset id).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_map")]
     pub balances: BTreeMap<String, u64>,
 }
 
@@ -56,7 +127,7 @@ pub struct TxJson {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 enum DataJson {
-    Transfers(Vec<TransferJson>),
+    Transfers(#[serde(deserialize_with = "bounded_transfers")] Vec<TransferJson>),
     Burn(BurnJson),
     Multisig(MultisigJson),
     DeployContract(Value),

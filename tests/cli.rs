@@ -232,6 +232,15 @@ fn block(topoheight: u64, amount: &str, destination: &str) -> String {
     )
 }
 
+/// A block whose one transaction lists 100,000 transfers.
+fn huge_block() -> String {
+    let transfer = format!(r#"{{"asset": "{TOS}", "destination": "{B}", "amount": 1}}"#);
+    let transfers = vec![transfer; 100_000].join(",");
+    format!(
+        r#"{{"type": "block", "topoheight": 1, "transactions": [{{"source": "{A}", "nonce": 0, "fee": 10, "data": {{"transfers": [{transfers}]}}}}]}}"#
+    )
+}
+
 #[test]
 fn malformed_lines_are_refused_naming_the_line_and_write_nothing_of_it() {
     let cases: Vec<(&str, String, &str)> = vec![
@@ -299,7 +308,7 @@ fn malformed_lines_are_refused_naming_the_line_and_write_nothing_of_it() {
         // Whatever came before the bad line is committed, nothing of it or after.
         let s = state(&db);
         let expected_topo = match name {
-            "bad-json" | "wrong-topoheight" | "late-genesis" => 1,
+            "bad-json" | "wrong-topoheight" | "late-genesis" | "truncated" => 1,
             _ => 0,
         };
         assert_eq!(s["topoheight"], expected_topo, "{name}");

@@ -4,10 +4,10 @@ use super::open_db;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use tos_adapter::{ExecutionConfig, TosBlockExecutor, TosStorage, Transaction};
-use tos_blockstm::blockfile::{genesis_changes, result_json, Line};
+use tos_blockstm::blockfile::{genesis_changes, parse_line, result_json, Line, MAX_LINE_BYTES};
 
 /// Options of `tos-blockstm replay`.
 #[derive(Args, Debug)]
@@ -58,15 +58,29 @@ pub fn main(args: ReplayArgs) -> Result<()> {
     };
     let progress = ProgressBar::new_spinner();
     let (mut blocks, mut txs) = (0u64, 0u64);
-    for (number, line) in BufReader::new(file).lines().enumerate() {
-        let number = number + 1;
-        let line =
-            line.with_context(|| format!("{}: line {number}: cannot read", args.blocks.display()))?;
+    let mut reader = BufReader::new(file);
+    let mut buffer = Vec::new();
+    for number in 1.. {
+        let at = |e: anyhow::Error| e.context(format!("{}: line {number}", args.blocks.display()));
+        buffer.clear();
+        // Read at most the longest line allowed (plus one byte, to tell it was longer).
+        let read = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buffer)
+            .map_err(|e| at(e.into()))?;
+        if read == 0 {
+            break;
+        }
+        if buffer.len() > MAX_LINE_BYTES {
+            return Err(at(anyhow::anyhow!(
+                "line longer than {MAX_LINE_BYTES} bytes"
+            )));
+        }
+        let line = std::str::from_utf8(&buffer).map_err(|e| at(e.into()))?;
         if line.trim().is_empty() {
             continue;
         }
-        let at = |e: anyhow::Error| e.context(format!("{}: line {number}", args.blocks.display()));
-        let parsed: Line = serde_json::from_str(&line).map_err(|e| at(e.into()))?;
+        let parsed: Line = parse_line(line).map_err(at)?;
         match parsed {
             Line::Genesis { accounts } => {
                 if number != 1 || !store.is_empty()? {
