@@ -80,6 +80,27 @@ where
     deserializer.deserialize_seq(Visitor)
 }
 
+/// Decodes every line of `data` as `replay` would, to the transactions, discarding the
+/// result: what the fuzz target and its regression corpus exercise. Never panics.
+pub fn decode_for_fuzzing(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for line in text.lines() {
+        match parse_line(line) {
+            Ok(Line::Block { transactions, .. }) => {
+                for tx in &transactions {
+                    let _ = tx.to_transaction();
+                }
+            }
+            Ok(Line::Genesis { accounts }) => {
+                let _ = genesis_changes(&accounts);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 /// One line of a block file.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]

@@ -288,6 +288,38 @@ fn malformed_lines_are_refused_naming_the_line_and_write_nothing_of_it() {
             ),
             "line 2",
         ),
+        (
+            "duplicate-key",
+            format!(
+                "{}\n",
+                genesis().replace("1000000", &format!("1, \"{TOS}\": 2"))
+            ),
+            "line 1",
+        ),
+        (
+            "duplicate-field",
+            format!(
+                "{}\n{}\n",
+                genesis(),
+                block(1, "5", B).replace("\"fee\": 10", "\"fee\": 10, \"fee\": 11")
+            ),
+            "line 2",
+        ),
+        (
+            "truncated",
+            format!(
+                "{}\n{}\n{}",
+                genesis(),
+                block(1, "5", B),
+                &block(2, "5", B)[..120]
+            ),
+            "line 3",
+        ),
+        (
+            "huge-array",
+            format!("{}\n{}\n", genesis(), huge_block()),
+            "line 2",
+        ),
     ];
     for (name, content, line) in cases {
         let dir = tempdir(name);
