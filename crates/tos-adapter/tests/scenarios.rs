@@ -500,3 +500,76 @@ fn an_accumulator_that_would_overflow_rejects_exactly_the_overflowing_transactio
         StateValue::Number(u64::MAX - 5)
     );
 }
+
+/// A store whose reads fail at random (one in `every`, from a seed).
+struct Flaky {
+    inner: MemoryStore,
+    every: u64,
+    state: std::sync::atomic::AtomicU64,
+    on: std::sync::atomic::AtomicBool,
+}
+
+impl TosStorage for Flaky {
+    fn topoheight(&self) -> Result<u64, StorageError> {
+        self.inner.topoheight()
+    }
+    fn is_empty(&self) -> Result<bool, StorageError> {
+        self.inner.is_empty()
+    }
+    fn get_versioned(
+        &self,
+        key: &StateKey,
+        topoheight: u64,
+    ) -> Result<Option<tos_adapter::Versioned<StateValue>>, StorageError> {
+        use std::sync::atomic::Ordering;
+        let draw = executor::mock::mix(self.state.fetch_add(1, Ordering::SeqCst));
+        if self.on.load(Ordering::SeqCst) && draw % self.every == 0 {
+            return Err(StorageError::Injected(format!("random read of {key:?}")));
+        }
+        self.inner.get_versioned(key, topoheight)
+    }
+    fn history(
+        &self,
+        key: &StateKey,
+    ) -> Result<Vec<tos_adapter::Versioned<StateValue>>, StorageError> {
+        self.inner.history(key)
+    }
+    fn write_block(
+        &self,
+        topoheight: u64,
+        changes: &[tos_adapter::Change],
+    ) -> Result<(), StorageError> {
+        self.inner.write_block(topoheight, changes)
+    }
+}
+
+#[test]
+fn random_read_failures_fail_the_block_and_a_retry_succeeds() {
+    let store = Flaky {
+        inner: MemoryStore::new(),
+        every: 97,
+        state: std::sync::atomic::AtomicU64::new(5),
+        on: std::sync::atomic::AtomicBool::new(false),
+    };
+    let accounts: Vec<_> = (0..200).map(key).collect();
+    genesis(&store, &accounts, 1_000);
+    let txs: Vec<_> = accounts
+        .iter()
+        .enumerate()
+        .map(|(i, k)| transfer(k, 0, accounts[(i + 1) % accounts.len()].public_key(), 5))
+        .collect();
+    let executor = TosBlockExecutor::new(config(2)).unwrap();
+    store.on.store(true, std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..5 {
+        assert!(matches!(
+            executor.execute_block(&store, 1, &txs),
+            Err(TosError::Storage(_))
+        ));
+        assert_eq!(store.topoheight().unwrap(), 0, "nothing written");
+    }
+    store.on.store(false, std::sync::atomic::Ordering::SeqCst);
+    let execution = executor.execute_block(&store, 1, &txs).unwrap();
+    assert!(execution.results.iter().all(|r| r.success()));
+    executor.commit(&store, &execution).unwrap();
+    assert_eq!(balance(&store, &accounts[0], TOS_ASSET), 1_000 - 5 - 10 + 5);
+}
