@@ -223,7 +223,7 @@ where
     }
 
     /// [`record`](Self::record), keeping `output` as the transaction's output (replacing
-    /// the previous incarnation's); [`into_outputs`](Self::into_outputs) returns them.
+    /// the previous incarnation's); [`finish_txn`](Self::finish_txn) takes it.
     pub fn record_with_output(
         &self,
         version: Version,
@@ -346,20 +346,6 @@ where
             }
         }
         Ok(())
-    }
-}
-
-impl<K, V, O> MVMemory<K, V, O> {
-    /// Each transaction's last recorded output, in block order (`None` where none was
-    /// recorded), consuming the memory.
-    pub fn into_outputs(self) -> Vec<Option<O>> {
-        self.txns
-            .into_iter()
-            .map(|slot| match slot.into_inner() {
-                Ok(slot) => slot.output,
-                Err(poisoned) => poisoned.into_inner().output,
-            })
-            .collect()
     }
 }
 

@@ -220,13 +220,7 @@ impl TosBlockExecutor {
         txs: &[Transaction],
     ) -> Result<BlockState<'a>, TosError> {
         let _span = tracing::debug_span!("preload", topoheight, txs = txs.len()).entered();
-        let stored = storage.topoheight()?;
-        if stored.checked_add(1) != Some(topoheight) {
-            return Err(TosError::Topoheight {
-                stored,
-                got: topoheight,
-            });
-        }
+        let stored = next_topoheight(storage, topoheight)?;
         Ok(BlockState::preload(
             storage,
             stored,
@@ -376,6 +370,22 @@ impl TosBlockExecutor {
         let _span = tracing::debug_span!("commit", topoheight = execution.topoheight).entered();
         storage.write_block(execution.topoheight, &execution.changes)?;
         Ok(())
+    }
+}
+
+/// The storage's topoheight, if `topoheight` is the next one; an error otherwise.
+pub(crate) fn next_topoheight<S: TosStorage>(
+    storage: &S,
+    topoheight: u64,
+) -> Result<u64, TosError> {
+    let stored = storage.topoheight()?;
+    if stored.checked_add(1) == Some(topoheight) {
+        Ok(stored)
+    } else {
+        Err(TosError::Topoheight {
+            stored,
+            got: topoheight,
+        })
     }
 }
 

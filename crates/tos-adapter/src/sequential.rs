@@ -3,7 +3,7 @@
 //! engine (no views, no deltas, no multi-version memory): it is the oracle every test
 //! compares the engine with, and the honest baseline of the benchmarks.
 
-use crate::block::{finish, BlockExecution};
+use crate::block::{finish, next_topoheight, BlockExecution};
 use crate::error::{TosError, TxError};
 use crate::rules::{check_payload, check_signature, spending, MultiSigAction};
 use crate::snapshot::BlockState;
@@ -59,13 +59,7 @@ impl SequentialTosExecutor {
         topoheight: u64,
         txs: &[Transaction],
     ) -> Result<BlockExecution, TosError> {
-        let stored = storage.topoheight()?;
-        if stored.checked_add(1) != Some(topoheight) {
-            return Err(TosError::Topoheight {
-                stored,
-                got: topoheight,
-            });
-        }
+        let stored = next_topoheight(storage, topoheight)?;
         let below = BlockState::preload(storage, stored, std::iter::empty(), 1)?;
         self.execute_on(&below, topoheight, txs)
     }
