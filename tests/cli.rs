@@ -524,9 +524,10 @@ fn configuration_layers_and_bad_values() {
     let dir = tempdir("config");
     let toml = dir.join("tos-blockstm.toml");
     std::fs::write(&toml, "max_parallelism = 2\nenabled = false\n").unwrap();
-    // The file disables parallel execution: every block runs sequentially, same state.
-    let out = ok(bin()
-        .args([
+    // `run` with the file, in database `db`, with `flags` and `env` added.
+    let run_with = |db: &str, flags: &[&str], env: Option<(&str, &str)>| {
+        let mut cmd = bin();
+        cmd.args([
             "run",
             "--blocks",
             "1",
@@ -534,52 +535,28 @@ fn configuration_layers_and_bad_values() {
             "50",
             "--workload",
             "independent",
-            "--config",
         ])
+        .args(flags)
+        .arg("--config")
         .arg(&toml)
         .arg("--db")
-        .arg(dir.join("a"))
-        .output()
-        .unwrap());
+        .arg(dir.join(db));
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        ok(cmd.output().unwrap())
+    };
+    // The file sets two threads and disables parallel execution (same state either way).
+    let out = run_with("a", &[], None);
     assert!(out.contains("threads             2"), "{out}");
     // The environment overrides the file, the flag overrides the environment.
-    let out = ok(bin()
-        .args([
-            "run",
-            "--blocks",
-            "1",
-            "--txs",
-            "50",
-            "--workload",
-            "independent",
-            "--config",
-        ])
-        .arg(&toml)
-        .arg("--db")
-        .arg(dir.join("b"))
-        .env("TOS_BLOCKSTM_MAX_PARALLELISM", "3")
-        .output()
-        .unwrap());
+    let out = run_with("b", &[], Some(("TOS_BLOCKSTM_MAX_PARALLELISM", "3")));
     assert!(out.contains("threads             3"), "{out}");
-    let out = ok(bin()
-        .args([
-            "run",
-            "--blocks",
-            "1",
-            "--txs",
-            "50",
-            "--workload",
-            "independent",
-            "--threads",
-            "1",
-            "--config",
-        ])
-        .arg(&toml)
-        .arg("--db")
-        .arg(dir.join("c"))
-        .env("TOS_BLOCKSTM_MAX_PARALLELISM", "3")
-        .output()
-        .unwrap());
+    let out = run_with(
+        "c",
+        &["--threads", "1"],
+        Some(("TOS_BLOCKSTM_MAX_PARALLELISM", "3")),
+    );
     assert!(out.contains("threads             1"), "{out}");
     for (file, env, needle) in [
         ("max_paralelism = 2\n", None, "max_paralelism"),
