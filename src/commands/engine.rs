@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 #[derive(Args, Debug)]
 pub struct EngineArgs {
     /// Transactions per block.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long = "txs", alias = "txns", default_value_t = 10_000)]
     txns: usize,
     /// Work per transaction, in nanoseconds of calibrated busy work.
     #[arg(long, default_value_t = 2_000)]
