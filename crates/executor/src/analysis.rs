@@ -26,24 +26,6 @@ struct DepthView<'a, K, V, S: Storage> {
     error: Option<S::Error>,
 }
 
-impl<K, V, S> DepthView<'_, K, V, S>
-where
-    K: Eq + Hash,
-    V: DeltaValue,
-    S: Storage<Key = K, Value = V>,
-{
-    fn committed(&mut self, key: &K) -> Result<Option<V>, Halt> {
-        if let Some(entry) = self.state.get(key) {
-            self.depth = self.depth.max(entry.depth);
-            return Ok(entry.value.clone());
-        }
-        self.storage.get(key).map_err(|e| {
-            self.error = Some(e);
-            Halt(())
-        })
-    }
-}
-
 impl<K, V, S> TxnView for DepthView<'_, K, V, S>
 where
     K: Eq + Hash,
@@ -54,14 +36,23 @@ where
     type Value = V;
 
     fn read(&mut self, key: &K) -> Result<Option<V>, Halt> {
-        match self.writes.get(key) {
-            Some(WriteOp::Value(value)) => Ok(Some(value.clone())),
-            Some(&WriteOp::Delta(delta)) => {
-                let base = self.committed(key)?;
-                Ok(add_to(base.as_ref(), delta).map(V::from_u64))
+        let (writes, state, storage, error, depth) = (
+            &self.writes,
+            self.state,
+            self.storage,
+            &mut self.error,
+            &mut self.depth,
+        );
+        writes.read_through(key, || match state.get(key) {
+            Some(entry) => {
+                *depth = (*depth).max(entry.depth);
+                Ok(entry.value.clone())
             }
-            None => self.committed(key),
-        }
+            None => storage.get(key).map_err(|e| {
+                *error = Some(e);
+                Halt(())
+            }),
+        })
     }
 
     fn write(&mut self, key: K, value: V) {
@@ -71,23 +62,9 @@ where
     fn add_delta(&mut self, key: K, delta: u64) -> Result<Result<(), Overflow>, Halt> {
         // Checking the credit reads the value, but only to reject an overflow: it is not
         // a dependency (the parallel executor does not read it either).
-        let current = match self.writes.get(&key) {
-            Some(WriteOp::Value(value)) => Some(value.clone()),
-            other => {
-                let own = match other {
-                    Some(&WriteOp::Delta(d)) => d,
-                    _ => 0,
-                };
-                let base = match self.state.get(&key) {
-                    Some(entry) => entry.value.clone(),
-                    None => self.storage.get(&key).map_err(|e| {
-                        self.error = Some(e);
-                        Halt(())
-                    })?,
-                };
-                add_to(base.as_ref(), own).map(V::from_u64)
-            }
-        };
+        let depth = self.depth;
+        let current = self.read(&key)?;
+        self.depth = depth;
         if add_to(current.as_ref(), delta).is_none() {
             return Ok(Err(Overflow));
         }

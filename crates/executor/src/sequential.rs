@@ -26,24 +26,6 @@ struct SequentialView<'a, K, V, S, E> {
     error: Option<E>,
 }
 
-impl<K, V, S> SequentialView<'_, K, V, S, S::Error>
-where
-    K: Eq + std::hash::Hash,
-    V: mvmemory::DeltaValue,
-    S: Storage<Key = K, Value = V>,
-{
-    /// The value before this transaction.
-    fn committed(&mut self, key: &K) -> Result<Option<V>, Halt> {
-        if let Some(written) = self.state.get(key) {
-            return Ok(Some(written.value.clone()));
-        }
-        self.storage.get(key).map_err(|e| {
-            self.error = Some(e);
-            Halt(())
-        })
-    }
-}
-
 impl<K, V, S> TxnView for SequentialView<'_, K, V, S, S::Error>
 where
     K: Eq + std::hash::Hash,
@@ -54,15 +36,15 @@ where
     type Value = V;
 
     fn read(&mut self, key: &K) -> Result<Option<V>, Halt> {
-        match self.writes.get(key) {
-            Some(WriteOp::Value(value)) => Ok(Some(value.clone())),
-            Some(&WriteOp::Delta(delta)) => {
-                let base = self.committed(key)?;
-                // `add_delta` checked that base + delta fits.
-                Ok(add_to(base.as_ref(), delta).map(V::from_u64))
-            }
-            None => self.committed(key),
-        }
+        let (writes, state, storage, error) =
+            (&self.writes, self.state, self.storage, &mut self.error);
+        writes.read_through(key, || match state.get(key) {
+            Some(written) => Ok(Some(written.value.clone())),
+            None => storage.get(key).map_err(|e| {
+                *error = Some(e);
+                Halt(())
+            }),
+        })
     }
 
     fn write(&mut self, key: K, value: V) {

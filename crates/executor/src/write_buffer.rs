@@ -47,6 +47,25 @@ impl<K: PartialEq, V: DeltaValue> WriteBuffer<K, V> {
         Ok(())
     }
 
+    /// The value of `key` as this transaction sees it: its own write, its own credits on
+    /// top of `committed` (the value before it), or `committed`. A sum that does not fit
+    /// reads as `None`; the sequential views check every credit when it is added, so for
+    /// them it cannot happen.
+    #[inline]
+    pub(crate) fn read_through<E>(
+        &self,
+        key: &K,
+        committed: impl FnOnce() -> Result<Option<V>, E>,
+    ) -> Result<Option<V>, E> {
+        match self.get(key) {
+            Some(WriteOp::Value(value)) => Ok(Some(value.clone())),
+            Some(&WriteOp::Delta(delta)) => {
+                Ok(add_to(committed()?.as_ref(), delta).map(V::from_u64))
+            }
+            None => committed(),
+        }
+    }
+
     pub(crate) fn clear(&mut self) {
         self.ops.clear();
     }
