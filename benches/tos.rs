@@ -18,9 +18,7 @@ fn bench_block(c: &mut Criterion, group: &str, workload: Workload, txs: usize) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let state =
         BlockState::preload(&store, 0, TosBlockExecutor::declared_keys(&block), cores).unwrap();
-    let sequential = SequentialTosExecutor {
-        verify_signatures: false,
-    };
+    let sequential = SequentialTosExecutor::new(false);
     let parallel = TosBlockExecutor::new(ExecutionConfig {
         verify_signatures: false,
         min_batch_size: 0,

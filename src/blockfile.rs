@@ -1,12 +1,13 @@
 //! The block file format (JSON lines) and the results and state JSON of BLOCKS.md.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use tos_adapter::{
-    BurnPayload, Hash, MultiSigPayload, PublicKey, Signature, StateKey, StateValue, Transaction,
-    TransactionType, TransferPayload, TxError, TxResult,
+    BurnPayload, DeployContractPayload, Hash, InvokeConstructorPayload, InvokeContractPayload,
+    MultiSigPayload, PublicKey, Signature, StateKey, StateValue, Transaction, TransactionType,
+    TransferPayload, TxError, TxResult,
 };
 
 /// The longest line `replay` reads: a larger one is refused before it is parsed, so a
@@ -93,8 +94,11 @@ pub fn decode_for_fuzzing(data: &[u8]) {
                     let _ = tx.to_transaction();
                 }
             }
-            Ok(Line::Genesis { accounts }) => {
-                let _ = genesis_changes(&accounts);
+            Ok(Line::Genesis {
+                accounts,
+                contracts,
+            }) => {
+                let _ = genesis_changes(&accounts, &contracts);
             }
             Err(_) => {}
         }
@@ -109,6 +113,10 @@ pub enum Line {
     Genesis {
         /// Funded accounts.
         accounts: Vec<GenesisAccount>,
+        /// Deployed contracts (an extension of BLOCKS.md's genesis line, absent when none:
+        /// what the contract workloads start from).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        contracts: Vec<GenesisContract>,
     },
     /// A block to execute and commit at `topoheight`.
     Block {
@@ -133,6 +141,22 @@ pub struct GenesisAccount {
     pub balances: BTreeMap<String, u64>,
 }
 
+/// A contract of the genesis line.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisContract {
+    /// Hex address.
+    pub address: String,
+    /// Hex module.
+    pub module: String,
+    /// Storage entries: hex key to hex value.
+    #[serde(default)]
+    pub storage: BTreeMap<String, String>,
+    /// Balance per asset (hex asset id).
+    #[serde(default, deserialize_with = "unique_map")]
+    pub balances: BTreeMap<String, u64>,
+}
+
 /// A transaction.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,8 +175,49 @@ enum DataJson {
     Transfers(#[serde(deserialize_with = "bounded_transfers")] Vec<TransferJson>),
     Burn(BurnJson),
     Multisig(MultisigJson),
-    DeployContract(Value),
-    InvokeContract(Value),
+    DeployContract(DeployJson),
+    InvokeContract(InvokeJson),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConstructorJson {
+    max_gas: u64,
+    #[serde(default, deserialize_with = "unique_map")]
+    deposits: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployJson {
+    module: String,
+    #[serde(default)]
+    invoke: Option<ConstructorJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvokeJson {
+    contract: String,
+    entry_id: u16,
+    max_gas: u64,
+    #[serde(default, deserialize_with = "unique_map")]
+    deposits: BTreeMap<String, u64>,
+    #[serde(default)]
+    parameters: Vec<String>,
+}
+
+fn deposits(map: &BTreeMap<String, u64>) -> Result<Vec<(Hash, u64)>> {
+    map.iter()
+        .map(|(asset, &amount)| Ok((hash(asset, "deposit asset")?, amount)))
+        .collect()
+}
+
+fn deposits_json(deposits: &[(Hash, u64)]) -> BTreeMap<String, u64> {
+    deposits
+        .iter()
+        .map(|(asset, amount)| (asset.to_hex(), *amount))
+        .collect()
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -221,9 +286,30 @@ impl TxJson {
                     .map(|p| key(p, "participant"))
                     .collect::<Result<_>>()?,
             }),
-            DataJson::DeployContract(_) | DataJson::InvokeContract(_) => {
-                bail!("contract transactions are not supported by this build")
-            }
+            DataJson::DeployContract(d) => TransactionType::DeployContract(DeployContractPayload {
+                module: tos_adapter::types::from_hex(&d.module).context("module is not hex")?,
+                invoke: d
+                    .invoke
+                    .as_ref()
+                    .map(|c| -> Result<_> {
+                        Ok(InvokeConstructorPayload {
+                            max_gas: c.max_gas,
+                            deposits: deposits(&c.deposits)?,
+                        })
+                    })
+                    .transpose()?,
+            }),
+            DataJson::InvokeContract(i) => TransactionType::InvokeContract(InvokeContractPayload {
+                contract: hash(&i.contract, "contract")?,
+                deposits: deposits(&i.deposits)?,
+                entry_id: i.entry_id,
+                max_gas: i.max_gas,
+                parameters: i
+                    .parameters
+                    .iter()
+                    .map(|p| tos_adapter::types::from_hex(p).context("a parameter is not hex"))
+                    .collect::<Result<_>>()?,
+            }),
         };
         let signature = match &self.signature {
             None => None,
@@ -267,6 +353,24 @@ impl TxJson {
                 threshold: m.threshold,
                 participants: m.participants.iter().map(PublicKey::to_hex).collect(),
             }),
+            TransactionType::DeployContract(d) => DataJson::DeployContract(DeployJson {
+                module: tos_adapter::types::to_hex(&d.module),
+                invoke: d.invoke.as_ref().map(|c| ConstructorJson {
+                    max_gas: c.max_gas,
+                    deposits: deposits_json(&c.deposits),
+                }),
+            }),
+            TransactionType::InvokeContract(i) => DataJson::InvokeContract(InvokeJson {
+                contract: i.contract.to_hex(),
+                entry_id: i.entry_id,
+                max_gas: i.max_gas,
+                deposits: deposits_json(&i.deposits),
+                parameters: i
+                    .parameters
+                    .iter()
+                    .map(|p| tos_adapter::types::to_hex(p))
+                    .collect(),
+            }),
         };
         Self {
             source: tx.source.to_hex(),
@@ -281,8 +385,33 @@ impl TxJson {
 }
 
 /// The genesis line's accounts as state changes.
-pub fn genesis_changes(accounts: &[GenesisAccount]) -> Result<Vec<(StateKey, StateValue)>> {
+pub fn genesis_changes(
+    accounts: &[GenesisAccount],
+    contracts: &[GenesisContract],
+) -> Result<Vec<(StateKey, StateValue)>> {
     let mut changes = Vec::new();
+    for c in contracts {
+        let address = hash(&c.address, "contract address")?;
+        let hex = |s: &str, what: &str| {
+            tos_adapter::types::from_hex(s).with_context(|| format!("contract {what} is not hex"))
+        };
+        changes.push((
+            StateKey::ContractModule(address),
+            StateValue::Module(hex(&c.module, "module")?.into()),
+        ));
+        for (key, value) in &c.storage {
+            changes.push((
+                StateKey::ContractData(address, hex(key, "storage key")?.into()),
+                StateValue::Data(Some(hex(value, "storage value")?.into())),
+            ));
+        }
+        for (asset, &amount) in &c.balances {
+            changes.push((
+                StateKey::ContractBalance(address, hash(asset, "asset")?),
+                StateValue::Number(amount),
+            ));
+        }
+    }
     for a in accounts {
         let account = key(&a.account, "account")?;
         if a.nonce > 0 {
@@ -301,6 +430,34 @@ pub fn genesis_changes(accounts: &[GenesisAccount]) -> Result<Vec<(StateKey, Sta
 /// The genesis line for state changes (balances and nonces).
 pub fn genesis_line(changes: &[(StateKey, StateValue)]) -> Line {
     let mut accounts: BTreeMap<PublicKey, GenesisAccount> = BTreeMap::new();
+    let mut contracts: BTreeMap<Hash, GenesisContract> = BTreeMap::new();
+    let hex = tos_adapter::types::to_hex;
+    for (k, v) in changes {
+        let contract = match k {
+            StateKey::ContractModule(c)
+            | StateKey::ContractData(c, _)
+            | StateKey::ContractBalance(c, _) => c,
+            _ => continue,
+        };
+        let entry = contracts
+            .entry(*contract)
+            .or_insert_with(|| GenesisContract {
+                address: contract.to_hex(),
+                module: String::new(),
+                storage: BTreeMap::new(),
+                balances: BTreeMap::new(),
+            });
+        match (k, v) {
+            (StateKey::ContractModule(_), StateValue::Module(m)) => entry.module = hex(m),
+            (StateKey::ContractData(_, key), StateValue::Data(Some(value))) => {
+                entry.storage.insert(hex(key), hex(value));
+            }
+            (StateKey::ContractBalance(_, asset), StateValue::Number(n)) => {
+                entry.balances.insert(asset.to_hex(), *n);
+            }
+            _ => {}
+        }
+    }
     for (k, v) in changes {
         let StateValue::Number(n) = v else { continue };
         let (account, asset) = match k {
@@ -322,6 +479,7 @@ pub fn genesis_line(changes: &[(StateKey, StateValue)]) -> Line {
     }
     Line::Genesis {
         accounts: accounts.into_values().collect(),
+        contracts: contracts.into_values().collect(),
     }
 }
 
@@ -334,6 +492,7 @@ pub fn result_json(topoheight: u64, index: usize, result: &TxResult) -> Value {
         "success": result.success(),
         "error": result.error.as_ref().map(error_json),
         "fee_paid": result.fee_paid,
+        "gas_used": result.gas_used,
     })
 }
 
@@ -355,6 +514,8 @@ pub fn error_json(error: &TxError) -> Value {
             value["required"] = json!(required);
         }
         TxError::TransferCount { count } => value["count"] = json!(count),
+        TxError::ContractNotFound(contract) => value["contract"] = json!(contract.to_hex()),
+        TxError::ContractFailed { reason } => value["reason"] = json!(reason),
         _ => {}
     }
     value

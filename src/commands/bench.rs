@@ -132,14 +132,9 @@ fn bench_workload(args: &BenchArgs, workload: Workload, threads: &[usize]) -> Re
     store.write_block(0, &generator.genesis())?;
     let txs = generator.block();
     let state = BlockState::preload(&store, 0, TosBlockExecutor::declared_keys(&txs), cores())?;
-    let vm = TosVm {
-        verify_signatures: args.verify_signatures,
-        accumulators_in_state: false,
-    };
+    let vm = TosVm::new(args.verify_signatures);
     let critical_path = executor::critical_path(&vm, &state, &txs)?.max(1);
-    let oracle = SequentialTosExecutor {
-        verify_signatures: args.verify_signatures,
-    };
+    let oracle = SequentialTosExecutor::new(args.verify_signatures);
     let expected = oracle.execute_on(&state, 1, &txs)?;
     let want: BTreeMap<&StateKey, &StateValue> =
         expected.changes.iter().map(|(k, v)| (k, v)).collect();

@@ -82,13 +82,16 @@ pub fn main(args: ReplayArgs) -> Result<()> {
         }
         let parsed: Line = parse_line(line).map_err(at)?;
         match parsed {
-            Line::Genesis { accounts } => {
+            Line::Genesis {
+                accounts,
+                contracts,
+            } => {
                 if number != 1 || !store.is_empty()? {
                     return Err(at(anyhow::anyhow!(
                         "a genesis may only be the first line, on an empty database"
                     )));
                 }
-                let changes = genesis_changes(&accounts).map_err(at)?;
+                let changes = genesis_changes(&accounts, &contracts).map_err(at)?;
                 store.write_block(0, &changes).map_err(|e| at(e.into()))?;
             }
             Line::Block {

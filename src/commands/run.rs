@@ -110,9 +110,7 @@ pub fn main(args: RunArgs) -> Result<()> {
     }
     let store = open_db(&args.db)?;
     let executor = TosBlockExecutor::new(config)?;
-    let oracle = SequentialTosExecutor {
-        verify_signatures: sign,
-    };
+    let oracle = SequentialTosExecutor::new(sign);
     let mut export = match &args.export {
         Some(path) => Some(std::io::BufWriter::new(
             std::fs::File::create(path)

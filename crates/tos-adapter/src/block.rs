@@ -1,5 +1,6 @@
 //! The drop-in block executor the TOS daemon calls.
 
+use crate::contract::{default_contract_vm, SharedContractVm};
 use crate::error::TosError;
 use crate::sequential::SequentialTosExecutor;
 use crate::snapshot::BlockState;
@@ -22,6 +23,14 @@ pub struct ExecutionConfig {
     pub max_parallelism: usize,
     /// Verify every transaction's signature (default true).
     pub verify_signatures: bool,
+    /// Run blocks with contract transactions under Block-STM (default true). Each call
+    /// runs in a fresh VM context against its own overlay, and every storage entry,
+    /// module and contract balance is a versioned key validated like any other, so
+    /// parallel results equal sequential ones (the proptests check it); blocks whose
+    /// contract calls form one chain are still found and run sequentially. False runs
+    /// every block holding a contract transaction sequentially: for a daemon whose own
+    /// contract runtime is not deterministic across threads, or to rule the engine out.
+    pub enable_contract_parallel: bool,
 }
 
 impl Default for ExecutionConfig {
@@ -31,6 +40,7 @@ impl Default for ExecutionConfig {
             min_batch_size: executor::DEFAULT_MIN_BLOCK_SIZE,
             max_parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
             verify_signatures: true,
+            enable_contract_parallel: true,
         }
     }
 }
@@ -106,6 +116,7 @@ pub struct BlockExecution {
 pub struct TosBlockExecutor {
     config: ExecutionConfig,
     engine: ParallelExecutor,
+    contracts: SharedContractVm,
 }
 
 /// Below this estimated parallelism a block of transactions without signature checks runs
@@ -127,11 +138,31 @@ const ESTIMATE_SAMPLE: usize = 1024;
 impl TosBlockExecutor {
     /// An executor with this configuration; `max_parallelism` 0 is an error.
     pub fn new(config: ExecutionConfig) -> Result<Self, TosError> {
+        Self::with_contract_vm(config, default_contract_vm())
+    }
+
+    /// An executor whose contracts run on `contracts` (the daemon's own runtime).
+    pub fn with_contract_vm(
+        config: ExecutionConfig,
+        contracts: SharedContractVm,
+    ) -> Result<Self, TosError> {
         config.validate()?;
         // Validates the thread count with the engine's own rule too.
         executor::ExecutorConfig::new(config.max_parallelism)?;
         let engine = ParallelExecutor::new(config.max_parallelism);
-        Ok(Self { config, engine })
+        Ok(Self {
+            config,
+            engine,
+            contracts,
+        })
+    }
+
+    /// The sequential executor with this executor's settings.
+    pub fn oracle(&self) -> SequentialTosExecutor {
+        SequentialTosExecutor {
+            verify_signatures: self.config.verify_signatures,
+            contracts: self.contracts.clone(),
+        }
     }
 
     /// How many transactions of the block could run at once, estimated from the declared
@@ -170,7 +201,9 @@ impl TosBlockExecutor {
 
     /// Why `txs` run sequentially, or `None` for Block-STM.
     fn sequential_reason(&self, txs: &[Transaction]) -> Option<SequentialReason> {
-        if !self.config.enabled {
+        if !self.config.enabled
+            || (!self.config.enable_contract_parallel && txs.iter().any(is_contract))
+        {
             Some(SequentialReason::Disabled)
         } else if self.config.max_parallelism == 1 {
             Some(SequentialReason::SingleThread)
@@ -198,6 +231,7 @@ impl TosBlockExecutor {
         TosVm {
             verify_signatures: self.config.verify_signatures,
             accumulators_in_state,
+            contracts: self.contracts.clone(),
         }
     }
 
@@ -282,26 +316,20 @@ impl TosBlockExecutor {
     ) -> Result<BlockExecution, TosError> {
         if let Some(reason) = self.sequential_reason(txs) {
             let _span = tracing::debug_span!("execute", path = "sequential").entered();
-            let mut execution = SequentialTosExecutor {
-                verify_signatures: self.config.verify_signatures,
-            }
-            .execute_on(state, topoheight, txs)?;
+            let mut execution = self.oracle().execute_on(state, topoheight, txs)?;
             execution.path = ExecutionPath::Sequential(reason);
             return Ok(execution);
         }
         let (results, mut changes, path, stats) = self.run_engine(state, txs, false)?;
         // The accumulators, from the accepted transactions (see `TosVm`).
         let mut totals: Vec<(StateKey, u64)> = vec![(StateKey::GasFee, 0)];
-        for (tx, result) in txs.iter().zip(&results) {
-            if result.error.is_some() {
-                continue;
-            }
-            totals[0].1 = totals[0].1.saturating_add(tx.fee);
-            if let TransactionType::Burn(burn) = &tx.data {
-                let key = StateKey::BurnedSupply(burn.asset);
+        for result in &results {
+            totals[0].1 = totals[0].1.saturating_add(result.fee_paid);
+            if let Some((asset, amount)) = result.burned {
+                let key = StateKey::BurnedSupply(asset);
                 match totals.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, total)) => *total = total.saturating_add(burn.amount),
-                    None => totals.push((key, burn.amount)),
+                    Some((_, total)) => *total = total.saturating_add(amount),
+                    None => totals.push((key, amount)),
                 }
             }
         }
@@ -351,11 +379,9 @@ impl TosBlockExecutor {
             .zip(txs)
             .map(|(output, tx)| match output {
                 TxnOutput::Executed(result) => result,
-                TxnOutput::Panicked(message) => TxResult {
-                    tx_hash: tx.hash(),
-                    error: Some(crate::error::TxError::VmPanic(message)),
-                    fee_paid: 0,
-                },
+                TxnOutput::Panicked(message) => {
+                    TxResult::rejected(tx.hash(), crate::error::TxError::VmPanic(message))
+                }
             })
             .collect();
         Ok((results, output.writes, output.path, output.stats))
@@ -371,6 +397,14 @@ impl TosBlockExecutor {
         storage.write_block(execution.topoheight, &execution.changes)?;
         Ok(())
     }
+}
+
+/// Whether `tx` deploys or calls a contract.
+fn is_contract(tx: &Transaction) -> bool {
+    matches!(
+        tx.data,
+        TransactionType::InvokeContract(_) | TransactionType::DeployContract(_)
+    )
 }
 
 /// The storage's topoheight, if `topoheight` is the next one; an error otherwise.

@@ -7,10 +7,12 @@
 //! min_batch_size = 10
 //! max_parallelism = 8
 //! verify_signatures = true
+//! enable_contract_parallel = true
 //! ```
 //!
 //! Environment: `TOS_BLOCKSTM_ENABLED`, `TOS_BLOCKSTM_MIN_BATCH_SIZE`,
-//! `TOS_BLOCKSTM_MAX_PARALLELISM`, `TOS_BLOCKSTM_VERIFY_SIGNATURES`.
+//! `TOS_BLOCKSTM_MAX_PARALLELISM`, `TOS_BLOCKSTM_VERIFY_SIGNATURES`,
+//! `TOS_BLOCKSTM_ENABLE_CONTRACT_PARALLEL`.
 
 use crate::block::ExecutionConfig;
 use serde::Deserialize;
@@ -48,6 +50,7 @@ struct File {
     min_batch_size: Option<usize>,
     max_parallelism: Option<usize>,
     verify_signatures: Option<bool>,
+    enable_contract_parallel: Option<bool>,
 }
 
 /// The environment variables read, all prefixed `TOS_BLOCKSTM_`.
@@ -68,6 +71,9 @@ impl ExecutionConfig {
         }
         if let Some(v) = file.verify_signatures {
             self.verify_signatures = v;
+        }
+        if let Some(v) = file.enable_contract_parallel {
+            self.enable_contract_parallel = v;
         }
         Ok(self)
     }
@@ -104,6 +110,7 @@ impl ExecutionConfig {
                 "MIN_BATCH_SIZE" => self.min_batch_size = number()?,
                 "MAX_PARALLELISM" => self.max_parallelism = number()?,
                 "VERIFY_SIGNATURES" => self.verify_signatures = boolean()?,
+                "ENABLE_CONTRACT_PARALLEL" => self.enable_contract_parallel = boolean()?,
                 // Variables of the binary itself (such as the log format) are not ours.
                 "LOG_FORMAT" => {}
                 _ => return Err(bad("unknown setting")),

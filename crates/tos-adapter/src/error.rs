@@ -50,6 +50,18 @@ pub enum TxError {
     /// The VM panicked (a bug): the transaction is treated as rejected.
     #[error("VM panic: {0}")]
     VmPanic(String),
+    /// The invoked contract is not deployed: the transaction is rejected.
+    #[error("Contract {0} not found")]
+    ContractNotFound(Hash),
+    /// A contract call or constructor failed: a non-zero exit code, a VM error, out of
+    /// gas. The transaction was executed (nonce, fee and used gas charged; deposits and
+    /// unused gas refunded; the contract's changes discarded). Also the reason a deploy of
+    /// a module that does not load is rejected (then nothing is charged).
+    #[error("Contract failed: {reason}")]
+    ContractFailed {
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 impl TxError {
@@ -66,6 +78,8 @@ impl TxError {
             TxError::MultiSigNotConfigured => "MultiSigNotConfigured",
             TxError::InvalidSignature => "InvalidSignature",
             TxError::VmPanic(_) => "VmPanic",
+            TxError::ContractNotFound(_) => "ContractNotFound",
+            TxError::ContractFailed { .. } => "ContractFailed",
         }
     }
 }

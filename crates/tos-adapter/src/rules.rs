@@ -3,7 +3,8 @@
 
 use crate::error::TxError;
 use crate::types::{
-    Hash, PublicKey, Transaction, TransactionType, MAX_MULTISIG_PARTICIPANTS, MAX_TRANSFERS,
+    Hash, PublicKey, Transaction, TransactionType, BURN_PER_CONTRACT, MAX_DEPOSITS,
+    MAX_MODULE_SIZE, MAX_MULTISIG_PARTICIPANTS, MAX_PARAMETERS, MAX_PARAMETER_SIZE, MAX_TRANSFERS,
     TOS_ASSET,
 };
 use smallvec::SmallVec;
@@ -30,6 +31,21 @@ pub fn spending(tx: &Transaction) -> Result<Spending, TxError> {
         }
         TransactionType::Burn(burn) => add(burn.asset, burn.amount)?,
         TransactionType::MultiSig(_) => {}
+        TransactionType::InvokeContract(invoke) => {
+            add(TOS_ASSET, invoke.max_gas)?;
+            for &(asset, amount) in &invoke.deposits {
+                add(asset, amount)?;
+            }
+        }
+        TransactionType::DeployContract(deploy) => {
+            add(TOS_ASSET, BURN_PER_CONTRACT)?;
+            if let Some(invoke) = &deploy.invoke {
+                add(TOS_ASSET, invoke.max_gas)?;
+                for &(asset, amount) in &invoke.deposits {
+                    add(asset, amount)?;
+                }
+            }
+        }
     }
     Ok(spending)
 }
@@ -74,7 +90,61 @@ pub fn check_payload(tx: &Transaction) -> Result<Option<MultiSigAction>, TxError
             }
             Ok(Some(MultiSigAction::Set))
         }
+        TransactionType::InvokeContract(invoke) => {
+            check_deposits(&invoke.deposits)?;
+            if invoke.parameters.len() > MAX_PARAMETERS {
+                return Err(invalid(format!(
+                    "{} parameters (at most {MAX_PARAMETERS})",
+                    invoke.parameters.len()
+                )));
+            }
+            if let Some(p) = invoke
+                .parameters
+                .iter()
+                .find(|p| p.len() > MAX_PARAMETER_SIZE)
+            {
+                return Err(invalid(format!(
+                    "a parameter of {} bytes (at most {MAX_PARAMETER_SIZE})",
+                    p.len()
+                )));
+            }
+            Ok(None)
+        }
+        TransactionType::DeployContract(deploy) => {
+            if deploy.module.len() > MAX_MODULE_SIZE {
+                return Err(invalid(format!(
+                    "a module of {} bytes (at most {MAX_MODULE_SIZE})",
+                    deploy.module.len()
+                )));
+            }
+            if let Some(invoke) = &deploy.invoke {
+                check_deposits(&invoke.deposits)?;
+            }
+            Ok(None)
+        }
     }
+}
+
+/// A contract payload that breaks a rule: rejected as `ContractFailed` (nothing charged).
+fn invalid(reason: String) -> TxError {
+    TxError::ContractFailed {
+        reason: format!("invalid payload: {reason}"),
+    }
+}
+
+fn check_deposits(deposits: &[(Hash, u64)]) -> Result<(), TxError> {
+    if deposits.len() > MAX_DEPOSITS {
+        return Err(invalid(format!(
+            "{} deposits (at most {MAX_DEPOSITS})",
+            deposits.len()
+        )));
+    }
+    let mut assets: SmallVec<[&Hash; 4]> = deposits.iter().map(|(a, _)| a).collect();
+    assets.sort_unstable();
+    if assets.windows(2).any(|w| w[0] == w[1]) {
+        return Err(invalid("an asset deposited twice".to_owned()));
+    }
+    Ok(())
 }
 
 fn has_duplicates(keys: &[PublicKey]) -> bool {

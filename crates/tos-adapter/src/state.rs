@@ -2,6 +2,11 @@
 
 use crate::types::{Hash, PublicKey, SharedMultiSig};
 use mvmemory::DeltaValue;
+use std::sync::Arc;
+
+/// Bytes held in state, shared: cloning a value read from the multi-version memory costs
+/// a reference count, not a copy.
+pub type Bytes = Arc<[u8]>;
 
 /// A key of TOS state.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -16,6 +21,12 @@ pub enum StateKey {
     GasFee,
     /// The total burned of an asset (an accumulator: credited by delta).
     BurnedSupply(Hash),
+    /// A deployed contract's code.
+    ContractModule(Hash),
+    /// One entry of a contract's storage: the contract and the entry's key.
+    ContractData(Hash, Bytes),
+    /// A contract's balance of an asset.
+    ContractBalance(Hash, Hash),
 }
 
 /// The first 8 bytes of a key or hash: public keys and hashes are uniformly distributed,
@@ -39,6 +50,18 @@ impl std::hash::Hash for StateKey {
             StateKey::MultiSig(account) => state.write_u64(prefix(&account.0) ^ 2),
             StateKey::GasFee => state.write_u64(3),
             StateKey::BurnedSupply(asset) => state.write_u64(prefix(&asset.0) ^ 4),
+            StateKey::ContractModule(contract) => state.write_u64(prefix(&contract.0) ^ 5),
+            StateKey::ContractData(contract, key) => {
+                // FNV-1a over the entry's key: short keys, chosen by contracts.
+                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+                for &b in key.iter() {
+                    h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                }
+                state.write_u64(prefix(&contract.0) ^ h.rotate_left(29) ^ 6)
+            }
+            StateKey::ContractBalance(contract, asset) => {
+                state.write_u64(prefix(&contract.0) ^ prefix(&asset.0).rotate_left(23) ^ 7)
+            }
         }
     }
 }
@@ -50,6 +73,10 @@ pub enum StateValue {
     Number(u64),
     /// A multisig configuration; `None` once deleted.
     MultiSig(Option<SharedMultiSig>),
+    /// A contract storage entry; `None` once deleted.
+    Data(Option<Bytes>),
+    /// A contract's code.
+    Module(Bytes),
 }
 
 impl DeltaValue for StateValue {
@@ -62,7 +89,7 @@ impl DeltaValue for StateValue {
     fn as_u64(&self) -> Option<u64> {
         match self {
             StateValue::Number(n) => Some(*n),
-            StateValue::MultiSig(_) => None,
+            StateValue::MultiSig(_) | StateValue::Data(_) | StateValue::Module(_) => None,
         }
     }
 }

@@ -11,6 +11,16 @@ pub const COIN_VALUE: u64 = 100_000_000;
 pub const MAX_TRANSFERS: usize = 500;
 /// Most participants of a multisig.
 pub const MAX_MULTISIG_PARTICIPANTS: usize = 255;
+/// Burned by every contract deployed: 1 TOS.
+pub const BURN_PER_CONTRACT: u64 = COIN_VALUE;
+/// Largest contract module accepted, in bytes.
+pub const MAX_MODULE_SIZE: usize = 64 * 1024;
+/// Most parameters of one contract call.
+pub const MAX_PARAMETERS: usize = 32;
+/// Largest contract call parameter, in bytes.
+pub const MAX_PARAMETER_SIZE: usize = 1024;
+/// Most deposits of one contract call.
+pub const MAX_DEPOSITS: usize = 16;
 
 macro_rules! bytes32 {
     ($(#[$doc:meta])* $name:ident) => {
@@ -139,6 +149,60 @@ pub struct MultiSigPayload {
     pub participants: Vec<PublicKey>,
 }
 
+/// Assets moved from the caller to the contract with a call, in payload order (each asset
+/// at most once).
+pub type Deposits = Vec<(Hash, u64)>;
+
+/// A call of a deployed contract.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvokeContractPayload {
+    /// The contract's address.
+    pub contract: Hash,
+    /// Moved from the caller to the contract's balance before the call (refunded if the
+    /// call fails).
+    pub deposits: Deposits,
+    /// Which entry point of the contract.
+    pub entry_id: u16,
+    /// Most gas the call may use, paid in TOS up front; what is unused is refunded.
+    pub max_gas: u64,
+    /// The call's parameters, opaque bytes for the contract.
+    pub parameters: Vec<Vec<u8>>,
+}
+
+/// The constructor call of a deploy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvokeConstructorPayload {
+    /// Most gas the constructor may use.
+    pub max_gas: u64,
+    /// Moved to the new contract's balance (refunded if the constructor fails).
+    pub deposits: Deposits,
+}
+
+/// Deploys a contract at [`contract_address`]`(source, nonce, module)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeployContractPayload {
+    /// The contract's code.
+    pub module: Vec<u8>,
+    /// The constructor to run (entry [`CONSTRUCTOR_ENTRY`]); if it fails, the module is
+    /// not stored.
+    pub invoke: Option<InvokeConstructorPayload>,
+}
+
+/// The entry id a constructor runs with.
+pub const CONSTRUCTOR_ENTRY: u16 = u16::MAX;
+
+/// Where a deploy stores its contract: blake3 of a domain tag, the deployer, the deploy's
+/// nonce and the code's hash. Deterministic; two deploys never share an address (a
+/// deployer's nonce is used once).
+pub fn contract_address(deployer: &PublicKey, nonce: u64, module: &[u8]) -> Hash {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"tos-blockstm/contract");
+    hasher.update(&deployer.0);
+    hasher.update(&nonce.to_le_bytes());
+    hasher.update(blake3::hash(module).as_bytes());
+    Hash(*hasher.finalize().as_bytes())
+}
+
 /// What a transaction does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TransactionType {
@@ -148,6 +212,23 @@ pub enum TransactionType {
     Burn(BurnPayload),
     /// A multisig set-up.
     MultiSig(MultiSigPayload),
+    /// A call of a contract.
+    InvokeContract(InvokeContractPayload),
+    /// A contract deploy, with its optional constructor.
+    DeployContract(DeployContractPayload),
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn put_deposits(out: &mut Vec<u8>, deposits: &Deposits) {
+    out.extend_from_slice(&(deposits.len() as u32).to_le_bytes());
+    for (asset, amount) in deposits {
+        out.extend_from_slice(&asset.0);
+        out.extend_from_slice(&amount.to_le_bytes());
+    }
 }
 
 /// A TOS transaction.
@@ -205,6 +286,29 @@ impl Transaction {
                 out.extend_from_slice(&(multisig.participants.len() as u32).to_le_bytes());
                 for p in &multisig.participants {
                     out.extend_from_slice(&p.0);
+                }
+            }
+            TransactionType::InvokeContract(invoke) => {
+                out.push(3);
+                out.extend_from_slice(&invoke.contract.0);
+                put_deposits(&mut out, &invoke.deposits);
+                out.extend_from_slice(&invoke.entry_id.to_le_bytes());
+                out.extend_from_slice(&invoke.max_gas.to_le_bytes());
+                out.extend_from_slice(&(invoke.parameters.len() as u32).to_le_bytes());
+                for parameter in &invoke.parameters {
+                    put_bytes(&mut out, parameter);
+                }
+            }
+            TransactionType::DeployContract(deploy) => {
+                out.push(4);
+                put_bytes(&mut out, &deploy.module);
+                match &deploy.invoke {
+                    None => out.push(0),
+                    Some(invoke) => {
+                        out.push(1);
+                        out.extend_from_slice(&invoke.max_gas.to_le_bytes());
+                        put_deposits(&mut out, &invoke.deposits);
+                    }
                 }
             }
         }

@@ -1,9 +1,16 @@
 //! The TOS VM for the Block-STM engine: one transaction against a read view.
 
+use crate::contract::{
+    default_contract_vm, gas_burned, CallInfo, ContractOverlay, HostAbort, SharedContractVm,
+    ViewHost,
+};
 use crate::error::{TosError, TxError};
 use crate::rules::{check_payload, check_signature, spending, MultiSigAction};
-use crate::state::{StateKey, StateValue};
-use crate::types::{Hash, MultiSigConfig, Transaction, TransactionType, TOS_ASSET};
+use crate::state::{Bytes, StateKey, StateValue};
+use crate::types::{
+    contract_address, Hash, MultiSigConfig, Transaction, TransactionType, BURN_PER_CONTRACT,
+    CONSTRUCTOR_ENTRY, TOS_ASSET,
+};
 use executor::{ExecError, TxnView, Vm};
 use smallvec::SmallVec;
 use std::sync::Arc;
@@ -13,10 +20,16 @@ use std::sync::Arc;
 pub struct TxResult {
     /// The transaction's hash.
     pub tx_hash: Hash,
-    /// Why it was rejected; `None` if it succeeded.
+    /// Why it was rejected or why its contract call failed; `None` if it succeeded.
     pub error: Option<TxError>,
-    /// The fee it paid (0 if rejected).
+    /// What it credited to `GasFee`: its fee plus the unburned 70% of the gas it used (0
+    /// if rejected).
     pub fee_paid: u64,
+    /// Gas its contract call or constructor used (charged even when the call failed).
+    pub gas_used: u64,
+    /// What it added to `BurnedSupply`: a burn's amount; for a contract transaction, 30% of
+    /// its gas plus, for a deploy that stored its module, `BURN_PER_CONTRACT`, in TOS.
+    pub burned: Option<(Hash, u64)>,
 }
 
 impl TxResult {
@@ -24,10 +37,22 @@ impl TxResult {
     pub fn success(&self) -> bool {
         self.error.is_none()
     }
+
+    /// A rejected transaction's result: it changed nothing.
+    pub fn rejected(tx_hash: Hash, error: TxError) -> Self {
+        Self {
+            tx_hash,
+            error: Some(error),
+            fee_paid: 0,
+            gas_used: 0,
+            burned: None,
+        }
+    }
 }
 
 /// Executes TOS transactions per DESIGN.md's rules. Credits are deltas; amounts of zero
-/// write nothing.
+/// write nothing. Contract calls run on `contracts` against a [`ContractOverlay`] that is
+/// written to the view only if the call succeeds.
 ///
 /// The block accumulators (`GasFee`, `BurnedSupply`) are written by every transaction and
 /// read by none. With `accumulators_in_state` they are deltas like any credit: exact, but
@@ -39,12 +64,26 @@ impl TxResult {
 /// again with them in state, which rejects exactly the transaction that overflows.
 ///
 /// [`TosBlockExecutor`]: crate::TosBlockExecutor
-#[derive(Clone, Copy, Debug)]
+/// [`ContractOverlay`]: crate::contract
+#[derive(Clone, Debug)]
 pub struct TosVm {
     /// Verify each transaction's signature first.
     pub verify_signatures: bool,
     /// Credit `GasFee` and `BurnedSupply` per transaction, in state.
     pub accumulators_in_state: bool,
+    /// The contract runtime.
+    pub contracts: SharedContractVm,
+}
+
+impl TosVm {
+    /// A VM on the project's contract runtime, accumulators out of state.
+    pub fn new(verify_signatures: bool) -> Self {
+        Self {
+            verify_signatures,
+            accumulators_in_state: false,
+            contracts: default_contract_vm(),
+        }
+    }
 }
 
 fn number<T: TxnView<Key = StateKey, Value = StateValue>>(
@@ -60,6 +99,16 @@ fn number<T: TxnView<Key = StateKey, Value = StateValue>>(
     }
 }
 
+/// A contract call to make: what, with what, and its gas.
+struct PendingCall<'t> {
+    contract: Hash,
+    module: Bytes,
+    entry_id: u16,
+    parameters: &'t [Vec<u8>],
+    deposits: &'t [(Hash, u64)],
+    max_gas: u64,
+}
+
 impl Vm for TosVm {
     type Txn = Transaction;
     type Key = StateKey;
@@ -72,13 +121,7 @@ impl Vm for TosVm {
         T: TxnView<Key = StateKey, Value = StateValue>,
     {
         let tx_hash = tx.hash();
-        let reject = |error: TxError| {
-            Ok(TxResult {
-                tx_hash,
-                error: Some(error),
-                fee_paid: 0,
-            })
-        };
+        let reject = |error: TxError| Ok(TxResult::rejected(tx_hash, error));
         if self.verify_signatures {
             if let Err(error) = check_signature(tx) {
                 return reject(error);
@@ -107,6 +150,44 @@ impl Vm for TosVm {
                 _ => return reject(TxError::MultiSigNotConfigured),
             }
         }
+        let call = match &tx.data {
+            TransactionType::InvokeContract(invoke) => {
+                let key = StateKey::ContractModule(invoke.contract);
+                let module = match view.read(&key)? {
+                    Some(StateValue::Module(module)) => module,
+                    None => return reject(TxError::ContractNotFound(invoke.contract)),
+                    Some(other) => {
+                        return Err(ExecError::Block(TosError::CorruptState(format!(
+                            "{key:?} holds {other:?}"
+                        ))))
+                    }
+                };
+                Some(PendingCall {
+                    contract: invoke.contract,
+                    module,
+                    entry_id: invoke.entry_id,
+                    parameters: &invoke.parameters,
+                    deposits: &invoke.deposits,
+                    max_gas: invoke.max_gas,
+                })
+            }
+            TransactionType::DeployContract(deploy) => {
+                if let Err(reason) = self.contracts.validate(&deploy.module) {
+                    return reject(TxError::ContractFailed {
+                        reason: format!("invalid module: {reason}"),
+                    });
+                }
+                deploy.invoke.as_ref().map(|invoke| PendingCall {
+                    contract: contract_address(&tx.source, tx.nonce, &deploy.module),
+                    module: deploy.module.as_slice().into(),
+                    entry_id: CONSTRUCTOR_ENTRY,
+                    parameters: &[],
+                    deposits: &invoke.deposits,
+                    max_gas: invoke.max_gas,
+                })
+            }
+            _ => None,
+        };
         // 4. Balances.
         let mut balances: SmallVec<[u64; 4]> = SmallVec::new();
         for &(asset, required) in &spending {
@@ -120,22 +201,99 @@ impl Vm for TosVm {
             }
             balances.push(available);
         }
-        // 5. Apply.
         let Some(next_nonce) = nonce.checked_add(1) else {
             return reject(TxError::Overflow);
         };
+        // 5. The contract call, if any, on an overlay: nothing is written yet.
+        let mut gas_used = 0;
+        let mut failure = None;
+        let mut overlay = None;
+        if let Some(call) = &call {
+            let mut buffered = ContractOverlay::new(call.contract);
+            if buffered.deposit(view, call.deposits)?.is_err() {
+                return reject(TxError::Overflow);
+            }
+            let info = CallInfo {
+                contract: call.contract,
+                caller: tx.source,
+                entry_id: call.entry_id,
+                parameters: call.parameters,
+                deposits: call.deposits,
+            };
+            let mut host = ViewHost {
+                view: &mut *view,
+                overlay: &mut buffered,
+                error: None,
+            };
+            let outcome =
+                match self
+                    .contracts
+                    .call(&call.module, &info, call.max_gas, &mut host)
+                {
+                    Ok(outcome) => outcome,
+                    Err(HostAbort) => {
+                        return Err(host.error.take().unwrap_or(ExecError::Block(
+                            TosError::Internal("the contract VM aborted a call its host did not"),
+                        )))
+                    }
+                };
+            gas_used = outcome.gas_used.min(call.max_gas);
+            failure = outcome.failure;
+            overlay = Some(buffered);
+        }
+        let failed = failure.is_some();
+        // What goes back to the source: unused gas; on failure the deposits, and for a
+        // deploy the contract burn.
+        let mut refunds: SmallVec<[(Hash, u64); 4]> = SmallVec::new();
+        let mut burned = None;
+        match &tx.data {
+            TransactionType::Burn(burn) if burn.amount > 0 => {
+                burned = Some((burn.asset, burn.amount))
+            }
+            TransactionType::InvokeContract(_) | TransactionType::DeployContract(_) => {
+                if let Some(call) = &call {
+                    refunds.push((TOS_ASSET, call.max_gas - gas_used));
+                    if failed {
+                        refunds.extend_from_slice(call.deposits);
+                    }
+                }
+                let mut burn = gas_burned(gas_used);
+                if matches!(tx.data, TransactionType::DeployContract(_)) {
+                    if failed {
+                        refunds.push((TOS_ASSET, BURN_PER_CONTRACT));
+                    } else {
+                        burn += BURN_PER_CONTRACT;
+                    }
+                }
+                if burn > 0 {
+                    burned = Some((TOS_ASSET, burn));
+                }
+            }
+            _ => {}
+        }
+        // gas_used <= max_gas and fee + max_gas fit in the spending sum.
+        let fee_paid = tx.fee + (gas_used - gas_burned(gas_used));
         view.write(StateKey::Nonce(tx.source), StateValue::Number(next_nonce));
         for (&(asset, amount), &available) in spending.iter().zip(&balances) {
             if amount > 0 {
+                let refund: u64 = refunds
+                    .iter()
+                    .filter(|(a, _)| *a == asset)
+                    .map(|(_, r)| r)
+                    .sum();
+                // The refunds of an asset are parts of its spending: no underflow.
                 view.write(
                     StateKey::Balance(tx.source, asset),
-                    StateValue::Number(available - amount),
+                    StateValue::Number(available - (amount - refund)),
                 );
             }
         }
         let mut credits: SmallVec<[(StateKey, u64); 4]> = SmallVec::new();
         if self.accumulators_in_state {
-            credits.push((StateKey::GasFee, tx.fee));
+            credits.push((StateKey::GasFee, fee_paid));
+            if let Some((asset, amount)) = burned {
+                credits.push((StateKey::BurnedSupply(asset), amount));
+            }
         }
         match &tx.data {
             TransactionType::Transfers(transfers) => {
@@ -143,11 +301,7 @@ impl Vm for TosVm {
                     credits.push((StateKey::Balance(t.destination, t.asset), t.amount));
                 }
             }
-            TransactionType::Burn(burn) => {
-                if self.accumulators_in_state {
-                    credits.push((StateKey::BurnedSupply(burn.asset), burn.amount))
-                }
-            }
+            TransactionType::Burn(_) => {}
             TransactionType::MultiSig(payload) => {
                 let value = match multisig {
                     Some(MultiSigAction::Set) => Some(Arc::new(MultiSigConfig {
@@ -158,6 +312,29 @@ impl Vm for TosVm {
                 };
                 view.write(StateKey::MultiSig(tx.source), StateValue::MultiSig(value));
             }
+            TransactionType::InvokeContract(_) | TransactionType::DeployContract(_) => {
+                if let TransactionType::DeployContract(deploy) = &tx.data {
+                    if !failed {
+                        view.write(
+                            StateKey::ContractModule(contract_address(
+                                &tx.source,
+                                tx.nonce,
+                                &deploy.module,
+                            )),
+                            StateValue::Module(match &call {
+                                Some(call) => call.module.clone(),
+                                None => deploy.module.as_slice().into(),
+                            }),
+                        );
+                    }
+                }
+                if let (Some(overlay), false) = (&overlay, failed) {
+                    if overlay.effects().apply(view)?.is_err() {
+                        view.discard_writes();
+                        return reject(TxError::Overflow);
+                    }
+                }
+            }
         }
         for (key, amount) in credits {
             if amount > 0 && view.add_delta(key, amount)?.is_err() {
@@ -167,8 +344,10 @@ impl Vm for TosVm {
         }
         Ok(TxResult {
             tx_hash,
-            error: None,
-            fee_paid: tx.fee,
+            error: failure.map(|reason| TxError::ContractFailed { reason }),
+            fee_paid,
+            gas_used,
+            burned,
         })
     }
 }
@@ -189,6 +368,21 @@ pub fn declared_keys(tx: &Transaction, out: &mut Vec<StateKey>) {
             out.push(StateKey::Balance(tx.source, burn.asset));
         }
         TransactionType::MultiSig(_) => out.push(StateKey::MultiSig(tx.source)),
+        TransactionType::InvokeContract(invoke) => {
+            out.push(StateKey::ContractModule(invoke.contract));
+            for &(asset, _) in &invoke.deposits {
+                out.push(StateKey::Balance(tx.source, asset));
+                out.push(StateKey::ContractBalance(invoke.contract, asset));
+            }
+        }
+        TransactionType::DeployContract(deploy) => {
+            let contract = contract_address(&tx.source, tx.nonce, &deploy.module);
+            out.push(StateKey::ContractModule(contract));
+            for &(asset, _) in deploy.invoke.iter().flat_map(|i| &i.deposits) {
+                out.push(StateKey::Balance(tx.source, asset));
+                out.push(StateKey::ContractBalance(contract, asset));
+            }
+        }
     }
 }
 
@@ -196,11 +390,14 @@ pub fn declared_keys(tx: &Transaction, out: &mut Vec<StateKey>) {
 pub fn accumulator_keys(txs: &[Transaction]) -> Vec<StateKey> {
     let mut keys = vec![StateKey::GasFee];
     for tx in txs {
-        if let TransactionType::Burn(burn) = &tx.data {
-            let key = StateKey::BurnedSupply(burn.asset);
-            if !keys.contains(&key) {
-                keys.push(key);
-            }
+        let asset = match &tx.data {
+            TransactionType::Burn(burn) => burn.asset,
+            TransactionType::InvokeContract(_) | TransactionType::DeployContract(_) => TOS_ASSET,
+            _ => continue,
+        };
+        let key = StateKey::BurnedSupply(asset);
+        if !keys.contains(&key) {
+            keys.push(key);
         }
     }
     keys

@@ -1,4 +1,5 @@
-//! Proptests: random blocks of every transaction kind, with random conflicts and invalid
+//! Proptests: random blocks of every transaction kind (contract deploys and calls of the
+//! kv, counter, token and amm contracts among them), with random conflicts and invalid
 //! transactions, executed with Block-STM at 1, 2, 4 and 8 threads, must equal the
 //! sequential oracle in every result and in the state after commit.
 //!
@@ -11,11 +12,18 @@ use executor::{ParallelExecutor, TxnOutput};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
+use tos_adapter::contract::programs;
 use tos_adapter::{
-    BlockState, BurnPayload, Hash, KeyPair, MemoryStore, MultiSigPayload, SequentialTosExecutor,
-    StateKey, StateValue, TosBlockExecutor, TosStorage, TosVm, Transaction, TransactionType,
-    TransferPayload, TOS_ASSET,
+    BlockState, BurnPayload, DeployContractPayload, Hash, InvokeConstructorPayload,
+    InvokeContractPayload, KeyPair, MemoryStore, MultiSigPayload, SequentialTosExecutor, StateKey,
+    StateValue, TosBlockExecutor, TosStorage, TosVm, Transaction, TransactionType, TransferPayload,
+    TOS_ASSET,
 };
+
+const KV: Hash = Hash([0xc1; 32]);
+const COUNTER: Hash = Hash([0xc2; 32]);
+const TOKEN: Hash = Hash([0xc3; 32]);
+const AMM: Hash = Hash([0xc4; 32]);
 
 fn cases() -> u32 {
     std::env::var("BLOCKSTM_PROPTEST_CASES")
@@ -73,8 +81,37 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
             ));
         }
     }
+    // The contracts: kv (every syscall), counter (one hot entry), token (a balance per
+    // account) and amm (a pool of TOS and OTHER_ASSET).
+    genesis.extend(genesis_contract(
+        KV,
+        kv_module(),
+        (0..3).map(|i| (kv_key(i), vec![i as u8; 3])).collect(),
+        vec![(TOS_ASSET, 10_000)],
+    ));
+    genesis.extend(genesis_contract(
+        COUNTER,
+        programs::counter().unwrap(),
+        vec![],
+        vec![],
+    ));
+    genesis.extend(genesis_contract(
+        TOKEN,
+        programs::token().unwrap(),
+        keys.iter()
+            .map(|k| (k.public_key().0.to_vec(), programs::token_balance(1_000)))
+            .collect(),
+        vec![],
+    ));
+    genesis.extend(genesis_contract(
+        AMM,
+        programs::amm().unwrap(),
+        vec![],
+        vec![(TOS_ASSET, 1_000_000_000), (OTHER_ASSET, 1_000_000_000)],
+    ));
     store.write_block(0, &genesis).unwrap();
     let verify = rng.chance(20);
+    let mut deployed: Vec<Hash> = Vec::new();
     let mut txs: Vec<Transaction> = Vec::with_capacity(n);
     // Each sender's nonce after the transactions so far (the oracle, without signature
     // checks: the forged signatures below are rejected anyway), so that most transactions
@@ -83,11 +120,9 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
         if txs.is_empty() {
             return 0;
         }
-        let prefix = SequentialTosExecutor {
-            verify_signatures: verify,
-        }
-        .execute_block(&store, 1, txs)
-        .unwrap();
+        let prefix = SequentialTosExecutor::new(verify)
+            .execute_block(&store, 1, txs)
+            .unwrap();
         match changes(&prefix).get(&StateKey::Nonce(account.public_key())) {
             Some(StateValue::Number(n)) => *n,
             _ => 0,
@@ -117,7 +152,12 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
                 };
                 keys[d].public_key()
             };
-            let data = match rng.below(10) {
+            let max_gas = |rng: &mut Rng| match rng.below(30) {
+                0..=2 => rng.below(300),
+                3 => amount(rng),
+                _ => 10_000,
+            };
+            let data = match rng.below(16) {
                 0..=6 => {
                     let count = match rng.below(30) {
                         0 => 0,
@@ -141,6 +181,97 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
                 7 | 8 => TransactionType::Burn(BurnPayload {
                     asset,
                     amount: amount(&mut rng),
+                }),
+                10 => TransactionType::InvokeContract(InvokeContractPayload {
+                    contract: COUNTER,
+                    deposits: vec![],
+                    entry_id: if rng.chance(90) { 1 } else { 5 },
+                    max_gas: max_gas(&mut rng),
+                    parameters: vec![],
+                }),
+                11 => TransactionType::InvokeContract(InvokeContractPayload {
+                    contract: TOKEN,
+                    deposits: vec![],
+                    entry_id: 1,
+                    max_gas: max_gas(&mut rng),
+                    parameters: programs::token_transfer(&other(&mut rng), rng.below(1_500)),
+                }),
+                12 => TransactionType::InvokeContract(InvokeContractPayload {
+                    contract: AMM,
+                    deposits: vec![(TOS_ASSET, rng.below(1_500))],
+                    entry_id: 1,
+                    max_gas: max_gas(&mut rng),
+                    parameters: programs::amm_swap(&OTHER_ASSET),
+                }),
+                13 => {
+                    let entries = if rng.chance(95) { 8 } else { 9 };
+                    let entry_id = 1 + rng.below(entries) as u16;
+                    let parameters = if entry_id == 3 {
+                        vec![
+                            other(&mut rng).0.to_vec(),
+                            rng.below(4_000).to_le_bytes().to_vec(),
+                        ]
+                    } else {
+                        let value = vec![rng.below(256) as u8; 1 + rng.below(16) as usize];
+                        let second = if entry_id == 4 {
+                            kv_key(rng.below(4))
+                        } else {
+                            value
+                        };
+                        vec![kv_key(rng.below(4)), second]
+                    };
+                    let deposits = if rng.chance(30) {
+                        let deposit = if rng.chance(90) {
+                            rng.below(500)
+                        } else {
+                            amount(&mut rng)
+                        };
+                        vec![(asset, deposit)]
+                    } else {
+                        vec![]
+                    };
+                    TransactionType::InvokeContract(InvokeContractPayload {
+                        contract: KV,
+                        deposits,
+                        entry_id,
+                        max_gas: max_gas(&mut rng),
+                        parameters,
+                    })
+                }
+                14 => {
+                    let module = match rng.below(4) {
+                        0 => programs::counter().unwrap(),
+                        1 => kv_module(),
+                        2 => failing_module(),
+                        _ => vec![rng.below(256) as u8; 1 + rng.below(20) as usize],
+                    };
+                    deployed.push(tos_adapter::contract_address(
+                        &source.public_key(),
+                        nonce,
+                        &module,
+                    ));
+                    TransactionType::DeployContract(DeployContractPayload {
+                        module,
+                        invoke: rng.chance(50).then(|| InvokeConstructorPayload {
+                            max_gas: max_gas(&mut rng),
+                            deposits: if rng.chance(30) {
+                                vec![(TOS_ASSET, rng.below(500))]
+                            } else {
+                                vec![]
+                            },
+                        }),
+                    })
+                }
+                15 => TransactionType::InvokeContract(InvokeContractPayload {
+                    contract: if deployed.is_empty() || rng.chance(20) {
+                        Hash([0xee; 32])
+                    } else {
+                        deployed[rng.below(deployed.len() as u64) as usize]
+                    },
+                    deposits: vec![],
+                    entry_id: 1 + rng.below(3) as u16,
+                    max_gas: max_gas(&mut rng),
+                    parameters: vec![kv_key(rng.below(4)), vec![1, 2, 3]],
                 }),
                 _ => {
                     let count = rng.below(4) as usize;
@@ -175,17 +306,15 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
 
 fn check(seed: u64, accounts: usize, n: usize) -> Result<(), TestCaseError> {
     let (store, txs, verify) = random_block(seed, accounts, n);
-    let oracle = SequentialTosExecutor {
-        verify_signatures: verify,
-    }
-    .execute_block(&store, 1, &txs)
-    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let oracle = SequentialTosExecutor::new(verify)
+        .execute_block(&store, 1, &txs)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let expected: BTreeMap<StateKey, StateValue> = changes(&oracle);
     let state = BlockState::preload(&store, 0, TosBlockExecutor::declared_keys(&txs), 2)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let vm = TosVm {
-        verify_signatures: verify,
         accumulators_in_state: true,
+        ..TosVm::new(verify)
     };
     for executor in executors() {
         let out = executor
@@ -261,14 +390,20 @@ fn random_blocks_are_mostly_accepted_and_reject_every_way() {
     let mut accepted = 0;
     let mut total = 0;
     let mut kinds = std::collections::BTreeSet::new();
+    let (mut contract_calls, mut deploys) = (0, 0);
     for seed in 0..40 {
         let (store, txs, verify) = random_block(seed, 10, 60);
-        let oracle = SequentialTosExecutor {
-            verify_signatures: verify,
-        }
-        .execute_block(&store, 1, &txs)
-        .unwrap();
-        for r in &oracle.results {
+        let oracle = SequentialTosExecutor::new(verify)
+            .execute_block(&store, 1, &txs)
+            .unwrap();
+        for (tx, r) in txs.iter().zip(&oracle.results) {
+            if r.success() {
+                match &tx.data {
+                    TransactionType::InvokeContract(_) => contract_calls += 1,
+                    TransactionType::DeployContract(_) => deploys += 1,
+                    _ => {}
+                }
+            }
             total += 1;
             match &r.error {
                 None => accepted += 1,
@@ -279,5 +414,11 @@ fn random_blocks_are_mostly_accepted_and_reject_every_way() {
         }
     }
     assert!(accepted * 2 > total, "{accepted} of {total} accepted");
-    assert!(kinds.len() >= 8, "{kinds:?}");
+    assert!(kinds.len() >= 10, "{kinds:?}");
+    assert!(kinds.contains("ContractFailed") && kinds.contains("ContractNotFound"));
+    // Contract calls and deploys succeed too, not only fail.
+    assert!(
+        contract_calls > 100 && deploys > 5,
+        "{contract_calls} {deploys}"
+    );
 }

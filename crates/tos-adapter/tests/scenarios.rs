@@ -7,7 +7,7 @@ use common::*;
 use tos_adapter::{
     ExecutionConfig, MemoryStore, RedbStore, SequentialTosExecutor, StateKey, StateValue,
     StorageError, TosBlockExecutor, TosError, TosStorage, Transaction, TransactionType,
-    TransferPayload, TxError, TOS_ASSET,
+    TransferPayload, TxError, FORMAT_VERSION, TOS_ASSET,
 };
 
 /// Executes `txs` as the next block with Block-STM (2 threads), checks it against the
@@ -16,11 +16,9 @@ fn run(store: &impl TosStorage, txs: &[Transaction]) -> Vec<Option<TxError>> {
     let topo = store.topoheight().unwrap() + 1;
     let executor = TosBlockExecutor::new(config(2)).unwrap();
     let execution = executor.execute_block(store, topo, txs).unwrap();
-    let oracle = SequentialTosExecutor {
-        verify_signatures: true,
-    }
-    .execute_block(store, topo, txs)
-    .unwrap();
+    let oracle = SequentialTosExecutor::new(true)
+        .execute_block(store, topo, txs)
+        .unwrap();
     assert_eq!(execution.results, oracle.results);
     assert_eq!(changes(&execution), changes(&oracle));
     assert_eq!(execution.gas_fee, oracle.gas_fee);
@@ -368,10 +366,35 @@ fn redb_refuses_a_newer_format() {
     match RedbStore::open(&path) {
         Err(StorageError::NewerFormat {
             found: 99,
-            supported: 1,
+            supported: FORMAT_VERSION,
         }) => {}
         other => panic!("expected NewerFormat, got {other:?}"),
     }
+}
+
+#[test]
+fn redb_upgrades_a_version_1_database_in_place() {
+    let dir = tempdir();
+    let path = dir.join("v1.redb");
+    let store = RedbStore::open(&path).unwrap();
+    store.set_format_version_for_test(1).unwrap();
+    store
+        .write_block(
+            0,
+            &[(StateKey::Nonce(key(1).public_key()), StateValue::Number(4))],
+        )
+        .unwrap();
+    drop(store);
+    let store = RedbStore::open(&path).unwrap();
+    assert_eq!(
+        store
+            .get_nonce_at_maximum_topoheight(&key(1).public_key(), 0)
+            .unwrap()
+            .map(|(_, n)| n.nonce),
+        Some(4)
+    );
+    // Marked as the current version: a program that knows only version 1 refuses it.
+    assert_eq!(store.format_version().unwrap(), FORMAT_VERSION);
 }
 
 #[test]

@@ -114,7 +114,7 @@ pub trait TosStorage: Sync {
                         previous_topoheight: v.previous_topoheight,
                     },
                 )),
-                StateValue::MultiSig(_) => None,
+                _ => None,
             }))
     }
 
@@ -136,7 +136,7 @@ pub trait TosStorage: Sync {
                         previous_topoheight: v.previous_topoheight,
                     },
                 )),
-                StateValue::MultiSig(_) => None,
+                _ => None,
             }))
     }
 

@@ -15,7 +15,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The on-disk format this program writes and reads.
-pub const FORMAT_VERSION: u64 = 1;
+/// Version 2 added the contract keys and values; a version 1 database is a version 2 one
+/// without them and is upgraded in place on open.
+pub const FORMAT_VERSION: u64 = 2;
 
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -55,6 +57,23 @@ pub(crate) fn encode_key(key: &StateKey, out: &mut Vec<u8>) {
             out.push(4);
             out.extend_from_slice(&asset.0);
         }
+        StateKey::ContractModule(contract) => {
+            out.push(5);
+            out.extend_from_slice(&contract.0);
+        }
+        StateKey::ContractData(contract, key) => {
+            // The entry key's length first: no encoded key is then a prefix of another's
+            // versioned keys (they end with 8 bytes of topoheight).
+            out.push(6);
+            out.extend_from_slice(&contract.0);
+            out.extend_from_slice(&(key.len() as u32).to_be_bytes());
+            out.extend_from_slice(key);
+        }
+        StateKey::ContractBalance(contract, asset) => {
+            out.push(7);
+            out.extend_from_slice(&contract.0);
+            out.extend_from_slice(&asset.0);
+        }
     }
 }
 
@@ -77,6 +96,20 @@ pub(crate) fn decode_key(bytes: &[u8]) -> Result<StateKey, StorageError> {
         (2, 32) => StateKey::MultiSig(PublicKey(bytes32(rest)?)),
         (3, 0) => StateKey::GasFee,
         (4, 32) => StateKey::BurnedSupply(Hash(bytes32(rest)?)),
+        (5, 32) => StateKey::ContractModule(Hash(bytes32(rest)?)),
+        (6, n) if n >= 36 => {
+            let len = u32::from_be_bytes([rest[32], rest[33], rest[34], rest[35]]);
+            if usize::try_from(len).ok() != Some(n - 36) {
+                return Err(StorageError::Corrupt(format!(
+                    "contract data key of {} bytes says {len}",
+                    n - 36
+                )));
+            }
+            StateKey::ContractData(Hash(bytes32(&rest[..32])?), rest[36..].into())
+        }
+        (7, 64) => {
+            StateKey::ContractBalance(Hash(bytes32(&rest[..32])?), Hash(bytes32(&rest[32..])?))
+        }
         _ => {
             return Err(StorageError::Corrupt(format!(
                 "key tag {tag}, {} bytes",
@@ -100,6 +133,15 @@ fn encode_value(value: &StateValue, previous: Option<u64>, out: &mut Vec<u8>) {
             for p in &config.participants {
                 out.extend_from_slice(&p.0);
             }
+        }
+        StateValue::Data(None) => out.push(3),
+        StateValue::Data(Some(bytes)) => {
+            out.push(4);
+            out.extend_from_slice(bytes);
+        }
+        StateValue::Module(bytes) => {
+            out.push(5);
+            out.extend_from_slice(bytes);
         }
     }
     out.extend_from_slice(&previous.unwrap_or(u64::MAX).to_le_bytes());
@@ -132,6 +174,9 @@ fn decode_value(bytes: &[u8]) -> Result<(StateValue, Option<u64>), StorageError>
                 participants,
             })))
         }
+        [3] => StateValue::Data(None),
+        [4, data @ ..] => StateValue::Data(Some(data.into())),
+        [5, module @ ..] => StateValue::Module(module.into()),
         _ => return Err(corrupt()),
     };
     Ok((value, previous))
@@ -176,8 +221,8 @@ impl RedbStore {
                         supported: FORMAT_VERSION,
                     })
                 }
-                Some(_) => {}
-                None => {
+                Some(FORMAT_VERSION) => {}
+                Some(_) | None => {
                     meta.insert("format_version", FORMAT_VERSION)
                         .map_err(db_error)?;
                 }
@@ -202,6 +247,16 @@ impl RedbStore {
             meta.insert("format_version", version).map_err(db_error)?;
         }
         txn.commit().map_err(db_error)
+    }
+
+    /// The database's format version.
+    pub fn format_version(&self) -> Result<u64, StorageError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let meta = txn.open_table(META).map_err(db_error)?;
+        let version = meta.get("format_version").map_err(db_error)?;
+        version
+            .map(|v| v.value())
+            .ok_or_else(|| StorageError::Corrupt("no format version".into()))
     }
 
     /// Every key with its latest version, in key order.

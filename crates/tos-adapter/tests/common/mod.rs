@@ -92,6 +92,7 @@ pub fn config(threads: usize) -> ExecutionConfig {
         min_batch_size: 0,
         max_parallelism: threads,
         verify_signatures: true,
+        enable_contract_parallel: true,
     }
 }
 
@@ -114,4 +115,220 @@ pub fn nonce(store: &impl TosStorage, account: &KeyPair) -> u64 {
 /// A block's changes as a map, for comparing executions regardless of order.
 pub fn changes(execution: &BlockExecution) -> BTreeMap<StateKey, StateValue> {
     execution.changes.iter().cloned().collect()
+}
+
+/// A test contract exercising every syscall. Parameter 0 is an 8-byte key (a 32-byte
+/// destination for entry 3). Entries: 1 stores parameter 1 at the key; 2 deletes the key;
+/// 3 transfers parameter 1 (u64) of TOS from the contract to the destination; 4 copies the
+/// key's value (at most 64 bytes) to the key in parameter 1, failing with 5 if absent; 5
+/// stores, then fails with exit code 7; 6 stores the caller at the key; 7 stores the TOS
+/// deposit and the TOS balance (16 bytes) at the key; 8 logs parameter 1; 9 loops forever.
+pub const KV_ASM: &str = "
+    mov64 r6, r1
+    ldxdw r2, [r6+0]
+    jeq r2, 0xffff, ok
+    jeq r2, 1, store
+    jeq r2, 2, delete
+    jeq r2, 3, transfer
+    jeq r2, 4, copy
+    jeq r2, 5, store_then_fail
+    jeq r2, 6, caller
+    jeq r2, 7, money
+    jeq r2, 8, log
+    jeq r2, 9, forever
+    mov64 r0, 9
+    exit
+store:
+    mov64 r1, r6
+    add64 r1, 88
+    mov64 r2, 8
+    mov64 r3, r6
+    add64 r3, 104
+    ldxdw r4, [r6+96]
+    syscall tos_storage_store
+    ja ok
+delete:
+    mov64 r1, r6
+    add64 r1, 88
+    mov64 r2, 8
+    syscall tos_storage_delete
+    ja ok
+transfer:
+    mov64 r2, 0
+    stxdw [r10-32], r2
+    stxdw [r10-24], r2
+    stxdw [r10-16], r2
+    stxdw [r10-8], r2
+    mov64 r1, r6
+    add64 r1, 88
+    mov64 r2, r10
+    add64 r2, -32
+    ldxdw r3, [r6+128]
+    syscall tos_transfer
+    ja ok
+copy:
+    mov64 r1, r6
+    add64 r1, 88
+    mov64 r2, 8
+    mov64 r3, r10
+    add64 r3, -64
+    mov64 r4, 64
+    syscall tos_storage_load
+    jeq r0, -1, absent
+    jle r0, 64, copy_store
+    mov64 r0, 64
+copy_store:
+    mov64 r4, r0
+    mov64 r1, r6
+    add64 r1, 104
+    mov64 r2, 8
+    mov64 r3, r10
+    add64 r3, -64
+    syscall tos_storage_store
+    ja ok
+absent:
+    mov64 r0, 5
+    exit
+store_then_fail:
+    mov64 r1, r6
+    add64 r1, 88
+    mov64 r2, 8
+    mov64 r3, r6
+    add64 r3, 104
+    ldxdw r4, [r6+96]
+    syscall tos_storage_store
+    mov64 r0, 7
+    exit
+caller:
+    mov64 r1, r10
+    add64 r1, -32
+    syscall tos_get_caller
+    mov64 r1, r6
+    add64 r1, 88
+    mov64 r2, 8
+    mov64 r3, r10
+    add64 r3, -32
+    mov64 r4, 32
+    syscall tos_storage_store
+    ja ok
+money:
+    mov64 r2, 0
+    stxdw [r10-32], r2
+    stxdw [r10-24], r2
+    stxdw [r10-16], r2
+    stxdw [r10-8], r2
+    mov64 r1, r10
+    add64 r1, -32
+    syscall tos_get_deposit
+    stxdw [r10-48], r0
+    mov64 r1, r10
+    add64 r1, -32
+    syscall tos_get_balance
+    stxdw [r10-40], r0
+    mov64 r1, r6
+    add64 r1, 88
+    mov64 r2, 8
+    mov64 r3, r10
+    add64 r3, -48
+    mov64 r4, 16
+    syscall tos_storage_store
+    ja ok
+log:
+    mov64 r1, r6
+    add64 r1, 104
+    ldxdw r2, [r6+96]
+    syscall tos_log
+    ja ok
+forever:
+    ja forever
+ok:
+    mov64 r0, 0
+    exit
+";
+
+/// A module whose constructor (and every entry) fails with exit code 1.
+pub const FAILING_ASM: &str = "
+    mov64 r0, 1
+    exit
+";
+
+pub fn kv_module() -> Vec<u8> {
+    tos_adapter::contract::assemble(KV_ASM).unwrap()
+}
+
+pub fn failing_module() -> Vec<u8> {
+    tos_adapter::contract::assemble(FAILING_ASM).unwrap()
+}
+
+/// An 8-byte storage key.
+pub fn kv_key(i: u64) -> Vec<u8> {
+    i.to_le_bytes().to_vec()
+}
+
+pub fn invoke(
+    from: &KeyPair,
+    nonce: u64,
+    contract: Hash,
+    entry_id: u16,
+    parameters: Vec<Vec<u8>>,
+    deposits: Vec<(Hash, u64)>,
+    max_gas: u64,
+) -> Transaction {
+    signed(
+        from,
+        nonce,
+        10,
+        TransactionType::InvokeContract(tos_adapter::InvokeContractPayload {
+            contract,
+            deposits,
+            entry_id,
+            max_gas,
+            parameters,
+        }),
+    )
+}
+
+pub fn deploy(
+    from: &KeyPair,
+    nonce: u64,
+    module: Vec<u8>,
+    constructor: Option<(u64, Vec<(Hash, u64)>)>,
+) -> Transaction {
+    signed(
+        from,
+        nonce,
+        10,
+        TransactionType::DeployContract(tos_adapter::DeployContractPayload {
+            module,
+            invoke: constructor.map(
+                |(max_gas, deposits)| tos_adapter::InvokeConstructorPayload { max_gas, deposits },
+            ),
+        }),
+    )
+}
+
+/// Genesis changes deploying `module` at `address` with `storage` and `balances`.
+pub fn genesis_contract(
+    address: Hash,
+    module: Vec<u8>,
+    storage: Vec<(Vec<u8>, Vec<u8>)>,
+    balances: Vec<(Hash, u64)>,
+) -> Vec<(StateKey, StateValue)> {
+    let mut changes = vec![(
+        StateKey::ContractModule(address),
+        StateValue::Module(module.into()),
+    )];
+    for (k, v) in storage {
+        changes.push((
+            StateKey::ContractData(address, k.into()),
+            StateValue::Data(Some(v.into())),
+        ));
+    }
+    for (asset, amount) in balances {
+        changes.push((
+            StateKey::ContractBalance(address, asset),
+            StateValue::Number(amount),
+        ));
+    }
+    changes
 }
