@@ -13,7 +13,7 @@ use tos_blockstm::workload::{Generator, Workload};
 fn bench_block(c: &mut Criterion, group: &str, workload: Workload, txs: usize) {
     let mut generator = Generator::new(workload, txs, 1, false);
     let store = MemoryStore::new();
-    store.write_block(0, &generator.genesis()).unwrap();
+    store.write_block(0, &generator.genesis().unwrap()).unwrap();
     let block = generator.block();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let state =

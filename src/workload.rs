@@ -4,13 +4,28 @@ use anyhow::{bail, Context, Result};
 use executor::mock::mix;
 use std::collections::HashMap;
 use std::fmt;
+use tos_adapter::contract::programs;
 use tos_adapter::{
-    BurnPayload, Hash, KeyPair, MultiSigPayload, PublicKey, StateKey, StateValue, Transaction,
-    TransactionType, TransferPayload, COIN_VALUE, TOS_ASSET,
+    BurnPayload, Hash, InvokeContractPayload, KeyPair, MultiSigPayload, PublicKey, StateKey,
+    StateValue, Transaction, TransactionType, TransferPayload, COIN_VALUE, TOS_ASSET,
 };
 
-/// A second asset, for the `mixed` workload.
+/// A second asset, for the `mixed` and `amm` workloads.
 pub const SECOND_ASSET: Hash = Hash([0x5a; 32]);
+
+/// Where the contract workloads find their contract (deployed in the genesis).
+pub const TOKEN_CONTRACT: Hash = Hash([0xc3; 32]);
+/// The `amm` workload's pool.
+pub const AMM_CONTRACT: Hash = Hash([0xa3; 32]);
+/// The `counter` workload's counter.
+pub const COUNTER_CONTRACT: Hash = Hash([0xc0; 32]);
+
+/// Each `token` holder's balance in the genesis.
+pub const TOKEN_GENESIS_BALANCE: u64 = 1_000_000_000;
+/// Each side of the `amm` pool in the genesis.
+pub const AMM_GENESIS_RESERVE: u64 = 1_000_000_000_000;
+/// Gas each contract call may use: several times what the shipped contracts need.
+pub const CONTRACT_MAX_GAS: u64 = 100_000;
 
 /// A workload name of WORKLOADS.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +40,12 @@ pub enum Workload {
     P2p(u32),
     /// Multi-transfers, burns, multisig set-ups, Zipf receivers, some failures.
     Mixed,
+    /// Token transfers among K holders of one `token` contract.
+    Token(u32),
+    /// Swaps against one `amm` pool, each from its own sender.
+    Amm,
+    /// Increments of one `counter`, each from its own sender.
+    Counter,
 }
 
 impl fmt::Display for Workload {
@@ -35,6 +56,9 @@ impl fmt::Display for Workload {
             Workload::HotReceiver(p) => write!(f, "hot-receiver:{p}"),
             Workload::P2p(k) => write!(f, "p2p:{k}"),
             Workload::Mixed => write!(f, "mixed"),
+            Workload::Token(k) => write!(f, "token:{k}"),
+            Workload::Amm => write!(f, "amm"),
+            Workload::Counter => write!(f, "counter"),
         }
     }
 }
@@ -71,9 +95,18 @@ impl std::str::FromStr for Workload {
                 }
                 Workload::P2p(k)
             }
-            "token" | "amm" | "counter" => bail!("workload `{name}` needs contracts, which this build does not have yet"),
+            "amm" if arg.is_none() => Workload::Amm,
+            "counter" if arg.is_none() => Workload::Counter,
+            "token" => {
+                let arg = arg.context("workload `token` needs a number of holders, as `token:1000`")?;
+                let k: u32 = arg.parse().with_context(|| format!("`{arg}` is not a number of holders"))?;
+                if k < 2 {
+                    bail!("token needs at least 2 holders");
+                }
+                Workload::Token(k)
+            }
             _ => bail!(
-                "unknown workload `{s}` (expected independent, hot-sender:P, hot-receiver:P, p2p:K or mixed)"
+                "unknown workload `{s}` (expected independent, hot-sender:P, hot-receiver:P, p2p:K, mixed, token:K, amm or counter)"
             ),
         })
     }
@@ -93,7 +126,15 @@ impl Workload {
             Workload::P2p(1000),
             Workload::P2p(10000),
             Workload::Mixed,
+            Workload::Token(1000),
+            Workload::Amm,
+            Workload::Counter,
         ]
+    }
+
+    /// Whether its transactions call contracts.
+    pub fn has_contracts(&self) -> bool {
+        matches!(self, Workload::Token(_) | Workload::Amm | Workload::Counter)
     }
 }
 
@@ -177,8 +218,9 @@ impl Generator {
             Workload::Independent | Workload::HotSender(_) | Workload::HotReceiver(_) => {
                 (n + 1, n + 1)
             }
-            Workload::P2p(k) => (k as usize, 0),
+            Workload::P2p(k) | Workload::Token(k) => (k as usize, 0),
             Workload::Mixed => (n, n / 2 + 2),
+            Workload::Amm | Workload::Counter => (n + 1, 0),
         };
         let accounts: Vec<Account> = (0..(senders + receivers) as u64)
             .map(|i| account(seed, i, sign))
@@ -195,9 +237,53 @@ impl Generator {
         }
     }
 
-    /// The genesis state: every sender funded in TOS (and the second asset for `mixed`).
-    pub fn genesis(&self) -> Vec<(StateKey, StateValue)> {
+    /// The genesis state: every sender funded in TOS (and the second asset for `mixed`);
+    /// for a contract workload, its contract deployed (the token's holders funded, the
+    /// pool filled).
+    pub fn genesis(&self) -> Result<Vec<(StateKey, StateValue)>> {
         let mut changes = Vec::new();
+        let module = |m: std::result::Result<Vec<u8>, String>| -> Result<StateValue> {
+            Ok(StateValue::Module(
+                m.map_err(|e| anyhow::anyhow!("assembling a shipped contract: {e}"))?
+                    .into(),
+            ))
+        };
+        match self.workload {
+            Workload::Token(_) => {
+                changes.push((
+                    StateKey::ContractModule(TOKEN_CONTRACT),
+                    module(programs::token())?,
+                ));
+                for &s in &self.senders {
+                    changes.push((
+                        StateKey::ContractData(
+                            TOKEN_CONTRACT,
+                            self.accounts[s].public.0.as_slice().into(),
+                        ),
+                        StateValue::Data(Some(
+                            programs::token_balance(TOKEN_GENESIS_BALANCE).into(),
+                        )),
+                    ));
+                }
+            }
+            Workload::Amm => {
+                changes.push((
+                    StateKey::ContractModule(AMM_CONTRACT),
+                    module(programs::amm())?,
+                ));
+                for asset in [TOS_ASSET, SECOND_ASSET] {
+                    changes.push((
+                        StateKey::ContractBalance(AMM_CONTRACT, asset),
+                        StateValue::Number(AMM_GENESIS_RESERVE),
+                    ));
+                }
+            }
+            Workload::Counter => changes.push((
+                StateKey::ContractModule(COUNTER_CONTRACT),
+                module(programs::counter())?,
+            )),
+            _ => {}
+        }
         for &s in &self.senders {
             let public = self.accounts[s].public;
             changes.push((
@@ -211,7 +297,7 @@ impl Generator {
                 ));
             }
         }
-        changes
+        Ok(changes)
     }
 
     /// Sets the nonces the next block starts from (read from storage when continuing).
@@ -308,8 +394,50 @@ impl Generator {
                 }
             }
             Workload::Mixed => self.mixed_block(&mut txs),
+            Workload::Token(k) => {
+                let k = u64::from(k);
+                for _ in 0..n {
+                    let from = self.rng.below(k) as usize;
+                    let to = (from + 1 + self.rng.below(k - 1) as usize) % k as usize;
+                    let amount = 1 + self.rng.below(1_000);
+                    let to = self.accounts[self.senders[to]].public;
+                    let parameters = programs::token_transfer(&to, amount);
+                    txs.push(self.call(self.senders[from], TOKEN_CONTRACT, parameters, vec![]));
+                }
+            }
+            Workload::Amm => {
+                for i in 0..n {
+                    let deposit = vec![(TOS_ASSET, 1 + self.rng.below(1_000))];
+                    let parameters = programs::amm_swap(&SECOND_ASSET);
+                    txs.push(self.call(self.senders[i], AMM_CONTRACT, parameters, deposit));
+                }
+            }
+            Workload::Counter => {
+                for i in 0..n {
+                    txs.push(self.call(self.senders[i], COUNTER_CONTRACT, vec![], vec![]));
+                }
+            }
         }
         txs
+    }
+
+    /// A call of `contract`'s main entry from `from`.
+    fn call(
+        &mut self,
+        from: usize,
+        contract: Hash,
+        parameters: Vec<Vec<u8>>,
+        deposits: Vec<(Hash, u64)>,
+    ) -> Transaction {
+        let nonce = self.next_nonce(self.accounts[from].public);
+        let data = TransactionType::InvokeContract(InvokeContractPayload {
+            contract,
+            deposits,
+            entry_id: programs::ENTRY_MAIN,
+            max_gas: CONTRACT_MAX_GAS,
+            parameters,
+        });
+        self.tx(from, nonce, 1_000, data)
     }
 
     /// A Zipf-distributed receiver: receiver `r` with probability ∝ 1/(r+1).
@@ -423,7 +551,9 @@ mod tests {
             "p2p:x",
             "nope",
             "independent:3",
-            "token:10",
+            "token:1",
+            "token",
+            "amm:3",
         ] {
             assert!(bad.parse::<Workload>().is_err(), "{bad}");
         }

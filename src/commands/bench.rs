@@ -129,7 +129,7 @@ pub fn main(args: BenchArgs) -> Result<()> {
 fn bench_workload(args: &BenchArgs, workload: Workload, threads: &[usize]) -> Result<Vec<Row>> {
     let mut generator = Generator::new(workload, args.txs, args.seed, args.verify_signatures);
     let store = MemoryStore::new();
-    store.write_block(0, &generator.genesis())?;
+    store.write_block(0, &generator.genesis()?)?;
     let txs = generator.block();
     let state = BlockState::preload(&store, 0, TosBlockExecutor::declared_keys(&txs), cores())?;
     let vm = TosVm::new(args.verify_signatures);

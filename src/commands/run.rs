@@ -124,7 +124,7 @@ pub fn main(args: RunArgs) -> Result<()> {
     );
     let mut generator = Generator::new(args.workload, args.txs, args.seed, sign);
     if store.is_empty()? {
-        let genesis = generator.genesis();
+        let genesis = generator.genesis()?;
         store
             .write_block(0, &genesis)
             .context("cannot write the genesis")?;

@@ -19,6 +19,9 @@ struct Inner {
 pub struct MemoryStore {
     inner: RwLock<Inner>,
     fail_reads_of: Mutex<Option<StateKey>>,
+    /// Whether `fail_reads_of` holds a key: reads lock it only then, so concurrent reads
+    /// (contract storage read through by every worker) share no lock but the `RwLock`'s.
+    failing_reads: AtomicBool,
     fail_writes: AtomicBool,
 }
 
@@ -36,7 +39,9 @@ impl MemoryStore {
 
     /// Makes every read of `key` fail (`None`: no failures), to test block errors.
     pub fn fail_reads_of(&self, key: Option<StateKey>) {
-        *self.fail_reads_of.lock().unwrap_or_else(|p| p.into_inner()) = key;
+        let mut slot = self.fail_reads_of.lock().unwrap_or_else(|p| p.into_inner());
+        self.failing_reads.store(key.is_some(), Ordering::SeqCst);
+        *slot = key;
     }
 
     /// Makes every block write fail, to test that a failed write leaves nothing.
@@ -78,12 +83,13 @@ impl TosStorage for MemoryStore {
         key: &StateKey,
         topoheight: u64,
     ) -> Result<Option<Versioned<StateValue>>, StorageError> {
-        if self
-            .fail_reads_of
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            == Some(key)
+        if self.failing_reads.load(Ordering::Relaxed)
+            && self
+                .fail_reads_of
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                == Some(key)
         {
             return Err(StorageError::Injected(format!("read of {key:?}")));
         }
