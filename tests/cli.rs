@@ -179,6 +179,51 @@ fn export_then_replay_reproduces_the_state_at_one_and_two_threads() {
     }
 }
 
+/// Every contract workload: the run's state (contracts included) is reproduced by a replay
+/// of its export, and the results carry the gas used.
+#[test]
+fn contract_workloads_export_and_replay() {
+    for workload in ["token:10", "amm", "counter"] {
+        let dir = tempdir(&format!("contracts-{}", workload.replace(':', "-")));
+        let db = dir.join("source");
+        let file = dir.join("blocks.jsonl");
+        run(
+            &db,
+            &["--workload", workload, "--export", file.to_str().unwrap()],
+        );
+        let expected = state(&db);
+        assert_eq!(
+            expected["contracts"].as_object().unwrap().len(),
+            1,
+            "{workload}"
+        );
+        let replayed = dir.join("replayed");
+        let results = dir.join("results.jsonl");
+        ok(bin()
+            .args(["replay", "--no-verify-signatures", "--threads", "2", "--db"])
+            .arg(&replayed)
+            .arg("--blocks")
+            .arg(&file)
+            .arg("--results")
+            .arg(&results)
+            .output()
+            .unwrap());
+        assert_eq!(state(&replayed), expected, "{workload}");
+        let lines: Vec<Value> = std::fs::read_to_string(&results)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 120);
+        assert!(
+            lines
+                .iter()
+                .all(|l| l["success"] == true && l["gas_used"].as_u64() > Some(0)),
+            "{workload}: {lines:?}"
+        );
+    }
+}
+
 #[test]
 fn signed_blocks_replay_with_verification() {
     let dir = tempdir("signed");

@@ -42,7 +42,9 @@ pub fn main(args: InspectArgs) -> Result<()> {
         (None, true) => {
             let mut accounts: Map<String, Value> = Map::new();
             let mut burned: Map<String, Value> = Map::new();
+            let mut contracts: Map<String, Value> = Map::new();
             let mut gas_fee_total = 0;
+            let hex = tos_adapter::types::to_hex;
             for (key, version) in &latest {
                 match (key, &version.value) {
                     (StateKey::Nonce(a), StateValue::Number(n)) => {
@@ -61,6 +63,21 @@ pub fn main(args: InspectArgs) -> Result<()> {
                     (StateKey::BurnedSupply(asset), StateValue::Number(n)) => {
                         burned.insert(asset.to_hex(), json!(n));
                     }
+                    // Contracts: an extension of BLOCKS.md's state object.
+                    (StateKey::ContractModule(c), StateValue::Module(module)) => {
+                        let entry = contracts.entry(c.to_hex()).or_insert_with(empty_contract);
+                        entry["module_bytes"] = json!(module.len());
+                    }
+                    (StateKey::ContractData(c, k), StateValue::Data(value)) => {
+                        if let Some(value) = value {
+                            let entry = contracts.entry(c.to_hex()).or_insert_with(empty_contract);
+                            entry["storage"][hex(k)] = json!(hex(value));
+                        }
+                    }
+                    (StateKey::ContractBalance(c, asset), StateValue::Number(n)) => {
+                        let entry = contracts.entry(c.to_hex()).or_insert_with(empty_contract);
+                        entry["balances"][asset.to_hex()] = json!(n);
+                    }
                     _ => bail!("corrupt state: {key:?} holds {:?}", version.value),
                 }
             }
@@ -69,14 +86,16 @@ pub fn main(args: InspectArgs) -> Result<()> {
                 "accounts": accounts,
                 "gas_fee_total": gas_fee_total,
                 "burned": burned,
+                "contracts": contracts,
             });
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&state)?);
             } else {
                 println!(
-                    "topoheight {}: {} accounts, gas fees {}, burned {}",
+                    "topoheight {}: {} accounts, {} contracts, gas fees {}, burned {}",
                     state["topoheight"],
                     state["accounts"].as_object().map_or(0, Map::len),
+                    state["contracts"].as_object().map_or(0, Map::len),
                     gas_fee_total,
                     state["burned"]
                 );
@@ -181,6 +200,10 @@ pub fn main(args: InspectArgs) -> Result<()> {
         _ => bail!("give either an ACCOUNT or --all"),
     }
     Ok(())
+}
+
+fn empty_contract() -> Value {
+    json!({"module_bytes": 0, "storage": {}, "balances": {}})
 }
 
 fn empty_account() -> Value {

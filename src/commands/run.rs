@@ -27,7 +27,7 @@ pub struct RunArgs {
     /// Transactions per block.
     #[arg(long, default_value_t = 10_000)]
     pub txs: usize,
-    /// Workload (WORKLOADS.md): independent, hot-sender:P, hot-receiver:P, p2p:K, mixed.
+    /// Workload (WORKLOADS.md): independent, hot-sender:P, hot-receiver:P, p2p:K, mixed, token:K, amm, counter.
     #[arg(long, default_value = "mixed")]
     pub workload: Workload,
     /// Worker threads (default: all cores).
