@@ -190,34 +190,17 @@ impl SequentialTosExecutor {
         topoheight: u64,
         txs: &[Transaction],
     ) -> Result<BlockExecution, TosError> {
-        let mut state = State {
-            below,
-            current: HashMap::with_capacity_and_hasher(txs.len() * 3, FxBuildHasher::default()),
-        };
-        let mut results = Vec::with_capacity(txs.len());
+        let mut run = OracleRun::new(self, below, txs.len());
         for tx in txs {
-            let tx_hash = tx.hash();
-            let outcome = self.apply(&mut state, tx)?;
-            results.push(match outcome {
-                Ok(executed) => TxResult {
-                    tx_hash,
-                    error: executed
-                        .failure
-                        .map(|reason| TxError::ContractFailed { reason }),
-                    fee_paid: executed.fee_paid,
-                    gas_used: executed.gas_used,
-                    burned: executed.burned,
-                },
-                Err(error) => TxResult::rejected(tx_hash, error),
-            });
+            run.apply(tx, None)?;
         }
+        let (results, changes) = run.into_parts();
         // In the map's order: deterministic (a fixed hasher, the same inserts).
-        let changes = state.current.into_iter().collect();
         finish(
             below,
             topoheight,
             results,
-            changes,
+            changes.into_iter().collect(),
             ExecutionPath::Sequential(SequentialReason::Requested),
             BlockStats {
                 incarnations: txs.len() as u64,
@@ -231,6 +214,7 @@ impl SequentialTosExecutor {
         &self,
         state: &mut State<'_, '_>,
         tx: &Transaction,
+        touched: Option<&mut Vec<StateKey>>,
     ) -> Result<Result<Executed, TxError>, TosError> {
         if self.verify_signatures {
             if let Err(error) = check_signature(tx) {
@@ -460,6 +444,9 @@ impl SequentialTosExecutor {
         for (key, value) in staged {
             state.set(key, StateValue::Number(value));
         }
+        if let Some(touched) = touched {
+            touched.extend(contract_writes.iter().map(|(key, _)| key.clone()));
+        }
         for (key, value) in contract_writes {
             state.set(key, value);
         }
@@ -475,6 +462,65 @@ impl SequentialTosExecutor {
         Ok(Ok(executed))
     }
 }
+
+/// A block being executed by the oracle, one transaction after another: what
+/// [`SequentialTosExecutor::execute_on`] runs, and what the block executor runs a prefix
+/// of when it probes a block's contract calls.
+pub(crate) struct OracleRun<'e, 's, 'a> {
+    executor: &'e SequentialTosExecutor,
+    state: State<'s, 'a>,
+    results: Vec<TxResult>,
+}
+
+impl<'e, 's, 'a> OracleRun<'e, 's, 'a> {
+    /// A run on the state `below` a block of about `txs` transactions.
+    pub(crate) fn new(
+        executor: &'e SequentialTosExecutor,
+        below: &'s BlockState<'a>,
+        txs: usize,
+    ) -> Self {
+        Self {
+            executor,
+            state: State {
+                below,
+                current: HashMap::with_capacity_and_hasher(txs * 3, FxBuildHasher::default()),
+            },
+            results: Vec::with_capacity(txs),
+        }
+    }
+
+    /// Executes the next transaction; with `touched`, appends the contract keys it wrote
+    /// (storage entries, contract balances, a deployed module).
+    pub(crate) fn apply(
+        &mut self,
+        tx: &Transaction,
+        touched: Option<&mut Vec<StateKey>>,
+    ) -> Result<(), TosError> {
+        let tx_hash = tx.hash();
+        let outcome = self.executor.apply(&mut self.state, tx, touched)?;
+        self.results.push(match outcome {
+            Ok(executed) => TxResult {
+                tx_hash,
+                error: executed
+                    .failure
+                    .map(|reason| TxError::ContractFailed { reason }),
+                fee_paid: executed.fee_paid,
+                gas_used: executed.gas_used,
+                burned: executed.burned,
+            },
+            Err(error) => TxResult::rejected(tx_hash, error),
+        });
+        Ok(())
+    }
+
+    /// The results so far, and every key's value after them (accumulators included).
+    pub(crate) fn into_parts(self) -> (Vec<TxResult>, Changes) {
+        (self.results, self.state.current)
+    }
+}
+
+/// A block's changes so far, by key.
+pub(crate) type Changes = HashMap<StateKey, StateValue, FxBuildHasher>;
 
 /// The module a successful deploy stores.
 fn contract_writes_module(

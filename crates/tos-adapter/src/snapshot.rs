@@ -132,3 +132,24 @@ impl executor::Storage for BlockState<'_> {
         self.value(key)
     }
 }
+
+/// The state below the rest of a block once a prefix of it has run: the prefix's changes
+/// over the state below the block.
+pub(crate) struct AfterPrefix<'s, 'a> {
+    pub(crate) below: &'s BlockState<'a>,
+    pub(crate) prefix: &'s HashMap<StateKey, StateValue, FxBuildHasher>,
+}
+
+impl executor::Storage for AfterPrefix<'_, '_> {
+    type Key = StateKey;
+    type Value = StateValue;
+    type Error = TosError;
+
+    #[inline]
+    fn get(&self, key: &StateKey) -> Result<Option<StateValue>, TosError> {
+        match self.prefix.get(key) {
+            Some(value) => Ok(Some(value.clone())),
+            None => self.below.value(key),
+        }
+    }
+}

@@ -496,7 +496,8 @@ fn many_independent_token_transfers_run_under_block_stm() {
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let to = holders[(i + 1) % holders.len()].public_key();
+            // Pairs (i, i + 32): transfers that conflict only two by two.
+            let to = holders[(i + 32) % holders.len()].public_key();
             invoke(
                 h,
                 0,
@@ -517,10 +518,10 @@ fn many_independent_token_transfers_run_under_block_stm() {
     );
     assert!(execution.results.iter().all(|r| r.success()));
     run(&store, &txs);
-    // 1,000 - (i + 1) sent + i received (from holder i - 1).
+    // Holder 5 sent 6 and received 38 (from holder 37).
     assert_eq!(
         data(&store, token, &holders[5].public_key().0),
-        Some((1_000 - 6 + 5u64).to_le_bytes().to_vec())
+        Some((1_000 - 6 + 38u64).to_le_bytes().to_vec())
     );
     // With contract parallelism off, the same block runs sequentially.
     let off = TosBlockExecutor::new(ExecutionConfig {
@@ -598,4 +599,93 @@ fn contract_state_round_trips_through_redb() {
     assert_eq!(all.len(), genesis.len());
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A block with contract calls runs a prefix sequentially to find their conflicts: token
+/// transfers among many holders go on under Block-STM after it, increments of one counter
+/// go on sequentially; either way the results equal the oracle's.
+#[test]
+fn the_probe_sends_chains_of_calls_sequential_and_the_rest_parallel() {
+    let holders: Vec<KeyPair> = (200..328).map(key).collect();
+    let token = Hash([0x71; 32]);
+    let counter = Hash([0x72; 32]);
+    let mut genesis = genesis_contract(
+        token,
+        programs::token().unwrap(),
+        holders
+            .iter()
+            .map(|h| {
+                (
+                    h.public_key().0.to_vec(),
+                    programs::token_balance(1_000_000),
+                )
+            })
+            .collect(),
+        vec![],
+    );
+    genesis.extend(genesis_contract(
+        counter,
+        programs::counter().unwrap(),
+        vec![],
+        vec![],
+    ));
+    for h in &holders {
+        genesis.push((
+            StateKey::Balance(h.public_key(), TOS_ASSET),
+            StateValue::Number(INITIAL),
+        ));
+    }
+    let transfers: Vec<Transaction> = (0..400)
+        .map(|i| {
+            let from = &holders[i % holders.len()];
+            let to = holders[(i * 7 + 3) % holders.len()].public_key();
+            invoke(
+                from,
+                (i / holders.len()) as u64,
+                token,
+                programs::ENTRY_MAIN,
+                programs::token_transfer(&to, 1 + i as u64),
+                vec![],
+                10_000,
+            )
+        })
+        .collect();
+    let bumps: Vec<Transaction> = holders
+        .iter()
+        .map(|h| invoke(h, 0, counter, programs::ENTRY_MAIN, vec![], vec![], 10_000))
+        .collect();
+    for (txs, parallel) in [(&transfers, true), (&bumps, false)] {
+        for verify in [false, true] {
+            let store = store_with(genesis.clone());
+            let oracle = SequentialTosExecutor::new(verify)
+                .execute_block(&store, 1, txs)
+                .unwrap();
+            let executor = TosBlockExecutor::new(ExecutionConfig {
+                verify_signatures: verify,
+                ..config(2)
+            })
+            .unwrap();
+            let execution = executor.execute_block(&store, 1, txs).unwrap();
+            assert_eq!(execution.results, oracle.results);
+            assert_eq!(changes(&execution), changes(&oracle));
+            assert_eq!(execution.gas_fee, oracle.gas_fee);
+            assert_eq!(execution.burned, oracle.burned);
+            assert!(execution.results.iter().all(|r| r.success()));
+            if parallel {
+                assert_eq!(execution.path, ExecutionPath::Parallel);
+            } else {
+                assert_eq!(
+                    execution.path,
+                    ExecutionPath::Sequential(SequentialReason::Conflicted)
+                );
+            }
+            executor.commit(&store, &execution).unwrap();
+            if !parallel {
+                assert_eq!(
+                    data(&store, counter, b"count"),
+                    Some((holders.len() as u64).to_le_bytes().to_vec())
+                );
+            }
+        }
+    }
 }

@@ -49,6 +49,7 @@ use solana_sbpf::{
     verifier::RequisiteVerifier,
     vm::{Config, ContextObject, EbpfVm},
 };
+use std::cell::RefCell;
 use std::sync::Arc;
 
 /// Call frames a contract may nest (internal function calls).
@@ -399,15 +400,46 @@ fn load<'a>(
     Ok(executable)
 }
 
-/// The call's input region (see the module documentation).
-fn input(call: &CallInfo<'_>) -> Vec<u8> {
-    let size = 80
-        + call
-            .parameters
-            .iter()
-            .map(|p| 8 + p.len().div_ceil(8) * 8)
-            .sum::<usize>();
-    let mut out = Vec::with_capacity(size);
+/// A zeroed stack of `size` bytes and an input buffer for `f`: this thread's, reused from
+/// call to call (no 16 KiB `malloc` and `free` per call), or fresh ones if this thread's
+/// are in use.
+fn with_scratch<R>(size: usize, f: impl FnOnce(&mut [u8], &mut Vec<u8>) -> R) -> R {
+    struct Scratch {
+        stack: AlignedMemory<{ ebpf::HOST_ALIGN }>,
+        input: Vec<u8>,
+    }
+    let fresh = || Scratch {
+        stack: AlignedMemory::zero_filled(size),
+        input: Vec::new(),
+    };
+    thread_local! {
+        static SCRATCH: RefCell<Option<Scratch>> = const { RefCell::new(None) };
+    }
+    // `with` fails only when called from a thread-local destructor after this key's was
+    // run; contract calls never run from one.
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            let scratch = match slot.take() {
+                Some(mut scratch) if scratch.stack.len() == size => {
+                    // Every call starts from a zeroed stack: what a program reads before
+                    // writing must not depend on the calls before it.
+                    scratch.stack.as_slice_mut().fill(0);
+                    slot.insert(scratch)
+                }
+                _ => slot.insert(fresh()),
+            };
+            f(scratch.stack.as_slice_mut(), &mut scratch.input)
+        }
+        Err(_) => {
+            let mut scratch = fresh();
+            f(scratch.stack.as_slice_mut(), &mut scratch.input)
+        }
+    })
+}
+
+/// Writes the call's input region (see the module documentation) to `out`.
+fn write_input(call: &CallInfo<'_>, out: &mut Vec<u8>) {
+    out.clear();
     out.extend_from_slice(&u64::from(call.entry_id).to_le_bytes());
     out.extend_from_slice(&call.caller.0);
     out.extend_from_slice(&call.contract.0);
@@ -417,7 +449,6 @@ fn input(call: &CallInfo<'_>) -> Vec<u8> {
         out.extend_from_slice(parameter);
         out.resize(out.len().div_ceil(8) * 8, 0);
     }
-    out
 }
 
 impl ContractVm for SbpfVm {
@@ -452,31 +483,30 @@ impl ContractVm for SbpfVm {
             remaining: max_gas,
             aborted: false,
         };
-        let mut stack = AlignedMemory::<{ ebpf::HOST_ALIGN }>::zero_filled(
-            executable.get_config().stack_size(),
-        );
-        let stack_len = stack.len();
-        let mut heap: [u8; 0] = [];
-        let input = input(call);
-        let regions = vec![
-            executable.get_ro_region(),
-            MemoryRegion::new_writable(stack.as_slice_mut(), ebpf::MM_STACK_START),
-            MemoryRegion::new_writable(&mut heap, ebpf::MM_HEAP_START),
-            MemoryRegion::new_readonly(&input, ebpf::MM_INPUT_START),
-        ];
-        let mapping = match MemoryMapping::new(regions, executable.get_config(), SBPFVersion::V0) {
-            Ok(mapping) => mapping,
-            Err(e) => return failed(format!("memory mapping: {e}")),
-        };
-        let (result, remaining, aborted) = {
+        let run = with_scratch(executable.get_config().stack_size(), |stack, input| {
+            write_input(call, input);
+            let stack_len = stack.len();
+            let mut heap: [u8; 0] = [];
+            let regions = vec![
+                executable.get_ro_region(),
+                MemoryRegion::new_writable(stack, ebpf::MM_STACK_START),
+                MemoryRegion::new_writable(&mut heap, ebpf::MM_HEAP_START),
+                MemoryRegion::new_readonly(input, ebpf::MM_INPUT_START),
+            ];
+            let mapping = MemoryMapping::new(regions, executable.get_config(), SBPFVersion::V0)
+                .map_err(|e| format!("memory mapping: {e}"))?;
             let mut vm = EbpfVm::new(loader, SBPFVersion::V0, &mut context, mapping, stack_len);
             vm.registers[1] = ebpf::MM_INPUT_START;
             let (_, result) = vm.execute_program(&executable, true);
-            (
+            Ok::<_, String>((
                 result,
                 vm.context_object_pointer.remaining,
                 vm.context_object_pointer.aborted,
-            )
+            ))
+        });
+        let (result, remaining, aborted) = match run {
+            Ok(run) => run,
+            Err(reason) => return failed(reason),
         };
         if aborted {
             return Err(HostAbort);
