@@ -204,8 +204,12 @@ impl TosBlockExecutor {
 
     /// The sequential executor with this executor's settings.
     pub fn oracle(&self) -> SequentialTosExecutor {
+        self.oracle_checking(self.config.verify_signatures)
+    }
+
+    fn oracle_checking(&self, check_signatures: bool) -> SequentialTosExecutor {
         SequentialTosExecutor {
-            verify_signatures: self.config.verify_signatures,
+            verify_signatures: check_signatures,
             contracts: self.contracts.clone(),
         }
     }
@@ -245,7 +249,11 @@ impl TosBlockExecutor {
     }
 
     /// Why `txs` run sequentially, or `None` for Block-STM.
-    fn sequential_reason(&self, txs: &[Transaction]) -> Option<SequentialReason> {
+    fn sequential_reason(
+        &self,
+        txs: &[Transaction],
+        check_signatures: bool,
+    ) -> Option<SequentialReason> {
         if !self.config.enabled
             || (!self.config.enable_contract_parallel && txs.iter().any(is_contract))
         {
@@ -255,7 +263,7 @@ impl TosBlockExecutor {
         } else if txs.len() < self.config.min_batch_size.max(2) {
             Some(SequentialReason::SmallBlock)
         } else if Self::estimated_parallelism(txs)
-            < if self.config.verify_signatures {
+            < if check_signatures {
                 MIN_ESTIMATED_PARALLELISM_VERIFIED
             } else {
                 MIN_ESTIMATED_PARALLELISM
@@ -272,9 +280,9 @@ impl TosBlockExecutor {
         &self.config
     }
 
-    fn vm(&self, accumulators_in_state: bool) -> TosVm {
+    fn vm(&self, accumulators_in_state: bool, check_signatures: bool) -> TosVm {
         TosVm {
-            verify_signatures: self.config.verify_signatures,
+            verify_signatures: check_signatures,
             accumulators_in_state,
             contracts: self.contracts.clone(),
         }
@@ -359,16 +367,64 @@ impl TosBlockExecutor {
         topoheight: u64,
         txs: &[Transaction],
     ) -> Result<BlockExecution, TosError> {
-        if let Some(reason) = self.sequential_reason(txs) {
+        let parallel = self.config.enabled && self.config.max_parallelism > 1 && txs.len() > 1;
+        if !(self.config.verify_signatures && parallel) {
+            return self.execute_checked(state, topoheight, txs, self.config.verify_signatures);
+        }
+        // Signatures do not depend on state: check them all first, on every thread, then
+        // execute with no signature work left (a block that must run sequentially still
+        // has its signatures checked in parallel). A transaction whose signature fails is
+        // rejected and changes nothing, so the others execute exactly as they would with
+        // it in the block.
+        let valid = {
+            let _span = tracing::debug_span!("signatures", txs = txs.len()).entered();
+            check_signatures(txs, self.config.max_parallelism)
+        };
+        if valid.iter().all(|&v| v) {
+            return self.execute_checked(state, topoheight, txs, false);
+        }
+        let signed: Vec<Transaction> = txs
+            .iter()
+            .zip(&valid)
+            .filter(|(_, &v)| v)
+            .map(|(tx, _)| tx.clone())
+            .collect();
+        let mut execution = self.execute_checked(state, topoheight, &signed, false)?;
+        let mut executed = std::mem::take(&mut execution.results).into_iter();
+        let mut results = Vec::with_capacity(txs.len());
+        for (tx, &v) in txs.iter().zip(&valid) {
+            results.push(match v {
+                true => executed.next().ok_or(TosError::Internal(
+                    "fewer results than transactions with a valid signature",
+                ))?,
+                false => TxResult::rejected(tx.hash(), crate::error::TxError::InvalidSignature),
+            });
+        }
+        execution.results = results;
+        Ok(execution)
+    }
+
+    /// The block, checking each transaction's signature as it executes if
+    /// `check_signatures` (they are already checked otherwise).
+    fn execute_checked(
+        &self,
+        state: &BlockState<'_>,
+        topoheight: u64,
+        txs: &[Transaction],
+        check_signatures: bool,
+    ) -> Result<BlockExecution, TosError> {
+        if let Some(reason) = self.sequential_reason(txs, check_signatures) {
             let _span = tracing::debug_span!("execute", path = "sequential").entered();
-            let mut execution = self.oracle().execute_on(state, topoheight, txs)?;
+            let mut execution = self
+                .oracle_checking(check_signatures)
+                .execute_on(state, topoheight, txs)?;
             execution.path = ExecutionPath::Sequential(reason);
             return Ok(execution);
         }
         if txs.iter().any(is_contract) {
-            return self.execute_probed(state, topoheight, txs);
+            return self.execute_probed(state, topoheight, txs, check_signatures);
         }
-        let (results, changes, path, stats) = self.run_parallel(state, txs)?;
+        let (results, changes, path, stats) = self.run_parallel(state, txs, check_signatures)?;
         finish(state, topoheight, results, changes, path, stats)
     }
 
@@ -382,9 +438,10 @@ impl TosBlockExecutor {
         state: &BlockState<'_>,
         topoheight: u64,
         txs: &[Transaction],
+        check_signatures: bool,
     ) -> Result<BlockExecution, TosError> {
         let probe = probe_len(txs.len());
-        let oracle = self.oracle();
+        let oracle = self.oracle_checking(check_signatures);
         let mut run = OracleRun::new(&oracle, state, txs.len());
         let mut touched = Vec::new();
         let mut bounds = Vec::with_capacity(probe);
@@ -402,7 +459,7 @@ impl TosBlockExecutor {
                 .zip(&bounds)
                 .map(|(tx, range)| (tx, &touched[range.clone()])),
         );
-        let threshold = if self.config.verify_signatures {
+        let threshold = if check_signatures {
             MIN_ESTIMATED_PARALLELISM_VERIFIED
         } else {
             MIN_PROBED_PARALLELISM
@@ -437,7 +494,7 @@ impl TosBlockExecutor {
             prefix: &changes,
         };
         let (rest_results, rest_changes, path, rest_stats) =
-            self.run_parallel(&rest, &txs[probe..])?;
+            self.run_parallel(&rest, &txs[probe..], check_signatures)?;
         results.extend(rest_results);
         // The rest's final values replace the prefix's.
         changes.extend(rest_changes);
@@ -457,11 +514,13 @@ impl TosBlockExecutor {
         &self,
         storage: &S,
         txs: &[Transaction],
+        check_signatures: bool,
     ) -> Result<(Vec<TxResult>, Vec<Change>, ExecutionPath, BlockStats), TosError>
     where
         S: executor::Storage<Key = StateKey, Value = StateValue, Error = TosError>,
     {
-        let (results, mut changes, path, stats) = self.run_engine(storage, txs, false)?;
+        let (results, mut changes, path, stats) =
+            self.run_engine(storage, txs, false, check_signatures)?;
         // The accumulators, from the accepted transactions (see `TosVm`).
         let mut totals: Vec<(StateKey, u64)> = vec![(StateKey::GasFee, 0)];
         for result in &results {
@@ -489,7 +548,7 @@ impl TosBlockExecutor {
                 _ => {
                     // Some transaction's credit to an accumulator overflows: run the block
                     // again with the accumulators in state, which rejects exactly it.
-                    return self.run_engine(storage, txs, true);
+                    return self.run_engine(storage, txs, true, check_signatures);
                 }
             }
         }
@@ -503,6 +562,7 @@ impl TosBlockExecutor {
         state: &S,
         txs: &[Transaction],
         accumulators_in_state: bool,
+        check_signatures: bool,
     ) -> Result<(Vec<TxResult>, Vec<Change>, ExecutionPath, BlockStats), TosError>
     where
         S: executor::Storage<Key = StateKey, Value = StateValue, Error = TosError>,
@@ -510,7 +570,7 @@ impl TosBlockExecutor {
         let output = {
             let _span = tracing::debug_span!("execute", path = "parallel").entered();
             self.engine
-                .execute_block(&self.vm(accumulators_in_state), state, txs)
+                .execute_block(&self.vm(accumulators_in_state, check_signatures), state, txs)
                 .map_err(|e| match e {
                     executor::BlockError::Vm(e) => e,
                     executor::BlockError::Internal(what) => TosError::Internal(what),
@@ -540,6 +600,30 @@ impl TosBlockExecutor {
         storage.write_block(execution.topoheight, &execution.changes)?;
         Ok(())
     }
+}
+
+/// Whether each transaction's signature is its source's, checked on up to `threads`
+/// threads.
+fn check_signatures(txs: &[Transaction], threads: usize) -> Vec<bool> {
+    let mut valid = vec![false; txs.len()];
+    let chunk = txs.len().div_ceil(threads.max(1)).max(1);
+    let check = |part: &[Transaction], out: &mut [bool]| {
+        for (tx, v) in part.iter().zip(out) {
+            *v = crate::rules::check_signature(tx).is_ok();
+        }
+    };
+    std::thread::scope(|scope| {
+        let mut parts = txs.chunks(chunk).zip(valid.chunks_mut(chunk));
+        // This thread takes the first part; the others get one thread each.
+        let first = parts.next();
+        for (part, out) in parts {
+            scope.spawn(move || check(part, out));
+        }
+        if let Some((part, out)) = first {
+            check(part, out);
+        }
+    });
+    valid
 }
 
 /// Whether `tx` deploys or calls a contract.
