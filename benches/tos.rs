@@ -1,5 +1,6 @@
 //! Criterion benches of TOS blocks: the sequential executor against Block-STM (all cores)
-//! at conflict rates and block sizes.
+//! at conflict rates and block sizes, and on the contract workloads (`token:1000`, `amm`,
+//! `counter`).
 //!
 //! `cargo bench --bench tos` (about three minutes on two cores).
 
@@ -59,5 +60,11 @@ fn receivers_and_p2p(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, conflict_rates, receivers_and_p2p);
+fn contracts(c: &mut Criterion) {
+    for workload in [Workload::Token(1_000), Workload::Amm, Workload::Counter] {
+        bench_block(c, &workload.to_string(), workload, 10_000);
+    }
+}
+
+criterion_group!(benches, conflict_rates, receivers_and_p2p, contracts);
 criterion_main!(benches);

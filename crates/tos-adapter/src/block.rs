@@ -8,9 +8,10 @@ use crate::state::{StateKey, StateValue};
 use crate::storage::{AsyncTosStorage, Change, TosStorage};
 use crate::types::TransactionType;
 use crate::types::{Hash, Transaction};
-use crate::vm::{accumulator_keys, declared_keys, TosVm, TxResult};
+use crate::vm::{accumulator_keys, declared_keys, fixed_modules, FixedModules, TosVm, TxResult};
 use executor::{BlockStats, ExecutionPath, ParallelExecutor, SequentialReason, TxnOutput};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// How blocks are executed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -280,11 +281,17 @@ impl TosBlockExecutor {
         &self.config
     }
 
-    fn vm(&self, accumulators_in_state: bool, check_signatures: bool) -> TosVm {
+    fn vm(
+        &self,
+        accumulators_in_state: bool,
+        check_signatures: bool,
+        fixed_modules: Option<Arc<FixedModules>>,
+    ) -> TosVm {
         TosVm {
             verify_signatures: check_signatures,
             accumulators_in_state,
             contracts: self.contracts.clone(),
+            fixed_modules,
         }
     }
 
@@ -567,10 +574,19 @@ impl TosBlockExecutor {
     where
         S: executor::Storage<Key = StateKey, Value = StateValue, Error = TosError>,
     {
+        let fixed = if txs.iter().any(is_contract) {
+            Some(Arc::new(fixed_modules(txs, state)?))
+        } else {
+            None
+        };
         let output = {
             let _span = tracing::debug_span!("execute", path = "parallel").entered();
             self.engine
-                .execute_block(&self.vm(accumulators_in_state, check_signatures), state, txs)
+                .execute_block(
+                    &self.vm(accumulators_in_state, check_signatures, fixed),
+                    state,
+                    txs,
+                )
                 .map_err(|e| match e {
                     executor::BlockError::Vm(e) => e,
                     executor::BlockError::Internal(what) => TosError::Internal(what),

@@ -71,4 +71,4 @@ pub use types::{
     TransactionType, TransferPayload, BURN_PER_CONTRACT, COIN_VALUE, CONSTRUCTOR_ENTRY,
     MAX_MULTISIG_PARTICIPANTS, MAX_TRANSFERS, TOS_ASSET,
 };
-pub use vm::{accumulator_keys, declared_keys, TosVm, TxResult};
+pub use vm::{accumulator_keys, declared_keys, fixed_modules, FixedModules, TosVm, TxResult};

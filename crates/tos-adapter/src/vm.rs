@@ -12,7 +12,9 @@ use crate::types::{
     CONSTRUCTOR_ENTRY, TOS_ASSET,
 };
 use executor::{ExecError, TxnView, Vm};
+use mvmemory::FxBuildHasher;
 use smallvec::SmallVec;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// The result of one transaction.
@@ -73,7 +75,15 @@ pub struct TosVm {
     pub accumulators_in_state: bool,
     /// The contract runtime.
     pub contracts: SharedContractVm,
+    /// Modules no transaction of the block can change (see [`FixedModules`]): read from
+    /// here, not through the view, so calls of a contract share no key for its code.
+    pub fixed_modules: Option<Arc<FixedModules>>,
 }
+
+/// The code of contracts invoked in a block and deployed by none of its transactions, as
+/// the state below the block holds it (`None`: no such contract). No transaction can
+/// change it during the block, so reading it needs no versioning and no validation.
+pub type FixedModules = HashMap<Hash, Option<Bytes>, FxBuildHasher>;
 
 impl TosVm {
     /// A VM on the project's contract runtime, accumulators out of state.
@@ -82,8 +92,40 @@ impl TosVm {
             verify_signatures,
             accumulators_in_state: false,
             contracts: default_contract_vm(),
+            fixed_modules: None,
         }
     }
+}
+
+/// The [`FixedModules`] of `txs` on `storage` (the state below them).
+pub fn fixed_modules<S>(txs: &[Transaction], storage: &S) -> Result<FixedModules, TosError>
+where
+    S: executor::Storage<Key = StateKey, Value = StateValue, Error = TosError>,
+{
+    let mut deployed: HashSet<Hash, FxBuildHasher> = HashSet::default();
+    let mut invoked: HashSet<Hash, FxBuildHasher> = HashSet::default();
+    for tx in txs {
+        match &tx.data {
+            TransactionType::InvokeContract(invoke) => {
+                invoked.insert(invoke.contract);
+            }
+            TransactionType::DeployContract(deploy) => {
+                deployed.insert(contract_address(&tx.source, tx.nonce, &deploy.module));
+            }
+            _ => {}
+        }
+    }
+    let mut modules = FixedModules::default();
+    for contract in invoked.difference(&deployed) {
+        let key = StateKey::ContractModule(*contract);
+        let module = match storage.get(&key)? {
+            None => None,
+            Some(StateValue::Module(module)) => Some(module),
+            Some(other) => return Err(TosError::CorruptState(format!("{key:?} holds {other:?}"))),
+        };
+        modules.insert(*contract, module);
+    }
+    Ok(modules)
 }
 
 fn number<T: TxnView<Key = StateKey, Value = StateValue>>(
@@ -152,14 +194,24 @@ impl Vm for TosVm {
         }
         let call = match &tx.data {
             TransactionType::InvokeContract(invoke) => {
-                let key = StateKey::ContractModule(invoke.contract);
-                let module = match view.read(&key)? {
-                    Some(StateValue::Module(module)) => module,
-                    None => return reject(TxError::ContractNotFound(invoke.contract)),
-                    Some(other) => {
-                        return Err(ExecError::Block(TosError::CorruptState(format!(
-                            "{key:?} holds {other:?}"
-                        ))))
+                let fixed = self
+                    .fixed_modules
+                    .as_ref()
+                    .and_then(|fixed| fixed.get(&invoke.contract));
+                let module = match fixed {
+                    Some(Some(module)) => module.clone(),
+                    Some(None) => return reject(TxError::ContractNotFound(invoke.contract)),
+                    None => {
+                        let key = StateKey::ContractModule(invoke.contract);
+                        match view.read(&key)? {
+                            Some(StateValue::Module(module)) => module,
+                            None => return reject(TxError::ContractNotFound(invoke.contract)),
+                            Some(other) => {
+                                return Err(ExecError::Block(TosError::CorruptState(format!(
+                                    "{key:?} holds {other:?}"
+                                ))))
+                            }
+                        }
                     }
                 };
                 Some(PendingCall {
