@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use tos_adapter::{
-    BurnPayload, DeployContractPayload, Hash, InvokeConstructorPayload, InvokeContractPayload,
+    BurnPayload, DataKey, DeployContractPayload, Hash, InvokeConstructorPayload, InvokeContractPayload,
     MultiSigPayload, PublicKey, Signature, StateKey, StateValue, Transaction, TransactionType,
     TransferPayload, TxError, TxResult,
 };
@@ -149,7 +149,8 @@ pub struct GenesisContract {
     pub address: String,
     /// Hex module.
     pub module: String,
-    /// Storage entries: hex key to hex value.
+    /// Storage entries: hex key (a key longer than 32 bytes as `h:` and the hex of its
+    /// blake3 hash) to hex value.
     #[serde(default)]
     pub storage: BTreeMap<String, String>,
     /// Balance per asset (hex asset id).
@@ -401,7 +402,10 @@ pub fn genesis_changes(
         ));
         for (key, value) in &c.storage {
             changes.push((
-                StateKey::ContractData(address, hex(key, "storage key")?.into()),
+                StateKey::ContractData(
+                    address,
+                    DataKey::from_hex(key).context("contract storage key is not hex")?,
+                ),
                 StateValue::Data(Some(hex(value, "storage value")?.into())),
             ));
         }
@@ -450,7 +454,7 @@ pub fn genesis_line(changes: &[(StateKey, StateValue)]) -> Line {
         match (k, v) {
             (StateKey::ContractModule(_), StateValue::Module(m)) => entry.module = hex(m),
             (StateKey::ContractData(_, key), StateValue::Data(Some(value))) => {
-                entry.storage.insert(hex(key), hex(value));
+                entry.storage.insert(key.to_hex(), hex(value));
             }
             (StateKey::ContractBalance(_, asset), StateValue::Number(n)) => {
                 entry.balances.insert(asset.to_hex(), *n);

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use tos_adapter::contract::programs;
 use tos_adapter::{
-    BurnPayload, Hash, InvokeContractPayload, KeyPair, MultiSigPayload, PublicKey, StateKey,
+    BurnPayload, DataKey, Hash, InvokeContractPayload, KeyPair, MultiSigPayload, PublicKey, StateKey,
     StateValue, Transaction, TransactionType, TransferPayload, COIN_VALUE, TOS_ASSET,
 };
 
@@ -258,7 +258,7 @@ impl Generator {
                     changes.push((
                         StateKey::ContractData(
                             TOKEN_CONTRACT,
-                            self.accounts[s].public.0.as_slice().into(),
+                            DataKey::new(&self.accounts[s].public.0),
                         ),
                         StateValue::Data(Some(
                             programs::token_balance(TOKEN_GENESIS_BALANCE).into(),

@@ -147,15 +147,22 @@ fn bench_workload(args: &BenchArgs, workload: Workload, threads: &[usize]) -> Re
         })?;
         let (mut seq, mut par) = (Vec::new(), Vec::new());
         let mut last = None;
-        for _ in 0..args.repeat {
-            let start = Instant::now();
-            let sequential = oracle.execute_on(&state, 1, &txs)?;
-            seq.push(start.elapsed());
-            drop(std::hint::black_box(sequential));
-            let start = Instant::now();
-            let execution = executor.execute_prepared(&state, 1, &txs)?;
-            par.push(start.elapsed());
-            last = Some(execution);
+        for run in 0..args.repeat {
+            // Alternate which goes first, so neither always runs on the caches (or the
+            // clock) the other left.
+            for turn in [run % 2, 1 - run % 2] {
+                if turn == 0 {
+                    let start = Instant::now();
+                    let sequential = oracle.execute_on(&state, 1, &txs)?;
+                    seq.push(start.elapsed());
+                    drop(std::hint::black_box(sequential));
+                } else {
+                    let start = Instant::now();
+                    let execution = executor.execute_prepared(&state, 1, &txs)?;
+                    par.push(start.elapsed());
+                    last = Some(execution);
+                }
+            }
         }
         let execution = last.context("no run")?;
         let got: BTreeMap<&StateKey, &StateValue> =

@@ -71,7 +71,7 @@ pub fn main(args: InspectArgs) -> Result<()> {
                     (StateKey::ContractData(c, k), StateValue::Data(value)) => {
                         if let Some(value) = value {
                             let entry = contracts.entry(c.to_hex()).or_insert_with(empty_contract);
-                            entry["storage"][hex(k)] = json!(hex(value));
+                            entry["storage"][k.to_hex()] = json!(hex(value));
                         }
                     }
                     (StateKey::ContractBalance(c, asset), StateValue::Number(n)) => {

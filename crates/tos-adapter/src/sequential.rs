@@ -10,7 +10,7 @@ use crate::contract::{
 use crate::error::{TosError, TxError};
 use crate::rules::{check_payload, check_signature, spending, MultiSigAction};
 use crate::snapshot::BlockState;
-use crate::state::{Bytes, StateKey, StateValue};
+use crate::state::{Bytes, DataKey, StateKey, StateValue};
 use crate::storage::TosStorage;
 use crate::types::{
     contract_address, Hash, MultiSigConfig, PublicKey, Transaction, TransactionType,
@@ -65,7 +65,7 @@ struct Call<'x, 's, 'a> {
     state: &'x State<'s, 'a>,
     contract: Hash,
     /// Entry key → (value as the call sees it, written by the call).
-    data: BTreeMap<Vec<u8>, (Option<Bytes>, bool)>,
+    data: BTreeMap<DataKey, (Option<Bytes>, bool)>,
     /// Asset → (state's balance, deposits, transfers out).
     balances: BTreeMap<Hash, (u64, u64, u64)>,
     transfers: Vec<(PublicKey, Hash, u64)>,
@@ -79,8 +79,9 @@ impl Call<'_, '_, '_> {
     }
 
     fn entry(&mut self, key: &[u8]) -> Result<&mut (Option<Bytes>, bool), HostAbort> {
-        if !self.data.contains_key(key) {
-            let state_key = StateKey::ContractData(self.contract, key.into());
+        let key = DataKey::new(key);
+        if !self.data.contains_key(&key) {
+            let state_key = StateKey::ContractData(self.contract, key);
             let value = match self.state.get(&state_key) {
                 Ok(None | Some(StateValue::Data(None))) => None,
                 Ok(Some(StateValue::Data(Some(bytes)))) => Some(bytes),
@@ -91,11 +92,11 @@ impl Call<'_, '_, '_> {
                 }
                 Err(error) => return self.fail(error),
             };
-            self.data.insert(key.to_vec(), (value, false));
+            self.data.insert(key, (value, false));
         }
         // Present: found or inserted above. (A miss would read as a host abort with no
         // error, which the caller turns into an internal error.)
-        self.data.get_mut(key).ok_or(HostAbort)
+        self.data.get_mut(&key).ok_or(HostAbort)
     }
 
     fn balance_entry(&mut self, asset: Hash) -> Result<&mut (u64, u64, u64), HostAbort> {
@@ -118,7 +119,7 @@ impl ContractHost for Call<'_, '_, '_> {
     }
 
     fn store(&mut self, key: &[u8], value: &[u8]) -> Result<(), HostAbort> {
-        self.data.insert(key.to_vec(), (Some(value.into()), true));
+        self.data.insert(DataKey::new(key), (Some(value.into()), true));
         Ok(())
     }
 
@@ -359,7 +360,7 @@ impl SequentialTosExecutor {
                 for (key, (value, dirty)) in run.data {
                     if dirty {
                         contract_writes.push((
-                            StateKey::ContractData(contract, key.into()),
+                            StateKey::ContractData(contract, key),
                             StateValue::Data(value),
                         ));
                     }

@@ -4,9 +4,138 @@ use crate::types::{Hash, PublicKey, SharedMultiSig};
 use mvmemory::DeltaValue;
 use std::sync::Arc;
 
-/// Bytes held in state, shared: cloning a value read from the multi-version memory costs
-/// a reference count, not a copy.
-pub type Bytes = Arc<[u8]>;
+/// Bytes held in state (a contract's code, a storage value), shared: cloning a value read
+/// from the multi-version memory costs a reference count, not a copy. A thin pointer, so
+/// that [`StateValue`] stays 16 bytes for the transfers that never hold one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Bytes(Arc<Box<[u8]>>);
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<&[u8]> for Bytes {
+    fn from(bytes: &[u8]) -> Self {
+        Bytes(Arc::new(bytes.into()))
+    }
+}
+
+impl From<Vec<u8>> for Bytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        Bytes(Arc::new(bytes.into_boxed_slice()))
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bytes({})", crate::types::to_hex(self))
+    }
+}
+
+/// A contract storage key as part of a state key: up to 32 bytes held as they are, a
+/// longer one by its blake3 hash (distinct from any short key). Fixed size and no
+/// pointer, so [`StateKey`] stays 66 bytes with byte alignment, as compact as the account
+/// keys of every transfer need it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DataKey {
+    /// 0 to 32: the key's length; [`DataKey::HASHED`]: `bytes` is the hash of a longer key.
+    len: u8,
+    bytes: [u8; 32],
+}
+
+impl DataKey {
+    /// The `len` of a key longer than 32 bytes, held by its hash.
+    pub const HASHED: u8 = u8::MAX;
+
+    /// The state key part of the contract storage key `key`.
+    pub fn new(key: &[u8]) -> Self {
+        let mut bytes = [0u8; 32];
+        match u8::try_from(key.len()) {
+            Ok(len) if key.len() <= 32 => {
+                bytes[..key.len()].copy_from_slice(key);
+                DataKey { len, bytes }
+            }
+            _ => DataKey {
+                len: Self::HASHED,
+                bytes: *blake3::hash(key).as_bytes(),
+            },
+        }
+    }
+
+    /// From its parts as [`DataKey::parts`] gives them; `None` if `len` is neither 0 to 32
+    /// nor [`DataKey::HASHED`], or the bytes past `len` are not zero.
+    pub fn from_parts(len: u8, bytes: [u8; 32]) -> Option<Self> {
+        let valid = len == Self::HASHED
+            || (len <= 32 && bytes[usize::from(len)..].iter().all(|&b| b == 0));
+        valid.then_some(DataKey { len, bytes })
+    }
+
+    /// Its length byte and its 32 bytes (zero-padded), to store it.
+    pub fn parts(&self) -> (u8, &[u8; 32]) {
+        (self.len, &self.bytes)
+    }
+
+    /// The key itself, or `None` for a long key held by its hash.
+    pub fn raw(&self) -> Option<&[u8]> {
+        (self.len != Self::HASHED).then(|| &self.bytes[..usize::from(self.len)])
+    }
+
+    /// The key in hex; a long key as `h:` and the hex of its hash.
+    pub fn to_hex(&self) -> String {
+        match self.raw() {
+            Some(raw) => crate::types::to_hex(raw),
+            None => format!("h:{}", crate::types::to_hex(&self.bytes)),
+        }
+    }
+
+    /// Parses [`DataKey::to_hex`]'s form.
+    pub fn from_hex(s: &str) -> Result<Self, crate::types::HexError> {
+        match s.strip_prefix("h:") {
+            Some(hash) => Ok(DataKey {
+                len: Self::HASHED,
+                bytes: crate::types::Hash::from_hex(hash)?.0,
+            }),
+            None => Ok(DataKey::new(&crate::types::from_hex(s)?)),
+        }
+    }
+
+    #[inline]
+    fn fingerprint(&self) -> u64 {
+        // FNV-1a over the bytes used: short keys often share a prefix ("balance_1", ...).
+        let used = match self.raw() {
+            Some(raw) => raw,
+            None => &self.bytes[..8],
+        };
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(self.len);
+        for &b in used {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+}
+
+impl From<&[u8]> for DataKey {
+    fn from(key: &[u8]) -> Self {
+        DataKey::new(key)
+    }
+}
+
+impl From<Vec<u8>> for DataKey {
+    fn from(key: Vec<u8>) -> Self {
+        DataKey::new(&key)
+    }
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DataKey({})", self.to_hex())
+    }
+}
 
 /// A key of TOS state.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -24,7 +153,7 @@ pub enum StateKey {
     /// A deployed contract's code.
     ContractModule(Hash),
     /// One entry of a contract's storage: the contract and the entry's key.
-    ContractData(Hash, Bytes),
+    ContractData(Hash, DataKey),
     /// A contract's balance of an asset.
     ContractBalance(Hash, Hash),
 }
@@ -52,12 +181,7 @@ impl std::hash::Hash for StateKey {
             StateKey::BurnedSupply(asset) => state.write_u64(prefix(&asset.0) ^ 4),
             StateKey::ContractModule(contract) => state.write_u64(prefix(&contract.0) ^ 5),
             StateKey::ContractData(contract, key) => {
-                // FNV-1a over the entry's key: short keys, chosen by contracts.
-                let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-                for &b in key.iter() {
-                    h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-                }
-                state.write_u64(prefix(&contract.0) ^ h.rotate_left(29) ^ 6)
+                state.write_u64(prefix(&contract.0) ^ key.fingerprint().rotate_left(29) ^ 6)
             }
             StateKey::ContractBalance(contract, asset) => {
                 state.write_u64(prefix(&contract.0) ^ prefix(&asset.0).rotate_left(23) ^ 7)
@@ -91,5 +215,34 @@ impl DeltaValue for StateValue {
             StateValue::Number(n) => Some(*n),
             StateValue::MultiSig(_) | StateValue::Data(_) | StateValue::Module(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_keys_and_values_stay_compact() {
+        assert_eq!(std::mem::align_of::<StateKey>(), 1);
+        assert_eq!(std::mem::size_of::<StateKey>(), 66);
+        assert_eq!(std::mem::size_of::<StateValue>(), 16);
+    }
+
+    #[test]
+    fn data_keys_hold_short_keys_and_hash_long_ones() {
+        let short = DataKey::new(b"count");
+        assert_eq!(short.raw(), Some(&b"count"[..]));
+        let long = DataKey::new(&[7; 40]);
+        assert_eq!(long.raw(), None);
+        assert_ne!(long, DataKey::new(&[7; 41]));
+        assert_ne!(DataKey::new(&[0; 32]), DataKey::new(&[]));
+        for key in [short, long, DataKey::new(&[]), DataKey::new(&[1; 32])] {
+            assert_eq!(DataKey::from_hex(&key.to_hex()).unwrap(), key);
+            let (len, bytes) = key.parts();
+            assert_eq!(DataKey::from_parts(len, *bytes), Some(key));
+        }
+        assert_eq!(DataKey::from_parts(33, [0; 32]), None);
+        assert_eq!(DataKey::from_parts(1, [1; 32]), None);
     }
 }

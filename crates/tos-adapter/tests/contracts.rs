@@ -689,3 +689,43 @@ fn the_probe_sends_chains_of_calls_sequential_and_the_rest_parallel() {
         }
     }
 }
+
+/// An sBPF (version 0) ELF module: the `relative_call` program of `solana-sbpf`'s own test
+/// suite (its entry returns `2 * input[0] + 1` through two internal calls in 16
+/// instructions), read from the crate's sources that cargo unpacked to build it.
+#[test]
+fn an_elf_module_deploys_and_runs() {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")))
+        .expect("CARGO_HOME or HOME");
+    let elf = std::fs::read_dir(home.join("registry/src"))
+        .expect("cargo's registry sources")
+        .flatten()
+        .map(|index| {
+            index
+                .path()
+                .join("solana-sbpf-0.13.1/tests/elfs/relative_call_sbpfv0.so")
+        })
+        .find(|path| path.exists())
+        .expect("solana-sbpf 0.13.1's test ELF in cargo's registry sources");
+    let module = std::fs::read(elf).unwrap();
+    assert!(module.starts_with(b"\x7fELF"));
+    let store = store_with(vec![]);
+    let alice = key(1);
+    let address = contract_address(&alice.public_key(), 0, &module);
+    let txs = [
+        deploy(&alice, 0, module, None),
+        // The first input byte is the entry id's low byte: 1 gives exit code 3.
+        invoke(&alice, 1, address, 1, vec![], vec![], 1_000),
+    ];
+    let execution = run(&store, &txs);
+    assert!(execution.results[0].success(), "{:?}", execution.results[0]);
+    assert_eq!(
+        execution.results[1].error,
+        Some(TxError::ContractFailed {
+            reason: "exit code 3".into()
+        })
+    );
+    assert_eq!(execution.results[1].gas_used, 16);
+}

@@ -3,7 +3,7 @@
 
 use super::{ContractHost, HostAbort};
 use crate::error::TosError;
-use crate::state::{Bytes, StateKey, StateValue};
+use crate::state::{Bytes, DataKey, StateKey, StateValue};
 use crate::types::{Hash, PublicKey};
 use executor::{ExecError, Overflow, TxnView};
 use smallvec::SmallVec;
@@ -31,7 +31,7 @@ impl BalanceEntry {
 /// A storage entry the call read or wrote, with its value as the call sees it.
 #[derive(Clone, Debug)]
 struct DataEntry {
-    key: Bytes,
+    key: DataKey,
     value: Option<Bytes>,
     /// Written by the call (a store, or a delete of an entry that existed).
     dirty: bool,
@@ -122,11 +122,11 @@ impl ContractOverlay {
         view: &mut T,
         key: &[u8],
     ) -> Result<usize, ExecError<TosError>> {
-        if let Some(i) = self.data.iter().position(|d| &*d.key == key) {
+        let key = DataKey::new(key);
+        if let Some(i) = self.data.iter().position(|d| d.key == key) {
             return Ok(i);
         }
-        let key: Bytes = key.into();
-        let state_key = StateKey::ContractData(self.contract, key.clone());
+        let state_key = StateKey::ContractData(self.contract, key);
         let value = data_value(&state_key, view.read(&state_key)?).map_err(ExecError::Block)?;
         self.data.push(DataEntry {
             key,
@@ -153,7 +153,7 @@ impl CallEffects<'_> {
         let overlay = self.0;
         for entry in overlay.data.iter().filter(|d| d.dirty) {
             view.write(
-                StateKey::ContractData(overlay.contract, entry.key.clone()),
+                StateKey::ContractData(overlay.contract, entry.key),
                 StateValue::Data(entry.value.clone()),
             );
         }
@@ -203,13 +203,14 @@ impl<T: TxnView<Key = StateKey, Value = StateValue>> ContractHost for ViewHost<'
 
     fn store(&mut self, key: &[u8], value: &[u8]) -> Result<(), HostAbort> {
         // A store does not need the old value: no read, so no dependency on it.
-        match self.overlay.data.iter_mut().find(|d| &*d.key == key) {
+        let key = DataKey::new(key);
+        match self.overlay.data.iter_mut().find(|d| d.key == key) {
             Some(entry) => {
                 entry.value = Some(value.into());
                 entry.dirty = true;
             }
             None => self.overlay.data.push(DataEntry {
-                key: key.into(),
+                key,
                 value: Some(value.into()),
                 dirty: true,
             }),

@@ -21,6 +21,7 @@ mod sbpf;
 pub(crate) use host::{ContractOverlay, ViewHost};
 pub use sbpf::{assemble, SbpfVm};
 
+use crate::state::Bytes;
 use crate::types::{Hash, PublicKey};
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -63,7 +64,7 @@ pub struct HostAbort;
 /// What a contract may do to state, for the duration of one call.
 pub trait ContractHost {
     /// The value of the contract's storage entry `key`, `None` if absent.
-    fn load(&mut self, key: &[u8]) -> Result<Option<Arc<[u8]>>, HostAbort>;
+    fn load(&mut self, key: &[u8]) -> Result<Option<Bytes>, HostAbort>;
     /// Sets the contract's storage entry `key` to `value`.
     fn store(&mut self, key: &[u8], value: &[u8]) -> Result<(), HostAbort>;
     /// Deletes the contract's storage entry `key`; whether it existed.

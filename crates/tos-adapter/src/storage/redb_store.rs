@@ -8,7 +8,7 @@
 
 use super::{check_next_topoheight, Change, TosStorage, Versioned};
 use crate::error::StorageError;
-use crate::state::{StateKey, StateValue};
+use crate::state::{DataKey, StateKey, StateValue};
 use crate::types::{Hash, MultiSigConfig, PublicKey};
 use redb::{Database, ReadableTable, TableDefinition};
 use std::path::Path;
@@ -62,12 +62,13 @@ pub(crate) fn encode_key(key: &StateKey, out: &mut Vec<u8>) {
             out.extend_from_slice(&contract.0);
         }
         StateKey::ContractData(contract, key) => {
-            // The entry key's length first: no encoded key is then a prefix of another's
-            // versioned keys (they end with 8 bytes of topoheight).
+            // Fixed size, like every other key: no encoded key is a prefix of another's
+            // versioned keys (which end with 8 bytes of topoheight).
+            let (len, bytes) = key.parts();
             out.push(6);
             out.extend_from_slice(&contract.0);
-            out.extend_from_slice(&(key.len() as u32).to_be_bytes());
-            out.extend_from_slice(key);
+            out.push(len);
+            out.extend_from_slice(bytes);
         }
         StateKey::ContractBalance(contract, asset) => {
             out.push(7);
@@ -97,16 +98,11 @@ pub(crate) fn decode_key(bytes: &[u8]) -> Result<StateKey, StorageError> {
         (3, 0) => StateKey::GasFee,
         (4, 32) => StateKey::BurnedSupply(Hash(bytes32(rest)?)),
         (5, 32) => StateKey::ContractModule(Hash(bytes32(rest)?)),
-        (6, n) if n >= 36 => {
-            let len = u32::from_be_bytes([rest[32], rest[33], rest[34], rest[35]]);
-            if usize::try_from(len).ok() != Some(n - 36) {
-                return Err(StorageError::Corrupt(format!(
-                    "contract data key of {} bytes says {len}",
-                    n - 36
-                )));
-            }
-            StateKey::ContractData(Hash(bytes32(&rest[..32])?), rest[36..].into())
-        }
+        (6, 65) => StateKey::ContractData(
+            Hash(bytes32(&rest[..32])?),
+            DataKey::from_parts(rest[32], bytes32(&rest[33..])?)
+                .ok_or_else(|| StorageError::Corrupt("contract data key".into()))?,
+        ),
         (7, 64) => {
             StateKey::ContractBalance(Hash(bytes32(&rest[..32])?), Hash(bytes32(&rest[32..])?))
         }

@@ -320,7 +320,7 @@ pub fn genesis_contract(
     )];
     for (k, v) in storage {
         changes.push((
-            StateKey::ContractData(address, k.into()),
+            StateKey::ContractData(address, tos_adapter::DataKey::new(&k)),
             StateValue::Data(Some(v.into())),
         ));
     }
