@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use tos_adapter::{
-    BurnPayload, DataKey, DeployContractPayload, Hash, InvokeConstructorPayload, InvokeContractPayload,
-    MultiSigPayload, PublicKey, Signature, StateKey, StateValue, Transaction, TransactionType,
-    TransferPayload, TxError, TxResult,
+    BurnPayload, DataKey, DeployContractPayload, Hash, InvokeConstructorPayload,
+    InvokeContractPayload, MultiSigPayload, PublicKey, Signature, StateKey, StateValue,
+    Transaction, TransactionType, TransferPayload, TxError, TxResult,
 };
 
 /// The longest line `replay` reads: a larger one is refused before it is parsed, so a
@@ -287,30 +287,34 @@ impl TxJson {
                     .map(|p| key(p, "participant"))
                     .collect::<Result<_>>()?,
             }),
-            DataJson::DeployContract(d) => TransactionType::DeployContract(DeployContractPayload {
-                module: tos_adapter::types::from_hex(&d.module).context("module is not hex")?,
-                invoke: d
-                    .invoke
-                    .as_ref()
-                    .map(|c| -> Result<_> {
-                        Ok(InvokeConstructorPayload {
-                            max_gas: c.max_gas,
-                            deposits: deposits(&c.deposits)?,
+            DataJson::DeployContract(d) => {
+                TransactionType::DeployContract(Box::new(DeployContractPayload {
+                    module: tos_adapter::types::from_hex(&d.module).context("module is not hex")?,
+                    invoke: d
+                        .invoke
+                        .as_ref()
+                        .map(|c| -> Result<_> {
+                            Ok(InvokeConstructorPayload {
+                                max_gas: c.max_gas,
+                                deposits: deposits(&c.deposits)?,
+                            })
                         })
-                    })
-                    .transpose()?,
-            }),
-            DataJson::InvokeContract(i) => TransactionType::InvokeContract(InvokeContractPayload {
-                contract: hash(&i.contract, "contract")?,
-                deposits: deposits(&i.deposits)?,
-                entry_id: i.entry_id,
-                max_gas: i.max_gas,
-                parameters: i
-                    .parameters
-                    .iter()
-                    .map(|p| tos_adapter::types::from_hex(p).context("a parameter is not hex"))
-                    .collect::<Result<_>>()?,
-            }),
+                        .transpose()?,
+                }))
+            }
+            DataJson::InvokeContract(i) => {
+                TransactionType::InvokeContract(Box::new(InvokeContractPayload {
+                    contract: hash(&i.contract, "contract")?,
+                    deposits: deposits(&i.deposits)?,
+                    entry_id: i.entry_id,
+                    max_gas: i.max_gas,
+                    parameters: i
+                        .parameters
+                        .iter()
+                        .map(|p| tos_adapter::types::from_hex(p).context("a parameter is not hex"))
+                        .collect::<Result<_>>()?,
+                }))
+            }
         };
         let signature = match &self.signature {
             None => None,

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::fmt;
 use tos_adapter::contract::programs;
 use tos_adapter::{
-    BurnPayload, DataKey, Hash, InvokeContractPayload, KeyPair, MultiSigPayload, PublicKey, StateKey,
-    StateValue, Transaction, TransactionType, TransferPayload, COIN_VALUE, TOS_ASSET,
+    BurnPayload, DataKey, Hash, InvokeContractPayload, KeyPair, MultiSigPayload, PublicKey,
+    StateKey, StateValue, Transaction, TransactionType, TransferPayload, COIN_VALUE, TOS_ASSET,
 };
 
 /// A second asset, for the `mixed` and `amm` workloads.
@@ -430,13 +430,13 @@ impl Generator {
         deposits: Vec<(Hash, u64)>,
     ) -> Transaction {
         let nonce = self.next_nonce(self.accounts[from].public);
-        let data = TransactionType::InvokeContract(InvokeContractPayload {
+        let data = TransactionType::InvokeContract(Box::new(InvokeContractPayload {
             contract,
             deposits,
             entry_id: programs::ENTRY_MAIN,
             max_gas: CONTRACT_MAX_GAS,
             parameters,
-        });
+        }));
         self.tx(from, nonce, 1_000, data)
     }
 

@@ -530,13 +530,13 @@ impl TosBlockExecutor {
             self.run_engine(storage, txs, false, check_signatures)?;
         // The accumulators, from the accepted transactions (see `TosVm`).
         let mut totals: Vec<(StateKey, u64)> = vec![(StateKey::GasFee, 0)];
-        for result in &results {
+        for (tx, result) in txs.iter().zip(&results) {
             totals[0].1 = totals[0].1.saturating_add(result.fee_paid);
-            if let Some((asset, amount)) = result.burned {
-                let key = StateKey::BurnedSupply(asset);
+            if result.burned > 0 {
+                let key = StateKey::BurnedSupply(tx.burned_asset());
                 match totals.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, total)) => *total = total.saturating_add(amount),
-                    None => totals.push((key, amount)),
+                    Some((_, total)) => *total = total.saturating_add(result.burned),
+                    None => totals.push((key, result.burned)),
                 }
             }
         }

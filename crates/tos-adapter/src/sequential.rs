@@ -119,7 +119,8 @@ impl ContractHost for Call<'_, '_, '_> {
     }
 
     fn store(&mut self, key: &[u8], value: &[u8]) -> Result<(), HostAbort> {
-        self.data.insert(DataKey::new(key), (Some(value.into()), true));
+        self.data
+            .insert(DataKey::new(key), (Some(value.into()), true));
         Ok(())
     }
 
@@ -507,7 +508,7 @@ impl<'e, 's, 'a> OracleRun<'e, 's, 'a> {
                     .map(|reason| TxError::ContractFailed { reason }),
                 fee_paid: executed.fee_paid,
                 gas_used: executed.gas_used,
-                burned: executed.burned,
+                burned: executed.burned.map_or(0, |(_, amount)| amount),
             },
             Err(error) => TxResult::rejected(tx_hash, error),
         });

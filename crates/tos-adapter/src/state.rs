@@ -70,8 +70,8 @@ impl DataKey {
     /// From its parts as [`DataKey::parts`] gives them; `None` if `len` is neither 0 to 32
     /// nor [`DataKey::HASHED`], or the bytes past `len` are not zero.
     pub fn from_parts(len: u8, bytes: [u8; 32]) -> Option<Self> {
-        let valid = len == Self::HASHED
-            || (len <= 32 && bytes[usize::from(len)..].iter().all(|&b| b == 0));
+        let valid =
+            len == Self::HASHED || (len <= 32 && bytes[usize::from(len)..].iter().all(|&b| b == 0));
         valid.then_some(DataKey { len, bytes })
     }
 

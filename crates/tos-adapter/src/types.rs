@@ -212,10 +212,11 @@ pub enum TransactionType {
     Burn(BurnPayload),
     /// A multisig set-up.
     MultiSig(MultiSigPayload),
-    /// A call of a contract.
-    InvokeContract(InvokeContractPayload),
-    /// A contract deploy, with its optional constructor.
-    DeployContract(DeployContractPayload),
+    /// A call of a contract (boxed: it is larger than every other kind, and a
+    /// transfer-sized `Transaction` keeps blocks of transfers compact).
+    InvokeContract(Box<InvokeContractPayload>),
+    /// A contract deploy, with its optional constructor (boxed, as a call).
+    DeployContract(Box<DeployContractPayload>),
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -313,6 +314,15 @@ impl Transaction {
             }
         }
         out
+    }
+
+    /// The asset whose `BurnedSupply` the transaction may add to: a burn's asset, TOS for
+    /// every other kind (contract transactions burn gas and deploys in TOS).
+    pub fn burned_asset(&self) -> Hash {
+        match &self.data {
+            TransactionType::Burn(burn) => burn.asset,
+            _ => TOS_ASSET,
+        }
     }
 
     /// The transaction's hash: blake3 of its signing bytes and its signature.

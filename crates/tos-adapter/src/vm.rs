@@ -29,9 +29,10 @@ pub struct TxResult {
     pub fee_paid: u64,
     /// Gas its contract call or constructor used (charged even when the call failed).
     pub gas_used: u64,
-    /// What it added to `BurnedSupply`: a burn's amount; for a contract transaction, 30% of
-    /// its gas plus, for a deploy that stored its module, `BURN_PER_CONTRACT`, in TOS.
-    pub burned: Option<(Hash, u64)>,
+    /// What it added to `BurnedSupply` of [`Transaction::burned_asset`]: a burn's amount;
+    /// for a contract transaction, 30% of its gas plus, for a deploy that stored its
+    /// module, `BURN_PER_CONTRACT`.
+    pub burned: u64,
 }
 
 impl TxResult {
@@ -47,7 +48,7 @@ impl TxResult {
             error: Some(error),
             fee_paid: 0,
             gas_used: 0,
-            burned: None,
+            burned: 0,
         }
     }
 }
@@ -399,7 +400,7 @@ impl Vm for TosVm {
             error: failure.map(|reason| TxError::ContractFailed { reason }),
             fee_paid,
             gas_used,
-            burned,
+            burned: burned.map_or(0, |(_, amount)| amount),
         })
     }
 }

@@ -122,7 +122,7 @@ fn a_store_costs_its_instructions_plus_the_syscall_and_the_gas_is_split() {
     let burned = gas_burned(230);
     assert_eq!(burned, 69);
     assert_eq!(result.fee_paid, 10 + 230 - 69);
-    assert_eq!(result.burned, Some((TOS_ASSET, 69)));
+    assert_eq!(result.burned, 69);
     assert_eq!(execution.gas_fee, 10 + 230 - 69);
     assert_eq!(execution.burned.get(&TOS_ASSET), Some(&69));
     // Unused gas refunded: the source pays the fee and the gas used.
@@ -320,10 +320,7 @@ fn a_missing_contract_or_a_bad_module_rejects_and_changes_nothing() {
         }
     }
     for result in &execution.results {
-        assert_eq!(
-            (result.fee_paid, result.gas_used, result.burned),
-            (0, 0, None)
-        );
+        assert_eq!((result.fee_paid, result.gas_used, result.burned), (0, 0, 0));
     }
     assert_eq!(nonce(&store, &alice), 0);
     assert_eq!(balance(&store, &alice, TOS_ASSET), INITIAL);
@@ -365,10 +362,7 @@ fn a_deploy_is_invoked_in_the_same_block() {
         Some(StateValue::Module(module.into()))
     );
     // The deploy burns one TOS and pays its fee; no constructor, no gas.
-    assert_eq!(
-        execution.results[1].burned,
-        Some((TOS_ASSET, BURN_PER_CONTRACT))
-    );
+    assert_eq!(execution.results[1].burned, BURN_PER_CONTRACT);
     assert_eq!(
         balance(&store, alice, TOS_ASSET),
         INITIAL - 10 - BURN_PER_CONTRACT - 10 - execution.results[4].gas_used
@@ -417,7 +411,7 @@ fn a_constructor_runs_and_a_failed_one_stores_no_module() {
     );
     assert_eq!(r[2].gas_used, 2);
     // No module, the burn and the deposit refunded, 30% of its gas burned.
-    assert_eq!(r[2].burned, None);
+    assert_eq!(r[2].burned, 0);
     assert_eq!(r[3].error, Some(TxError::ContractNotFound(failing_at)));
     assert_eq!(
         store

@@ -182,27 +182,27 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
                     asset,
                     amount: amount(&mut rng),
                 }),
-                10 => TransactionType::InvokeContract(InvokeContractPayload {
+                10 => TransactionType::InvokeContract(Box::new(InvokeContractPayload {
                     contract: COUNTER,
                     deposits: vec![],
                     entry_id: if rng.chance(90) { 1 } else { 5 },
                     max_gas: max_gas(&mut rng),
                     parameters: vec![],
-                }),
-                11 => TransactionType::InvokeContract(InvokeContractPayload {
+                })),
+                11 => TransactionType::InvokeContract(Box::new(InvokeContractPayload {
                     contract: TOKEN,
                     deposits: vec![],
                     entry_id: 1,
                     max_gas: max_gas(&mut rng),
                     parameters: programs::token_transfer(&other(&mut rng), rng.below(1_500)),
-                }),
-                12 => TransactionType::InvokeContract(InvokeContractPayload {
+                })),
+                12 => TransactionType::InvokeContract(Box::new(InvokeContractPayload {
                     contract: AMM,
                     deposits: vec![(TOS_ASSET, rng.below(1_500))],
                     entry_id: 1,
                     max_gas: max_gas(&mut rng),
                     parameters: programs::amm_swap(&OTHER_ASSET),
-                }),
+                })),
                 13 => {
                     let entries = if rng.chance(95) { 8 } else { 9 };
                     let entry_id = 1 + rng.below(entries) as u16;
@@ -230,13 +230,13 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
                     } else {
                         vec![]
                     };
-                    TransactionType::InvokeContract(InvokeContractPayload {
+                    TransactionType::InvokeContract(Box::new(InvokeContractPayload {
                         contract: KV,
                         deposits,
                         entry_id,
                         max_gas: max_gas(&mut rng),
                         parameters,
-                    })
+                    }))
                 }
                 14 => {
                     let module = match rng.below(4) {
@@ -250,7 +250,7 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
                         nonce,
                         &module,
                     ));
-                    TransactionType::DeployContract(DeployContractPayload {
+                    TransactionType::DeployContract(Box::new(DeployContractPayload {
                         module,
                         invoke: rng.chance(50).then(|| InvokeConstructorPayload {
                             max_gas: max_gas(&mut rng),
@@ -260,9 +260,9 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
                                 vec![]
                             },
                         }),
-                    })
+                    }))
                 }
-                15 => TransactionType::InvokeContract(InvokeContractPayload {
+                15 => TransactionType::InvokeContract(Box::new(InvokeContractPayload {
                     contract: if deployed.is_empty() || rng.chance(20) {
                         Hash([0xee; 32])
                     } else {
@@ -272,7 +272,7 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
                     entry_id: 1 + rng.below(3) as u16,
                     max_gas: max_gas(&mut rng),
                     parameters: vec![kv_key(rng.below(4)), vec![1, 2, 3]],
-                }),
+                })),
                 _ => {
                     let count = rng.below(4) as usize;
                     let participants = (0..count).map(|_| other(&mut rng)).collect::<Vec<_>>();

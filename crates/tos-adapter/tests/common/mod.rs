@@ -278,13 +278,13 @@ pub fn invoke(
         from,
         nonce,
         10,
-        TransactionType::InvokeContract(tos_adapter::InvokeContractPayload {
+        TransactionType::InvokeContract(Box::new(tos_adapter::InvokeContractPayload {
             contract,
             deposits,
             entry_id,
             max_gas,
             parameters,
-        }),
+        })),
     )
 }
 
@@ -298,12 +298,12 @@ pub fn deploy(
         from,
         nonce,
         10,
-        TransactionType::DeployContract(tos_adapter::DeployContractPayload {
+        TransactionType::DeployContract(Box::new(tos_adapter::DeployContractPayload {
             module,
             invoke: constructor.map(
                 |(max_gas, deposits)| tos_adapter::InvokeConstructorPayload { max_gas, deposits },
             ),
-        }),
+        })),
     )
 }
 
