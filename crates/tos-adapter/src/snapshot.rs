@@ -13,7 +13,64 @@ type Preloaded = HashMap<StateKey, Option<Versioned<StateValue>>, FxBuildHasher>
 pub struct BlockState<'a> {
     base_topoheight: u64,
     preloaded: Preloaded,
-    fallback: Option<&'a dyn TosStorage>,
+    fallback: Box<dyn OnDemand + 'a>,
+}
+
+/// Reads, from the worker threads, of the keys a block did not preload (contract storage).
+trait OnDemand: Sync {
+    fn get(
+        &self,
+        key: &StateKey,
+        topoheight: u64,
+    ) -> Result<Option<Versioned<StateValue>>, StorageError>;
+}
+
+struct SyncReads<'a, S>(&'a S);
+
+impl<S: TosStorage> OnDemand for SyncReads<'_, S> {
+    fn get(
+        &self,
+        key: &StateKey,
+        topoheight: u64,
+    ) -> Result<Option<Versioned<StateValue>>, StorageError> {
+        self.0.get_versioned(key, topoheight)
+    }
+}
+
+/// An async storage read from a worker thread by blocking that thread on the read.
+struct BlockingReads<'a, S>(&'a S);
+
+impl<S: AsyncTosStorage> OnDemand for BlockingReads<'_, S> {
+    fn get(
+        &self,
+        key: &StateKey,
+        topoheight: u64,
+    ) -> Result<Option<Versioned<StateValue>>, StorageError> {
+        wait(self.0.get_versioned_async(key, topoheight))
+    }
+}
+
+/// Runs `future` to completion on this thread, parking it while the future is pending.
+/// Unlike `futures::executor::block_on` it may run inside another executor's task (the
+/// block executes inside `execute_block_async`, and its calling thread is one of the
+/// workers).
+fn wait<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut context = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(output) => return output,
+            // A wake-up before the park makes the park return at once.
+            std::task::Poll::Pending => std::thread::park(),
+        }
+    }
 }
 
 impl std::fmt::Debug for BlockState<'_> {
@@ -71,18 +128,22 @@ impl<'a> BlockState<'a> {
         Ok(Self {
             base_topoheight,
             preloaded,
-            fallback: Some(storage),
+            fallback: Box::new(SyncReads(storage)),
         })
     }
 
     /// Preloads `keys` from an async storage, all reads concurrently. Keys not preloaded
-    /// cannot be read later: executing a transaction that needs one fails the block (every
-    /// TOS transaction kind here declares its keys exactly).
+    /// (contract storage entries, which no transaction declares) are read when a worker
+    /// thread needs them, by blocking that thread on the storage's future: the storage's
+    /// reads must complete without the
+    /// async runtime's own threads driving them (a read from RocksDB, or behind tokio's
+    /// locks, does; one that awaits `tokio::task::spawn_blocking` would need a runtime
+    /// handle on the worker).
     pub async fn preload_async<S: AsyncTosStorage>(
-        storage: &S,
+        storage: &'a S,
         base_topoheight: u64,
         keys: impl IntoIterator<Item = StateKey>,
-    ) -> Result<BlockState<'static>, StorageError> {
+    ) -> Result<BlockState<'a>, StorageError> {
         let keys = unique(keys);
         let reads = keys
             .iter()
@@ -91,7 +152,7 @@ impl<'a> BlockState<'a> {
         Ok(BlockState {
             base_topoheight,
             preloaded: keys.into_iter().zip(values).collect(),
-            fallback: None,
+            fallback: Box::new(BlockingReads(storage)),
         })
     }
 
@@ -104,12 +165,7 @@ impl<'a> BlockState<'a> {
     pub fn version(&self, key: &StateKey) -> Result<Option<Versioned<StateValue>>, TosError> {
         match self.preloaded.get(key) {
             Some(version) => Ok(version.clone()),
-            None => match self.fallback {
-                Some(storage) => Ok(storage.get_versioned(key, self.base_topoheight)?),
-                None => Err(TosError::Storage(StorageError::Database(format!(
-                    "{key:?} was not preloaded and the storage is async-only"
-                )))),
-            },
+            None => Ok(self.fallback.get(key, self.base_topoheight)?),
         }
     }
 

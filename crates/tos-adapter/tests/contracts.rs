@@ -723,3 +723,124 @@ fn an_elf_module_deploys_and_runs() {
     );
     assert_eq!(execution.results[1].gas_used, 16);
 }
+
+/// Through the async storage trait, contract storage (never preloaded) is read on demand
+/// from the worker threads: the same block as through the sync one.
+#[test]
+fn an_async_storage_serves_contract_storage_on_demand() {
+    let store = store_with(genesis_contract(
+        Hash([0x73; 32]),
+        programs::counter().unwrap(),
+        vec![(b"count".to_vec(), 41u64.to_le_bytes().to_vec())],
+        vec![],
+    ));
+    let txs: Vec<Transaction> = (1..=4)
+        .map(|i| invoke(&key(i), 0, Hash([0x73; 32]), 1, vec![], vec![], 10_000))
+        .chain((1..=4).map(|i| {
+            invoke(
+                &key(i),
+                1,
+                KV,
+                4,
+                vec![kv_key(9), kv_key(i)],
+                vec![],
+                10_000,
+            )
+        }))
+        .collect();
+    let executor = TosBlockExecutor::new(config(2)).unwrap();
+    let sync = executor.execute_block(&store, 1, &txs).unwrap();
+    let async_ =
+        futures::executor::block_on(executor.execute_block_async(&store, 0, &txs)).unwrap();
+    assert_eq!(sync.results, async_.results);
+    assert_eq!(changes(&sync), changes(&async_));
+    executor.commit(&store, &async_).unwrap();
+    assert_eq!(
+        data(&store, Hash([0x73; 32]), b"count"),
+        Some(45u64.to_le_bytes().to_vec())
+    );
+}
+
+/// An async storage whose every read is pending once before it completes (as a read that
+/// waits on I/O): on-demand reads from the workers park and resume.
+struct Yielding<'a>(&'a MemoryStore);
+
+impl tos_adapter::AsyncTosStorage for Yielding<'_> {
+    fn get_versioned_async(
+        &self,
+        key: &StateKey,
+        topoheight: u64,
+    ) -> impl std::future::Future<
+        Output = Result<Option<tos_adapter::Versioned<StateValue>>, tos_adapter::StorageError>,
+    > + Send {
+        let result = self.0.get_versioned(key, topoheight);
+        let mut pending = true;
+        let mut result = Some(result);
+        std::future::poll_fn(move |cx| {
+            if std::mem::take(&mut pending) {
+                // Wake from another thread, a little later, as an I/O completion would.
+                let waker = cx.waker().clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                    waker.wake();
+                });
+                return std::task::Poll::Pending;
+            }
+            std::task::Poll::Ready(result.take().expect("polled after completion"))
+        })
+    }
+}
+
+#[test]
+fn an_async_storage_whose_reads_wait_still_gives_the_same_block() {
+    // Entries stored below the block, which the calls copy: read on demand.
+    let store = store_with(
+        (1..=4)
+            .map(|i| {
+                (
+                    StateKey::ContractData(KV, kv_key(100 + i).into()),
+                    StateValue::Data(Some(vec![i as u8; 5].into())),
+                )
+            })
+            .collect(),
+    );
+    let txs: Vec<Transaction> = (1..=4)
+        .flat_map(|i| {
+            [
+                invoke(
+                    &key(i),
+                    0,
+                    KV,
+                    4,
+                    vec![kv_key(100 + i), kv_key(i)],
+                    vec![],
+                    10_000,
+                ),
+                invoke(
+                    &key(i),
+                    1,
+                    KV,
+                    4,
+                    vec![kv_key(i), kv_key(i + 10)],
+                    vec![],
+                    10_000,
+                ),
+            ]
+        })
+        .collect();
+    let executor = TosBlockExecutor::new(config(2)).unwrap();
+    let sync = executor.execute_block(&store, 1, &txs).unwrap();
+    let slow = Yielding(&store);
+    let async_ = futures::executor::block_on(executor.execute_block_async(&slow, 0, &txs)).unwrap();
+    assert!(
+        sync.results.iter().all(|r| r.success()),
+        "{:?}",
+        sync.results
+    );
+    assert_eq!(sync.results, async_.results);
+    assert_eq!(changes(&sync), changes(&async_));
+    assert_eq!(
+        changes(&async_).get(&StateKey::ContractData(KV, kv_key(13).into())),
+        Some(&StateValue::Data(Some(vec![3; 5].into())))
+    );
+}
