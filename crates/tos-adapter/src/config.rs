@@ -161,7 +161,16 @@ mod tests {
         assert_eq!(config.min_batch_size, 50);
         assert_eq!(config.max_parallelism, 5);
         assert!(!config.verify_signatures);
+        assert!(config.enable_contract_parallel);
         config.validate().unwrap();
+        let config = ExecutionConfig::default()
+            .with_toml("enable_contract_parallel = false")
+            .unwrap();
+        assert!(!config.enable_contract_parallel);
+        let config = config
+            .with_env(env(&[("TOS_BLOCKSTM_ENABLE_CONTRACT_PARALLEL", "on")]))
+            .unwrap();
+        assert!(config.enable_contract_parallel);
 
         let err = ExecutionConfig::default()
             .with_toml("max_paralelism = 3")

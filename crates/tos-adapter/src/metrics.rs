@@ -20,6 +20,11 @@ pub(crate) fn record_block(execution: &BlockExecution, wall: Duration) {
     metrics::counter!("tos_blockstm_validations_total").increment(stats.validations);
     metrics::counter!("tos_blockstm_aborts_total").increment(stats.aborts);
     metrics::counter!("tos_blockstm_dependency_waits_total").increment(stats.dependency_waits);
+    let gas: u64 = execution
+        .results
+        .iter()
+        .fold(0, |total, r| total.saturating_add(r.gas_used));
+    metrics::counter!("tos_blockstm_contract_gas_used_total").increment(gas);
     metrics::histogram!("tos_blockstm_block_execution_seconds").record(wall.as_secs_f64());
     metrics::histogram!("tos_blockstm_block_transactions").record(txs as f64);
     // Time inside the VM over wall time: the speed-up actually achieved. A sequential
