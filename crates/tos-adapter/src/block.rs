@@ -145,9 +145,13 @@ const ESTIMATE_SAMPLE: usize = 1024;
 pub const MIN_PROBED_PARALLELISM: f64 = 2.0;
 
 /// Transactions of a block with contract calls run sequentially to probe its conflicts:
-/// 1/32 of the block, at least 32 (the whole block if smaller), at most 256.
-fn probe_len(txs: usize) -> usize {
-    (txs / 32).clamp(32, 256).min(txs)
+/// 1/16 of each thread's share of the block (1/32 of it on 2 threads, 1/512 on 32, so
+/// that the sequential prefix stays a small part of the parallel time), at least 32
+/// (the whole block if smaller), at most 256.
+fn probe_len(txs: usize, threads: usize) -> usize {
+    (txs / threads.max(1).saturating_mul(16))
+        .clamp(32, 256)
+        .min(txs)
 }
 
 /// The probed prefix's count over its longest chain, where a transaction depends on the
@@ -447,7 +451,7 @@ impl TosBlockExecutor {
         txs: &[Transaction],
         check_signatures: bool,
     ) -> Result<BlockExecution, TosError> {
-        let probe = probe_len(txs.len());
+        let probe = probe_len(txs.len(), self.config.max_parallelism);
         let oracle = self.oracle_checking(check_signatures);
         let mut run = OracleRun::new(&oracle, state, txs.len());
         let mut touched = Vec::new();
