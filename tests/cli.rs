@@ -52,6 +52,31 @@ fn run(db: &Path, extra: &[&str]) -> String {
         .unwrap())
 }
 
+/// Replays `file` into `db` without signature checks on `threads` threads; the lines of
+/// its results file.
+fn replay_unsigned(db: &Path, file: &Path, results: &Path, threads: &str) -> Vec<Value> {
+    ok(bin()
+        .args([
+            "replay",
+            "--no-verify-signatures",
+            "--threads",
+            threads,
+            "--db",
+        ])
+        .arg(db)
+        .arg("--blocks")
+        .arg(file)
+        .arg("--results")
+        .arg(results)
+        .output()
+        .unwrap());
+    std::fs::read_to_string(results)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[test]
 fn run_twice_continues_and_inspect_shows_the_balances() {
     let dir = tempdir("twice");
@@ -148,27 +173,8 @@ fn export_then_replay_reproduces_the_state_at_one_and_two_threads() {
     for threads in ["1", "2"] {
         let replayed = dir.join(format!("replayed-{threads}"));
         let results = dir.join(format!("results-{threads}.jsonl"));
-        ok(bin()
-            .args([
-                "replay",
-                "--no-verify-signatures",
-                "--threads",
-                threads,
-                "--db",
-            ])
-            .arg(&replayed)
-            .arg("--blocks")
-            .arg(&file)
-            .arg("--results")
-            .arg(&results)
-            .output()
-            .unwrap());
+        let lines = replay_unsigned(&replayed, &file, &results, threads);
         assert_eq!(state(&replayed), expected, "at {threads} threads");
-        let lines: Vec<Value> = std::fs::read_to_string(&results)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
         assert_eq!(lines.len(), 120);
         assert!(lines
             .iter()
@@ -199,21 +205,8 @@ fn contract_workloads_export_and_replay() {
         );
         let replayed = dir.join("replayed");
         let results = dir.join("results.jsonl");
-        ok(bin()
-            .args(["replay", "--no-verify-signatures", "--threads", "2", "--db"])
-            .arg(&replayed)
-            .arg("--blocks")
-            .arg(&file)
-            .arg("--results")
-            .arg(&results)
-            .output()
-            .unwrap());
+        let lines = replay_unsigned(&replayed, &file, &results, "2");
         assert_eq!(state(&replayed), expected, "{workload}");
-        let lines: Vec<Value> = std::fs::read_to_string(&results)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
         assert_eq!(lines.len(), 120);
         assert!(
             lines

@@ -154,14 +154,14 @@ fn probe_len(txs: usize, threads: usize) -> usize {
         .min(txs)
 }
 
-/// The probed prefix's count over its longest chain, where a transaction depends on the
+/// The transactions' count over their longest chain, where a transaction depends on the
 /// last one that wrote its sender's state, credited its sender, or wrote a contract key it
-/// writes (`touched`: the contract keys each transaction wrote).
-fn probed_parallelism<'t>(probe: impl Iterator<Item = (&'t Transaction, &'t [StateKey])>) -> f64 {
+/// writes (`touched`: the contract keys each transaction wrote, when known). 1 for none.
+fn chain_parallelism<'t>(txs: impl Iterator<Item = (&'t Transaction, &'t [StateKey])>) -> f64 {
     let mut depth: std::collections::HashMap<StateKey, u32, mvmemory::FxBuildHasher> =
         std::collections::HashMap::default();
     let (mut count, mut longest) = (0u32, 1u32);
-    for (tx, touched) in probe {
+    for (tx, touched) in txs {
         count += 1;
         let sender = StateKey::Nonce(tx.source);
         let before = touched
@@ -227,30 +227,7 @@ impl TosBlockExecutor {
     /// each other.
     pub fn estimated_parallelism(txs: &[Transaction]) -> f64 {
         let sample = &txs[..txs.len().min(ESTIMATE_SAMPLE)];
-        if sample.is_empty() {
-            return 1.0;
-        }
-        let mut depth: std::collections::HashMap<
-            crate::types::PublicKey,
-            u32,
-            mvmemory::FxBuildHasher,
-        > = std::collections::HashMap::with_capacity_and_hasher(
-            sample.len() * 2,
-            Default::default(),
-        );
-        let mut longest = 1;
-        for tx in sample {
-            let d = depth.get(&tx.source).copied().unwrap_or(0) + 1;
-            longest = longest.max(d);
-            depth.insert(tx.source, d);
-            if let TransactionType::Transfers(transfers) = &tx.data {
-                for t in transfers {
-                    let entry = depth.entry(t.destination).or_insert(0);
-                    *entry = (*entry).max(d);
-                }
-            }
-        }
-        sample.len() as f64 / f64::from(longest)
+        chain_parallelism(sample.iter().map(|tx| (tx, &[][..])))
     }
 
     /// Why `txs` run sequentially, or `None` for Block-STM.
@@ -464,7 +441,7 @@ impl TosBlockExecutor {
                 bounds.push(start..touched.len());
             }
         }
-        let estimate = probed_parallelism(
+        let estimate = chain_parallelism(
             txs[..probe]
                 .iter()
                 .zip(&bounds)

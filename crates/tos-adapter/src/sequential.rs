@@ -160,7 +160,8 @@ impl ContractHost for Call<'_, '_, '_> {
 struct Executed {
     fee_paid: u64,
     gas_used: u64,
-    burned: Option<(Hash, u64)>,
+    /// Added to the `BurnedSupply` of `tx.burned_asset()`.
+    burned: u64,
     failure: Option<String>,
 }
 
@@ -306,7 +307,7 @@ impl SequentialTosExecutor {
         let mut executed = Executed {
             fee_paid: tx.fee,
             gas_used: 0,
-            burned: None,
+            burned: 0,
             failure: None,
         };
         let mut contract_writes: Vec<(StateKey, StateValue)> = Vec::new();
@@ -383,22 +384,22 @@ impl SequentialTosExecutor {
         executed.fee_paid = tx.fee + (executed.gas_used - gas_burn);
         let failed = executed.failure.is_some();
         match &tx.data {
-            TransactionType::Burn(burn) if burn.amount > 0 => {
-                executed.burned = Some((burn.asset, burn.amount));
-            }
-            TransactionType::InvokeContract(_) | TransactionType::DeployContract(_) => {
-                let mut burn = gas_burn;
-                if let TransactionType::DeployContract(deploy) = &tx.data {
-                    if failed {
-                        *refunds.entry(TOS_ASSET).or_default() += BURN_PER_CONTRACT;
-                    } else {
-                        burn += BURN_PER_CONTRACT;
-                        let module = contract_writes_module(tx, deploy);
-                        contract_writes.push(module);
-                    }
-                }
-                if burn > 0 {
-                    executed.burned = Some((TOS_ASSET, burn));
+            TransactionType::Burn(burn) => executed.burned = burn.amount,
+            TransactionType::InvokeContract(_) => executed.burned = gas_burn,
+            TransactionType::DeployContract(deploy) => {
+                executed.burned = gas_burn;
+                if failed {
+                    *refunds.entry(TOS_ASSET).or_default() += BURN_PER_CONTRACT;
+                } else {
+                    executed.burned += BURN_PER_CONTRACT;
+                    contract_writes.push((
+                        StateKey::ContractModule(contract_address(
+                            &tx.source,
+                            tx.nonce,
+                            &deploy.module,
+                        )),
+                        StateValue::Module(deploy.module.as_slice().into()),
+                    ));
                 }
             }
             _ => {}
@@ -416,9 +417,7 @@ impl SequentialTosExecutor {
         staged.push((StateKey::Nonce(tx.source), next_nonce));
         let mut credits: SmallVec<[(StateKey, u64); 4]> = SmallVec::new();
         credits.push((StateKey::GasFee, executed.fee_paid));
-        if let Some((asset, amount)) = executed.burned {
-            credits.push((StateKey::BurnedSupply(asset), amount));
-        }
+        credits.push((StateKey::BurnedSupply(tx.burned_asset()), executed.burned));
         if let TransactionType::Transfers(transfers) = &tx.data {
             credits.extend(
                 transfers
@@ -508,7 +507,7 @@ impl<'e, 's, 'a> OracleRun<'e, 's, 'a> {
                     .map(|reason| TxError::ContractFailed { reason }),
                 fee_paid: executed.fee_paid,
                 gas_used: executed.gas_used,
-                burned: executed.burned.map_or(0, |(_, amount)| amount),
+                burned: executed.burned,
             },
             Err(error) => TxResult::rejected(tx_hash, error),
         });
@@ -523,14 +522,3 @@ impl<'e, 's, 'a> OracleRun<'e, 's, 'a> {
 
 /// A block's changes so far, by key.
 pub(crate) type Changes = HashMap<StateKey, StateValue, FxBuildHasher>;
-
-/// The module a successful deploy stores.
-fn contract_writes_module(
-    tx: &Transaction,
-    deploy: &crate::types::DeployContractPayload,
-) -> (StateKey, StateValue) {
-    (
-        StateKey::ContractModule(contract_address(&tx.source, tx.nonce, &deploy.module)),
-        StateValue::Module(deploy.module.as_slice().into()),
-    )
-}

@@ -193,6 +193,8 @@ impl Vm for TosVm {
                 _ => return reject(TxError::MultiSigNotConfigured),
             }
         }
+        // A deploy's address and module, written if it succeeds.
+        let mut deployed: Option<(Hash, Bytes)> = None;
         let call = match &tx.data {
             TransactionType::InvokeContract(invoke) => {
                 let fixed = self
@@ -230,9 +232,12 @@ impl Vm for TosVm {
                         reason: format!("invalid module: {reason}"),
                     });
                 }
+                let address = contract_address(&tx.source, tx.nonce, &deploy.module);
+                let module = Bytes::from(deploy.module.as_slice());
+                deployed = Some((address, module.clone()));
                 deploy.invoke.as_ref().map(|invoke| PendingCall {
-                    contract: contract_address(&tx.source, tx.nonce, &deploy.module),
-                    module: deploy.module.as_slice().into(),
+                    contract: address,
+                    module,
                     entry_id: CONSTRUCTOR_ENTRY,
                     parameters: &[],
                     deposits: &invoke.deposits,
@@ -298,11 +303,10 @@ impl Vm for TosVm {
         // What goes back to the source: unused gas; on failure the deposits, and for a
         // deploy the contract burn.
         let mut refunds: SmallVec<[(Hash, u64); 4]> = SmallVec::new();
-        let mut burned = None;
+        // Added to the `BurnedSupply` of `tx.burned_asset()`.
+        let mut burned = 0;
         match &tx.data {
-            TransactionType::Burn(burn) if burn.amount > 0 => {
-                burned = Some((burn.asset, burn.amount))
-            }
+            TransactionType::Burn(burn) => burned = burn.amount,
             TransactionType::InvokeContract(_) | TransactionType::DeployContract(_) => {
                 if let Some(call) = &call {
                     refunds.push((TOS_ASSET, call.max_gas - gas_used));
@@ -318,9 +322,7 @@ impl Vm for TosVm {
                         burn += BURN_PER_CONTRACT;
                     }
                 }
-                if burn > 0 {
-                    burned = Some((TOS_ASSET, burn));
-                }
+                burned = burn;
             }
             _ => {}
         }
@@ -344,9 +346,7 @@ impl Vm for TosVm {
         let mut credits: SmallVec<[(StateKey, u64); 4]> = SmallVec::new();
         if self.accumulators_in_state {
             credits.push((StateKey::GasFee, fee_paid));
-            if let Some((asset, amount)) = burned {
-                credits.push((StateKey::BurnedSupply(asset), amount));
-            }
+            credits.push((StateKey::BurnedSupply(tx.burned_asset()), burned));
         }
         match &tx.data {
             TransactionType::Transfers(transfers) => {
@@ -366,20 +366,11 @@ impl Vm for TosVm {
                 view.write(StateKey::MultiSig(tx.source), StateValue::MultiSig(value));
             }
             TransactionType::InvokeContract(_) | TransactionType::DeployContract(_) => {
-                if let TransactionType::DeployContract(deploy) = &tx.data {
-                    if !failed {
-                        view.write(
-                            StateKey::ContractModule(contract_address(
-                                &tx.source,
-                                tx.nonce,
-                                &deploy.module,
-                            )),
-                            StateValue::Module(match &call {
-                                Some(call) => call.module.clone(),
-                                None => deploy.module.as_slice().into(),
-                            }),
-                        );
-                    }
+                if let (Some((address, module)), false) = (deployed, failed) {
+                    view.write(
+                        StateKey::ContractModule(address),
+                        StateValue::Module(module),
+                    );
                 }
                 if let (Some(overlay), false) = (&overlay, failed) {
                     if overlay.effects().apply(view)?.is_err() {
@@ -400,7 +391,7 @@ impl Vm for TosVm {
             error: failure.map(|reason| TxError::ContractFailed { reason }),
             fee_paid,
             gas_used,
-            burned: burned.map_or(0, |(_, amount)| amount),
+            burned,
         })
     }
 }
