@@ -26,12 +26,15 @@ fn mvmemory(c: &mut Criterion) {
         b.iter_batched(
             || MVMemory::<u64, u64>::new(n),
             |mem| {
-                for i in 0..n {
-                    let v = Version {
-                        txn_idx: i,
-                        incarnation: 0,
-                    };
-                    mem.record(v, ReadSet::new(), write_set(i as u64, 1));
+                {
+                    let mut writer = mem.writer();
+                    for i in 0..n {
+                        let v = Version {
+                            txn_idx: i,
+                            incarnation: 0,
+                        };
+                        writer.record(v, ReadSet::new(), write_set(i as u64, 1));
+                    }
                 }
                 mem
             },
@@ -39,12 +42,15 @@ fn mvmemory(c: &mut Criterion) {
         )
     });
     let mem = MVMemory::<u64, u64>::new(n);
-    for i in 0..n {
-        let v = Version {
-            txn_idx: i,
-            incarnation: 0,
-        };
-        mem.record(v, ReadSet::new(), write_set(i as u64 % 1_000, 1));
+    {
+        let mut writer = mem.writer();
+        for i in 0..n {
+            let v = Version {
+                txn_idx: i,
+                incarnation: 0,
+            };
+            writer.record(v, ReadSet::new(), write_set(i as u64 % 1_000, 1));
+        }
     }
     group.bench_function("read_10k", |b| {
         b.iter(|| {

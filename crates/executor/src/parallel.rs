@@ -6,7 +6,7 @@ use crate::output::{
 use crate::view::{HaltReason, ParallelView};
 use crate::vm::{panic_message, ExecError, Storage, TxnOutput, Vm};
 use crate::SequentialExecutor;
-use mvmemory::{FinalError, FoldError, MVMemory, Version};
+use mvmemory::{FinalError, FoldError, MVMemory, Version, Writer};
 use scheduler::{InvariantViolation, Scheduler, Task, Worker};
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -108,11 +108,12 @@ where
     /// The worker loop of the paper: run the task in hand, or ask for one, until done.
     fn work(&self, worker: usize, stats: &mut BlockStats) {
         let mut cursor = Worker::new(worker);
+        let mut writer = self.memory.writer();
         let mut task = None;
         while !self.scheduler.done() {
             task = match task {
                 Some(Task::Execution(txn_idx, incarnation)) => {
-                    self.try_execute(worker, txn_idx, incarnation, stats)
+                    self.try_execute(worker, &mut writer, txn_idx, incarnation, stats)
                 }
                 Some(Task::Validation(txn_idx, incarnation)) => {
                     self.try_validate(worker, txn_idx, incarnation, stats)
@@ -166,6 +167,7 @@ where
     fn try_execute(
         &self,
         worker: usize,
+        writer: &mut Writer<'_, M::Key, M::Value, TxnOutput<M::Output>>,
         txn_idx: usize,
         incarnation: u32,
         stats: &mut BlockStats,
@@ -221,8 +223,7 @@ where
                 incarnation,
             };
             let wrote_new_location =
-                self.memory
-                    .record_with_output(version, view.reads, view.writes.into_ops(), output);
+                writer.record_with_output(version, view.reads, view.writes.into_ops(), output);
             return match self.scheduler.finish_execution(
                 worker,
                 txn_idx,

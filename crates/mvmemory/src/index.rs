@@ -1,101 +1,391 @@
 //! The key index: from a key to the versions written to it.
 //!
-//! Normally a sharded `DashMap` (a read takes one shard's read lock; inserting a key never
-//! seen in the block takes that shard's write lock). Under `cfg(loom)` a single loom mutex
-//! around a `HashMap`, so that loom sees every synchronisation the index does.
+//! A fixed array of buckets, each the head of a singly linked chain of nodes, one node per
+//! key written in the block. A node is only ever *prepended* to its chain, by a
+//! compare-and-swap of the bucket's head, and no node is removed, moved or freed until
+//! the whole index is cleared through `&mut self` (or dropped). So:
 //!
-//! Lock order: a shard lock (or the loom map lock) may be held while taking a key's
-//! [`KeyVersions`] lock, never the other way round: no code takes an index lock while
-//! holding a key lock.
+//! - a lookup follows the chain with acquire loads and takes **no lock and writes
+//!   nothing**: readers never move a cache line between cores (a sharded concurrent map
+//!   writes its shard lock on every read, and with two or more workers those lock words
+//!   bounce between cores on nearly every transaction);
+//! - inserting a key never seen in the block is one compare-and-swap, and the node is
+//!   filled *before* it is published, so its first write takes no lock either;
+//! - a reference to a node lives as long as the borrow of the index.
+//!
+//! Nodes are not allocated one by one (a `malloc` per new key, and a block-start `free` of
+//! every node, cost more than the index saves): they live in chunks of [`CHUNK`] slots,
+//! kept from block to block. Each writer ([`NodeCursor`], one per worker thread) takes a
+//! whole chunk with one `fetch_add` and fills it alone, so a new key costs no shared write
+//! but the bucket's compare-and-swap. Chunks run out only if a block writes more keys than
+//! it was sized for; then one more is allocated under a mutex and kept for later blocks.
+//! Clearing drops the nodes in place, chunk by chunk, and empties the buckets.
+//!
+//! The bucket array is sized once per block from the expected number of keys (about two
+//! buckets per key); more keys than expected only lengthen the chains.
+//!
+//! # Memory ordering
+//!
+//! A node's fields (`hash`, `key`, `next`, the versions' initial state) are written by its
+//! inserter before the compare-and-swap that publishes it (`AcqRel` on success): any thread
+//! that loads the pointer with `Acquire` (a bucket head) sees them. `next` is read only
+//! from a node reached that way and never changes after publication; the node it points to
+//! was itself acquired by the inserter before the inserter published (the head it
+//! replaced), so, transitively, every node of a chain is visible to whoever acquired its
+//! head. The versions behind a node have their own lock (see `versions.rs`).
+//!
+//! # Lock order
+//!
+//! Lookups and inserts take no lock. The only lock of the index guards the chunks
+//! allocated beyond the block's estimate; it is taken with no other lock held and nothing
+//! is done under it but a push. A key's versions lock is taken while no other lock of
+//! this crate but a transaction slot is held (see the crate's lock order).
+//!
+//! # Unsafe code
+//!
+//! Nodes are reached through raw pointers; each `unsafe` block says why the pointer is
+//! valid. The argument is always one of two: a published node lives until `&mut self`
+//! (which no reader can hold while a `&self` borrow is alive), or an unpublished node or
+//! chunk slot belongs to the one writer that took its chunk. Miri runs the unit tests of
+//! this crate, threads included (`cargo +nightly miri test -p mvmemory`).
+//!
+//! Under `cfg(loom)` the atomics are loom's and the table has two buckets, so the models
+//! exercise chains of several keys and racing inserts into one bucket.
 
-use crate::versions::KeyVersions;
-use std::hash::Hash;
+use crate::hash::FxBuildHasher;
+use crate::sync::{lock, take_ptr, AtomicPtr, AtomicUsize, Mutex, Ordering};
+use crate::versions::{KeyVersions, WriteOp};
+use crate::{DeltaValue, Incarnation, TxnIndex};
+use std::cell::UnsafeCell;
+use std::hash::{BuildHasher, Hash};
+use std::mem::MaybeUninit;
+use std::ptr::{self, NonNull};
 
+/// Buckets per expected key (rounded up to a power of two).
+const BUCKETS_PER_KEY: usize = 2;
+/// The fewest buckets of a table.
 #[cfg(not(loom))]
-mod imp {
-    use super::*;
-    use crate::hash::FxBuildHasher;
-    use dashmap::DashMap;
-
-    /// Shards of the index (a power of two): 256 keeps two threads of 32 on different
-    /// shards almost always, for 256 small locks.
-    const SHARDS: usize = 256;
-
-    pub(crate) struct KeyIndex<K, V> {
-        map: DashMap<K, KeyVersions<V>, FxBuildHasher>,
-    }
-
-    impl<K: Eq + Hash + Clone, V> KeyIndex<K, V> {
-        /// An index sized for about `capacity` keys, in enough shards that worker
-        /// threads rarely meet on one.
-        pub(crate) fn new(capacity: usize) -> Self {
-            Self {
-                map: DashMap::with_capacity_and_hasher_and_shard_amount(
-                    capacity,
-                    FxBuildHasher::default(),
-                    SHARDS,
-                ),
-            }
-        }
-
-        /// Runs `f` on the versions of `key`, if the key was ever written in this block.
-        #[inline]
-        pub(crate) fn with<R>(&self, key: &K, f: impl FnOnce(&KeyVersions<V>) -> R) -> Option<R> {
-            self.map.get(key).map(|entry| f(entry.value()))
-        }
-
-        /// Forgets every key, keeping the shards' tables. (`DashMap::clear` erases the
-        /// entries one by one; clearing each table whole is several times faster.)
-        pub(crate) fn clear(&mut self) {
-            for shard in self.map.shards_mut() {
-                shard.get_mut().clear();
-            }
-        }
-
-        /// Runs `f` on the versions of `key`, creating them on the key's first write.
-        /// Takes the shard's write lock directly: most writes are a key's first.
-        #[inline]
-        pub(crate) fn with_or_insert<R>(&self, key: &K, f: impl FnOnce(&KeyVersions<V>) -> R) -> R {
-            let entry = self.map.entry(key.clone()).or_default();
-            f(entry.value())
-        }
-    }
-}
-
+const MIN_BUCKETS: usize = 64;
 #[cfg(loom)]
-mod imp {
-    use super::*;
-    use crate::sync::{lock, Arc, Mutex};
-    use std::collections::HashMap;
+const MIN_BUCKETS: usize = 2;
+/// The most buckets a table is sized to (8 MiB of heads); more keys lengthen the chains.
+#[cfg(not(loom))]
+const MAX_BUCKETS: usize = 1 << 20;
+#[cfg(loom)]
+const MAX_BUCKETS: usize = 2;
+/// Node slots per chunk.
+#[cfg(not(loom))]
+pub(crate) const CHUNK: usize = 32;
+#[cfg(loom)]
+pub(crate) const CHUNK: usize = 2;
 
-    pub(crate) struct KeyIndex<K, V> {
-        map: Mutex<HashMap<K, Arc<KeyVersions<V>>>>,
+/// One key written in the block and its versions.
+struct Node<K, V> {
+    /// The key's full hash, compared before the key.
+    hash: u64,
+    key: K,
+    versions: KeyVersions<V>,
+    /// The node that was the bucket's head when this one was published; immutable after.
+    next: *const Node<K, V>,
+}
+
+/// Slots for [`CHUNK`] nodes, filled in order by the one writer that took the chunk.
+struct Chunk<K, V> {
+    /// How many slots from the start hold a node. Written only by the chunk's writer
+    /// (relaxed: it is read only through `&mut` of the index, after the block).
+    used: AtomicUsize,
+    slots: [UnsafeCell<MaybeUninit<Node<K, V>>>; CHUNK],
+}
+
+impl<K, V> Chunk<K, V> {
+    /// Drops the chunk's nodes in place, leaving it empty.
+    fn drop_nodes(&mut self) {
+        let used = crate::sync::get_mut_usize(&mut self.used);
+        for slot in self.slots.iter_mut().take(used) {
+            // SAFETY: the first `used` slots hold nodes written by the chunk's writer
+            // (`NodeCursor::alloc`), each dropped once: `used` is reset below.
+            unsafe { slot.get_mut().assume_init_drop() };
+        }
+        crate::sync::set_usize(&mut self.used, 0);
+    }
+}
+
+/// An owned, heap-allocated [`Chunk`], held by a raw pointer: writers keep pointers into
+/// it while the index that owns it is borrowed, and moving a `Box` would (under the
+/// aliasing model) invalidate them.
+struct ChunkBox<K, V>(NonNull<Chunk<K, V>>);
+
+impl<K, V> ChunkBox<K, V> {
+    fn new() -> Self {
+        let chunk = Box::new(Chunk {
+            used: AtomicUsize::new(0),
+            slots: std::array::from_fn(|_| UnsafeCell::new(MaybeUninit::uninit())),
+        });
+        Self(NonNull::from(Box::leak(chunk)))
     }
 
-    impl<K: Eq + Hash + Clone, V> KeyIndex<K, V> {
-        pub(crate) fn new(_capacity: usize) -> Self {
-            Self {
-                map: Mutex::new(HashMap::new()),
+    fn as_ptr(&self) -> *const Chunk<K, V> {
+        self.0.as_ptr()
+    }
+
+    /// Drops the chunk's nodes, through exclusive access.
+    fn drop_nodes(&mut self) {
+        // SAFETY: the chunk is alive (freed only by `drop`), and `&mut self` on its only
+        // owner means no writer holds a pointer into it any more (writers borrow the
+        // index).
+        unsafe { (*self.0.as_ptr()).drop_nodes() }
+    }
+}
+
+impl<K, V> Drop for ChunkBox<K, V> {
+    fn drop(&mut self) {
+        self.drop_nodes();
+        // SAFETY: the pointer came from `Box::leak` in `new` and is freed only here.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
+pub(crate) struct KeyIndex<K, V> {
+    buckets: Box<[AtomicPtr<Node<K, V>>]>,
+    /// `buckets.len() - 1` (the length is a power of two).
+    mask: usize,
+    /// The chunks kept between blocks; `chunks[..next_chunk]` were handed out.
+    chunks: Vec<ChunkBox<K, V>>,
+    next_chunk: AtomicUsize,
+    /// Chunks allocated during this block, once `chunks` ran out.
+    extra: Mutex<Vec<ChunkBox<K, V>>>,
+}
+
+/// A writer's chunk: where its next new key's node goes. One per worker thread; it borrows
+/// the index, so it cannot outlive the block (clearing needs `&mut`).
+pub(crate) struct NodeCursor<'a, K, V> {
+    index: &'a KeyIndex<K, V>,
+    chunk: *const Chunk<K, V>,
+    /// The next free slot of `chunk` (`CHUNK` when there is no chunk).
+    next: usize,
+}
+
+impl<'a, K, V> NodeCursor<'a, K, V> {
+    pub(crate) fn new(index: &'a KeyIndex<K, V>) -> Self {
+        Self {
+            index,
+            chunk: ptr::null(),
+            next: CHUNK,
+        }
+    }
+
+    /// Writes `node` into the next free slot, taking a chunk if needed; returns the slot.
+    fn alloc(&mut self, node: Node<K, V>) -> *mut Node<K, V> {
+        if self.next == CHUNK || self.chunk.is_null() {
+            self.chunk = self.index.take_chunk();
+            self.next = 0;
+        }
+        // SAFETY: `chunk` was handed to this cursor alone by `take_chunk` (a `fetch_add`
+        // index, or a chunk just allocated under the mutex), and stays allocated while the
+        // index is borrowed; slot `next` is free (the chunk came empty and `next` only
+        // grows, or shrinks back over a slot `unalloc` emptied).
+        let chunk = unsafe { &*self.chunk };
+        let slot = chunk.slots[self.next].get();
+        // SAFETY: as above: the slot is ours and free.
+        let node = unsafe { (*slot).write(node) as *mut Node<K, V> };
+        self.next += 1;
+        chunk.used.store(self.next, Ordering::Relaxed);
+        node
+    }
+
+    /// Takes back the node `alloc` just returned, which was never published.
+    fn unalloc(&mut self, node: *mut Node<K, V>) -> Node<K, V> {
+        self.next -= 1;
+        // SAFETY: `alloc` (the last call on this cursor) returned `node`, the slot
+        // `next` of our chunk, and no other thread ever saw it: we move the node out
+        // and mark the slot free again.
+        let chunk = unsafe { &*self.chunk };
+        chunk.used.store(self.next, Ordering::Relaxed);
+        unsafe { ptr::read(node) }
+    }
+}
+
+// SAFETY: the index owns its nodes (in its chunks, dropped only through `&mut self`).
+// Sending the index sends the keys and values: `K: Send`, `V: Send`.
+unsafe impl<K: Send, V: Send> Send for KeyIndex<K, V> {}
+// SAFETY: through `&KeyIndex`, threads share `&K` (lookups compare keys: `K: Sync`), insert
+// keys created elsewhere that another thread frees on clear (`K: Send`), and reach values
+// only through each key's `Mutex` (`V: Send`, as for `Mutex<V>: Sync`).
+unsafe impl<K: Send + Sync, V: Send> Sync for KeyIndex<K, V> {}
+
+fn bucket_count(keys: usize) -> usize {
+    keys.saturating_mul(BUCKETS_PER_KEY)
+        .checked_next_power_of_two()
+        .unwrap_or(MAX_BUCKETS)
+        .clamp(MIN_BUCKETS, MAX_BUCKETS)
+}
+
+fn empty_buckets<K, V>(count: usize) -> Box<[AtomicPtr<Node<K, V>>]> {
+    (0..count)
+        .map(|_| AtomicPtr::new(ptr::null_mut()))
+        .collect()
+}
+
+/// Chunks for about `keys` keys, with room for the writers' partly filled last chunks.
+fn chunk_count(keys: usize) -> usize {
+    keys.div_ceil(CHUNK).saturating_add(8)
+}
+
+impl<K: Eq + Hash, V> KeyIndex<K, V> {
+    /// An empty index sized for about `keys` keys.
+    pub(crate) fn new(keys: usize) -> Self {
+        let count = bucket_count(keys);
+        Self {
+            buckets: empty_buckets(count),
+            mask: count - 1,
+            chunks: (0..chunk_count(keys)).map(|_| ChunkBox::new()).collect(),
+            next_chunk: AtomicUsize::new(0),
+            extra: Mutex::new(Vec::new()),
+        }
+    }
+
+    #[inline]
+    fn hash(key: &K) -> u64 {
+        FxBuildHasher::default().hash_one(key)
+    }
+
+    #[inline]
+    fn bucket(&self, hash: u64) -> &AtomicPtr<Node<K, V>> {
+        // The mask keeps the index below the length: this never falls back.
+        &self.buckets[(hash as usize) & self.mask]
+    }
+
+    /// The node of `key` in the chain starting at `head`, stopping before `stop`.
+    #[inline]
+    fn find(
+        &self,
+        mut node: *const Node<K, V>,
+        stop: *const Node<K, V>,
+        hash: u64,
+        key: &K,
+    ) -> Option<&KeyVersions<V>> {
+        while node != stop && !node.is_null() {
+            // SAFETY: a non-null pointer in a chain was published by `insert_with` (its
+            // node fully written before the release; acquired by our caller's load of the
+            // head, see the module's memory ordering), and nodes are freed only through
+            // `&mut self`, which cannot coexist with this `&self`.
+            let current = unsafe { &*node };
+            if current.hash == hash && current.key == *key {
+                return Some(&current.versions);
+            }
+            node = current.next;
+        }
+        None
+    }
+
+    /// Runs `f` on the versions of `key`, if the key was written in this block.
+    #[inline]
+    pub(crate) fn with<R>(&self, key: &K, f: impl FnOnce(&KeyVersions<V>) -> R) -> Option<R> {
+        let hash = Self::hash(key);
+        let head = self.bucket(hash).load(Ordering::Acquire);
+        self.find(head, ptr::null(), hash, key).map(f)
+    }
+
+    /// Records `txn_idx`'s write of incarnation `incarnation` to `key`, inserting the key
+    /// on its first write in the block (its node in `cursor`'s chunk). A new key's node
+    /// carries the write when it is published, so no other thread ever sees it without it
+    /// and no lock is taken.
+    #[inline]
+    pub(crate) fn write(
+        &self,
+        cursor: &mut NodeCursor<'_, K, V>,
+        key: K,
+        txn_idx: TxnIndex,
+        incarnation: Incarnation,
+        op: WriteOp<V>,
+    ) where
+        V: DeltaValue,
+    {
+        let hash = Self::hash(&key);
+        let bucket = self.bucket(hash);
+        let mut head = bucket.load(Ordering::Acquire);
+        if let Some(versions) = self.find(head, ptr::null(), hash, &key) {
+            return versions.write(txn_idx, incarnation, op);
+        }
+        let node = cursor.alloc(Node {
+            hash,
+            key,
+            versions: KeyVersions::with_write(txn_idx, incarnation, op),
+            next: head,
+        });
+        loop {
+            match bucket.compare_exchange(head, node, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(current) => {
+                    // Other keys were prepended since `head`: look for ours among them.
+                    // SAFETY: `node` is the slot `alloc` just filled and no swap published
+                    // it: it is still only ours.
+                    let mine = unsafe { &mut *node };
+                    if let Some(versions) = self.find(current, head, hash, &mine.key) {
+                        // Another thread inserted the key first: write there instead.
+                        let mine = cursor.unalloc(node);
+                        if let Some(op) = mine.versions.into_first_op() {
+                            versions.write(txn_idx, incarnation, op);
+                        }
+                        return;
+                    }
+                    mine.next = current;
+                    head = current;
+                }
             }
         }
+    }
 
-        pub(crate) fn with<R>(&self, key: &K, f: impl FnOnce(&KeyVersions<V>) -> R) -> Option<R> {
-            let versions = lock(&self.map).get(key).cloned();
-            versions.map(|v| f(&v))
+    /// Forgets every key and drops the nodes, keeping the chunks and the bucket array if
+    /// they suit a block of about `keys` keys (new ones would fault in fresh pages on the
+    /// critical path).
+    pub(crate) fn clear(&mut self, keys: usize) {
+        self.drop_nodes();
+        let count = bucket_count(keys);
+        if count > self.buckets.len() || count.saturating_mul(8) < self.buckets.len() {
+            self.buckets = empty_buckets(count);
+            self.mask = count - 1;
+        } else {
+            for bucket in self.buckets.iter_mut() {
+                take_ptr(bucket);
+            }
         }
-
-        pub(crate) fn clear(&mut self) {
-            lock(&self.map).clear();
-        }
-
-        pub(crate) fn with_or_insert<R>(&self, key: &K, f: impl FnOnce(&KeyVersions<V>) -> R) -> R {
-            let versions = lock(&self.map)
-                .entry(key.clone())
-                .or_insert_with(|| Arc::new(KeyVersions::default()))
-                .clone();
-            f(&versions)
+        let extra = std::mem::take(crate::sync::get_mut(&mut self.extra));
+        self.chunks.extend(extra);
+        let chunks = chunk_count(keys);
+        if chunks.saturating_mul(4) < self.chunks.len() {
+            self.chunks.truncate(chunks);
+        } else if chunks > self.chunks.len() {
+            self.chunks.resize_with(chunks, ChunkBox::new);
         }
     }
 }
 
-pub(crate) use imp::KeyIndex;
+impl<K, V> KeyIndex<K, V> {
+    /// An empty chunk for one writer alone.
+    fn take_chunk(&self) -> *const Chunk<K, V> {
+        // Relaxed: the RMW alone makes each index go to one writer; the chunk's memory
+        // was last touched before the `&mut` clear that preceded this block.
+        let at = self.next_chunk.fetch_add(1, Ordering::Relaxed);
+        if let Some(chunk) = self.chunks.get(at) {
+            return chunk.as_ptr();
+        }
+        let chunk = ChunkBox::new();
+        let pointer = chunk.as_ptr();
+        lock(&self.extra).push(chunk);
+        pointer
+    }
+
+    /// Drops every node (the chunks handed out, and the extra ones) and resets the chunk
+    /// counter. The buckets still point at the dropped nodes: the caller empties them.
+    fn drop_nodes(&mut self) {
+        let taken = crate::sync::get_mut_usize(&mut self.next_chunk).min(self.chunks.len());
+        for chunk in self.chunks.iter_mut().take(taken) {
+            chunk.drop_nodes();
+        }
+        for chunk in crate::sync::get_mut(&mut self.extra).iter_mut() {
+            chunk.drop_nodes();
+        }
+        crate::sync::set_usize(&mut self.next_chunk, 0);
+    }
+}

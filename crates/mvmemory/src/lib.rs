@@ -35,11 +35,16 @@
 //!
 //! # Concurrency and memory ordering
 //!
-//! - The key index is sharded (`DashMap`): a shard read lock to find a key, a shard write
-//!   lock only to insert a key never written before in the block.
-//! - Each key's versions are a sorted `SmallVec` behind a `Mutex`. Every read, write, removal and
-//!   ESTIMATE flag of a key happens under that lock, so its acquire/release order is the
-//!   only ordering the data needs: a read that sees a write also sees the value written.
+//! - The key index (`index.rs`) is a fixed array of buckets, each an atomic pointer to a
+//!   chain of nodes, one per key written in the block. A lookup takes no lock and writes
+//!   nothing (acquire loads only); a key new to the block is one compare-and-swap that
+//!   publishes its node, already holding its first write (release). Nodes are never
+//!   removed during a block, and live in chunks that each [`Writer`] (one per worker
+//!   thread) takes whole, so a new key costs no shared allocation.
+//! - Each key's versions are a sorted `SmallVec` behind a `Mutex`. Every later read,
+//!   write, removal and ESTIMATE flag of a key happens under that lock, so its
+//!   acquire/release order is the only ordering the data needs: a read that sees a write
+//!   also sees the value written.
 //! - Each transaction's slot (written keys and read set) is behind its own `Mutex`. The
 //!   scheduler serialises who touches a slot: one incarnation at a time records, and an
 //!   abort happens only after the incarnation finished. The mutex makes the hand-over
@@ -47,10 +52,14 @@
 //!   validation of an older, already-superseded incarnation harmless: it reads a
 //!   consistent read set whose result the scheduler then ignores.
 //!
-//! Lock order: index shard → key versions; transaction slot → index shard → key versions.
-//! No code waits on a lock while holding a key's versions lock.
+//! Lock order: transaction slot → key versions (the index itself takes no lock; the mutex
+//! guarding chunks allocated beyond the block's estimate is taken with no other lock
+//! held). No code waits on a lock while holding a key's versions lock.
 //!
-//! No atomics are used directly; under `cfg(loom)` every lock is loom's.
+//! Every lock and atomic comes from `sync.rs`: under `cfg(loom)` they are loom's, so the
+//! models in `loom-tests/` explore the index's compare-and-swap races too. The unsafe code
+//! (the index's nodes and chunks) is also run under Miri by the unit tests
+//! (`cargo +nightly miri test -p mvmemory`).
 
 #![warn(missing_docs)]
 
@@ -62,7 +71,7 @@ mod versions;
 pub use hash::{FxBuildHasher, FxHasher};
 pub use versions::{FinalError, FoldError, ReadOutcome, WriteOp};
 
-use index::KeyIndex;
+use index::{KeyIndex, NodeCursor};
 use smallvec::SmallVec;
 use std::hash::Hash;
 use sync::{lock, Mutex};
@@ -199,7 +208,7 @@ where
     /// pages on the critical path). Every slot of the previous block must have been
     /// [finished](Self::finish_txn); slots beyond it are new.
     pub fn reuse(&mut self, num_txns: usize) {
-        self.index.clear();
+        self.index.clear(num_txns);
         self.txns.truncate(num_txns);
         self.txns.resize_with(num_txns, empty_slot);
     }
@@ -212,30 +221,26 @@ where
             .unwrap_or(ReadOutcome::NotFound)
     }
 
-    /// Records the reads and writes of `version`, replacing its transaction's previous
-    /// incarnation. Returns whether it wrote a key the previous incarnation did not: then
-    /// a higher transaction may have read around this one and must be revalidated.
-    ///
-    /// `txn_idx` must be below [`num_txns`](Self::num_txns); a write to the same key twice
-    /// in `writes` keeps the last.
-    pub fn record(&self, version: Version, reads: ReadSet<K>, writes: WriteSet<K, V>) -> bool {
-        self.record_inner(version, reads, writes, None)
+    /// A writer for one thread: [`Writer::record`] and [`Writer::record_with_output`]
+    /// put the nodes of keys new to the block in a chunk of memory the writer took for
+    /// itself. Give each worker thread one for the block.
+    pub fn writer(&self) -> Writer<'_, K, V, O> {
+        Writer {
+            memory: self,
+            nodes: NodeCursor::new(&self.index),
+        }
     }
 
-    /// [`record`](Self::record), keeping `output` as the transaction's output (replacing
-    /// the previous incarnation's); [`finish_txn`](Self::finish_txn) takes it.
-    pub fn record_with_output(
-        &self,
-        version: Version,
-        reads: ReadSet<K>,
-        writes: WriteSet<K, V>,
-        output: O,
-    ) -> bool {
-        self.record_inner(version, reads, writes, Some(output))
+    /// Records the reads and writes of `version` (see [`Writer::record`]) with a writer of
+    /// its own: convenient for tests, but each call takes a fresh chunk of node memory
+    /// (use one [`writer`](Self::writer) per thread for many calls).
+    pub fn record(&self, version: Version, reads: ReadSet<K>, writes: WriteSet<K, V>) -> bool {
+        self.writer().record(version, reads, writes)
     }
 
     fn record_inner(
         &self,
+        nodes: &mut NodeCursor<'_, K, V>,
         version: Version,
         reads: ReadSet<K>,
         writes: WriteSet<K, V>,
@@ -250,11 +255,10 @@ where
         };
         let mut keys = KeySet::with_capacity(writes.len());
         for (key, op) in writes {
-            self.index
-                .with_or_insert(&key, |versions| versions.write(txn_idx, incarnation, op));
             if !keys.contains(&key) {
-                keys.push(key);
+                keys.push(key.clone());
             }
+            self.index.write(nodes, key, txn_idx, incarnation, op);
         }
         let mut slot = lock(slot);
         for old in slot.written.iter() {
@@ -346,6 +350,44 @@ where
             }
         }
         Ok(())
+    }
+}
+
+/// One thread's handle for recording incarnations into an [`MVMemory`]: it owns the chunk
+/// of memory where the nodes of keys new to the block go, so that a new key costs no
+/// shared allocation. It borrows the memory, so it cannot outlive the block.
+pub struct Writer<'a, K, V, O = ()> {
+    memory: &'a MVMemory<K, V, O>,
+    nodes: NodeCursor<'a, K, V>,
+}
+
+impl<K, V, O> Writer<'_, K, V, O>
+where
+    K: Eq + Hash + Clone,
+    V: DeltaValue,
+{
+    /// Records the reads and writes of `version`, replacing its transaction's previous
+    /// incarnation. Returns whether it wrote a key the previous incarnation did not: then
+    /// a higher transaction may have read around this one and must be revalidated.
+    ///
+    /// `txn_idx` must be below [`num_txns`](MVMemory::num_txns); a write to the same key
+    /// twice in `writes` keeps the last.
+    pub fn record(&mut self, version: Version, reads: ReadSet<K>, writes: WriteSet<K, V>) -> bool {
+        self.memory
+            .record_inner(&mut self.nodes, version, reads, writes, None)
+    }
+
+    /// [`record`](Self::record), keeping `output` as the transaction's output (replacing
+    /// the previous incarnation's); [`MVMemory::finish_txn`] takes it.
+    pub fn record_with_output(
+        &mut self,
+        version: Version,
+        reads: ReadSet<K>,
+        writes: WriteSet<K, V>,
+        output: O,
+    ) -> bool {
+        self.memory
+            .record_inner(&mut self.nodes, version, reads, writes, Some(output))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The versions of one key: for each transaction index that wrote it, the latest
 //! incarnation's write (a full value or a delta), possibly flagged ESTIMATE.
 
-use crate::sync::{lock, Mutex};
+use crate::sync::{into_inner, lock, Mutex};
 use crate::{DeltaValue, Incarnation, TxnIndex, Version};
 use smallvec::SmallVec;
 
@@ -64,17 +64,35 @@ pub(crate) struct KeyVersions<V> {
     entries: Mutex<Entries<V>>,
 }
 
-impl<V> Default for KeyVersions<V> {
-    fn default() -> Self {
-        Self {
-            entries: Mutex::new(Entries::new()),
-        }
-    }
-}
-
 #[inline]
 fn position<V>(entries: &Entries<V>, txn_idx: TxnIndex) -> Result<usize, usize> {
     entries.binary_search_by_key(&txn_idx, |(idx, _)| *idx)
+}
+
+impl<V> KeyVersions<V> {
+    /// The versions of a key whose first write is `txn_idx`'s.
+    pub(crate) fn with_write(txn_idx: TxnIndex, incarnation: Incarnation, op: WriteOp<V>) -> Self {
+        let mut entries = Entries::new();
+        entries.push((
+            txn_idx,
+            Entry {
+                incarnation,
+                estimate: false,
+                op,
+            },
+        ));
+        Self {
+            entries: Mutex::new(entries),
+        }
+    }
+
+    /// The first write of versions no other thread has seen (see `KeyIndex::write`).
+    pub(crate) fn into_first_op(self) -> Option<WriteOp<V>> {
+        into_inner(self.entries)
+            .into_iter()
+            .next()
+            .map(|(_, entry)| entry.op)
+    }
 }
 
 impl<V: DeltaValue> KeyVersions<V> {
