@@ -1,7 +1,7 @@
 //! The parallel executor: Block-STM workers over one [`MVMemory`] and one [`Scheduler`].
 
 use crate::output::{
-    BlockError, BlockOutput, BlockResult, BlockStats, ExecutionPath, FallbackReason, VmBlockOutput,
+    BlockError, BlockOutput, BlockResult, BlockStats, ExecutionPath, FallbackReason,
 };
 use crate::view::{HaltReason, ParallelView};
 use crate::vm::{panic_message, ExecError, Storage, TxnOutput, Vm};
@@ -9,6 +9,7 @@ use crate::SequentialExecutor;
 use mvmemory::{FinalError, FoldError, MVMemory, Version, Writer};
 use scheduler::{InvariantViolation, Scheduler, Task, Worker};
 use std::any::Any;
+use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -20,20 +21,22 @@ const FINAL_CHUNK: usize = 128;
 /// ones free them (a node should not keep a huge block's memory forever).
 const MAX_CACHED_TXNS: usize = 1 << 18;
 
-/// The final pass over one chunk of transactions: their final writes and outputs.
-struct ChunkResult<K, V, O> {
-    writes: Vec<(K, V)>,
-    outputs: Vec<Option<TxnOutput<O>>>,
+/// The final writes of one chunk of transactions, or why the final pass failed there.
+type ChunkOutcome<M> = Result<Vec<(<M as Vm>::Key, <M as Vm>::Value)>, Failure<<M as Vm>::Error>>;
+
+/// One chunk of the final pass: its number, how many of its outputs it wrote into the
+/// block's output vector (all of them unless it failed), and its final writes.
+struct Chunk<M: Vm> {
+    number: usize,
+    outputs_written: usize,
+    writes: ChunkOutcome<M>,
 }
 
-/// The final pass over one chunk, or why it failed.
-type ChunkOutcome<M> = Result<
-    ChunkResult<<M as Vm>::Key, <M as Vm>::Value, <M as Vm>::Output>,
-    Failure<<M as Vm>::Error>,
->;
-
-/// One chunk's outcome, tagged with the chunk's number.
-type Chunk<M> = (usize, ChunkOutcome<M>);
+/// The block's output vector's spare capacity, cut into one slice per chunk of the final
+/// pass; the worker that claims a chunk takes its slice and writes its outputs there, in
+/// place (copying them from the worker that produced them to the caller's thread costs a
+/// cache miss per line on another core).
+type OutputSlices<'o, O> = Vec<Mutex<Option<&'o mut [MaybeUninit<TxnOutput<O>>]>>>;
 
 /// The per-block structures, kept between blocks so that a block does not fault in
 /// fresh pages for them on its critical path.
@@ -83,6 +86,8 @@ struct Block<'a, M: Vm, S> {
     failure: Mutex<Option<Failure<M::Error>>>,
     /// The next chunk of transactions whose final writes are to be computed.
     next_chunk: AtomicUsize,
+    /// Where each chunk's outputs go.
+    output_slices: OutputSlices<'a, M::Output>,
 }
 
 impl<M, S> Block<'_, M, S>
@@ -130,25 +135,46 @@ where
     fn final_pass(&self) -> Vec<Chunk<M>> {
         let mut chunks = Vec::new();
         loop {
-            let chunk = self.next_chunk.fetch_add(1, Ordering::Relaxed);
-            let start = chunk.saturating_mul(FINAL_CHUNK);
+            let number = self.next_chunk.fetch_add(1, Ordering::Relaxed);
+            let start = number.saturating_mul(FINAL_CHUNK);
             if start >= self.txns.len() {
                 return chunks;
             }
             let end = (start + FINAL_CHUNK).min(self.txns.len());
-            chunks.push((chunk, self.final_chunk(start, end)));
+            // Each chunk number is claimed once (the `fetch_add`), so its slice is there.
+            let slice = self
+                .output_slices
+                .get(number)
+                .and_then(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).take());
+            let mut outputs_written = 0;
+            let writes = match slice {
+                Some(slice) => self.final_chunk(start, end, slice, &mut outputs_written),
+                None => Err(Failure::Fallback(FallbackReason::Invariant(
+                    "a chunk of the final pass has no output slice",
+                ))),
+            };
+            chunks.push(Chunk {
+                number,
+                outputs_written,
+                writes,
+            });
         }
     }
 
-    fn final_chunk(&self, start: usize, end: usize) -> ChunkOutcome<M> {
-        let mut result = ChunkResult {
-            writes: Vec::new(),
-            outputs: Vec::with_capacity(end - start),
-        };
-        for txn_idx in start..end {
+    /// The final writes of transactions `start..end`, their outputs written to `outputs`
+    /// in order (`written` counts them, also when a later one fails).
+    fn final_chunk(
+        &self,
+        start: usize,
+        end: usize,
+        outputs: &mut [MaybeUninit<TxnOutput<M::Output>>],
+        written: &mut usize,
+    ) -> ChunkOutcome<M> {
+        let mut writes = Vec::new();
+        for (txn_idx, out) in (start..end).zip(outputs.iter_mut()) {
             let output = self
                 .memory
-                .finish_txn(txn_idx, |key| self.storage.get(key), &mut result.writes)
+                .finish_txn(txn_idx, |key| self.storage.get(key), &mut writes)
                 .map_err(|error| match error {
                     FinalError::Base(error) => Failure::Block(error),
                     FinalError::Fold(FoldError::DeltaOverflow(_)) => {
@@ -157,11 +183,20 @@ where
                     FinalError::Fold(FoldError::EstimateLeft(_)) => Failure::Fallback(
                         FallbackReason::Invariant("an ESTIMATE outlived the block"),
                     ),
-                })?;
-            result.outputs.push(output);
+                })?
+                .ok_or(Failure::Fallback(FallbackReason::Invariant(
+                    "a transaction has no output after the block",
+                )))?;
+            out.write(output);
+            *written += 1;
             self.scheduler.clear_txn(txn_idx);
         }
-        Ok(result)
+        if *written != end - start {
+            return Err(Failure::Fallback(FallbackReason::Invariant(
+                "an output slice does not fit its chunk",
+            )));
+        }
+        Ok(writes)
     }
 
     fn try_execute(
@@ -320,6 +355,11 @@ impl ParallelExecutor {
         let threads = self.threads.min(txns.len()).max(1);
         let _span = tracing::debug_span!("parallel_block", txns = txns.len(), threads).entered();
         let buffers = self.take_buffers(txns.len(), threads);
+        let mut outputs: Vec<TxnOutput<M::Output>> = Vec::with_capacity(txns.len());
+        let output_slices = outputs.spare_capacity_mut()[..txns.len()]
+            .chunks_mut(FINAL_CHUNK)
+            .map(|slice| Mutex::new(Some(slice)))
+            .collect();
         let block = Block {
             vm,
             storage,
@@ -328,6 +368,7 @@ impl ParallelExecutor {
             scheduler: buffers.scheduler,
             failure: Mutex::new(None),
             next_chunk: AtomicUsize::new(0),
+            output_slices,
         };
         let mut stats = BlockStats::default();
         let mut chunks = Vec::new();
@@ -349,25 +390,41 @@ impl ParallelExecutor {
                 }
             }
         });
-        let failure = block
-            .failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        let reason = match failure {
-            Some(Failure::Block(error)) => return Err(BlockError::Vm(error)),
-            Some(Failure::Fallback(reason)) => reason,
-            None => match collect::<M>(txns.len(), chunks, stats) {
-                Ok(output) => {
-                    self.keep_buffers(Buffers {
-                        memory: block.memory,
-                        scheduler: block.scheduler,
-                    });
-                    return Ok(output);
+        let Block {
+            memory,
+            scheduler,
+            failure,
+            output_slices,
+            ..
+        } = block;
+        // The slices borrow `outputs`: give it back.
+        drop(output_slices);
+        let failure = failure.into_inner().unwrap_or_else(|p| p.into_inner());
+        let outcome = match failure {
+            Some(failure) => Err(failure),
+            None => collect::<M>(txns.len(), &mut chunks),
+        };
+        let reason = match outcome {
+            Ok(writes) => {
+                // SAFETY: `collect` checked that every chunk of the final pass is here and
+                // wrote its whole output slice, and the slices, `FINAL_CHUNK` at a time,
+                // cover the first `txns.len()` elements of `outputs`' spare capacity.
+                unsafe { outputs.set_len(txns.len()) };
+                self.keep_buffers(Buffers { memory, scheduler });
+                return Ok(BlockOutput {
+                    outputs,
+                    writes,
+                    path: ExecutionPath::Parallel,
+                    stats,
+                });
+            }
+            Err(failure) => {
+                drop_written_outputs(&mut outputs, &chunks);
+                match failure {
+                    Failure::Block(error) => return Err(BlockError::Vm(error)),
+                    Failure::Fallback(reason) => reason,
                 }
-                Err(Failure::Block(error)) => return Err(BlockError::Vm(error)),
-                Err(Failure::Fallback(reason)) => reason,
-            },
+            }
         };
         tracing::warn!(?reason, "parallel execution fell back to sequential");
         let mut output = SequentialExecutor.execute_block(vm, storage, txns)?;
@@ -401,33 +458,43 @@ where
     }
 }
 
-/// The block's outputs and final writes from the chunks of the final pass.
-fn collect<M: Vm>(
-    num_txns: usize,
-    mut chunks: Vec<Chunk<M>>,
-    stats: BlockStats,
-) -> Result<VmBlockOutput<M>, Failure<M::Error>> {
-    chunks.sort_unstable_by_key(|(chunk, _)| *chunk);
-    if chunks.len() != num_txns.div_ceil(FINAL_CHUNK) {
-        return Err(Failure::Fallback(FallbackReason::Invariant(
-            "a chunk of final writes is missing",
-        )));
-    }
+/// The block's final writes from the chunks of the final pass, in block order, once it
+/// checked that every chunk is there and wrote all its outputs.
+fn collect<M: Vm>(num_txns: usize, chunks: &mut [Chunk<M>]) -> ChunkOutcome<M> {
+    chunks.sort_unstable_by_key(|chunk| chunk.number);
+    let complete = chunks.len() == num_txns.div_ceil(FINAL_CHUNK)
+        && chunks.iter().enumerate().all(|(number, chunk)| {
+            let len = num_txns
+                .saturating_sub(number * FINAL_CHUNK)
+                .min(FINAL_CHUNK);
+            chunk.number == number && chunk.outputs_written == len
+        });
     let mut writes = Vec::new();
-    let mut outputs = Vec::with_capacity(num_txns);
-    for (_, chunk) in chunks {
-        let chunk = chunk?;
-        writes.extend(chunk.writes);
-        for output in chunk.outputs {
-            outputs.push(output.ok_or(Failure::Fallback(FallbackReason::Invariant(
-                "a transaction has no output after the block",
-            )))?);
+    for chunk in chunks.iter_mut() {
+        match std::mem::replace(&mut chunk.writes, Ok(Vec::new())) {
+            Ok(chunk_writes) => writes.extend(chunk_writes),
+            Err(failure) => return Err(failure),
         }
     }
-    Ok(BlockOutput {
-        outputs,
-        writes,
-        path: ExecutionPath::Parallel,
-        stats,
-    })
+    if !complete {
+        return Err(Failure::Fallback(FallbackReason::Invariant(
+            "a chunk of the final pass is missing",
+        )));
+    }
+    Ok(writes)
+}
+
+/// Drops the outputs the final pass wrote before it failed (a chunk lost to a worker
+/// panic leaks its outputs instead: never undefined behaviour, and the block falls back).
+fn drop_written_outputs<M: Vm>(outputs: &mut Vec<TxnOutput<M::Output>>, chunks: &[Chunk<M>]) {
+    let spare = outputs.spare_capacity_mut();
+    for chunk in chunks {
+        let start = chunk.number.saturating_mul(FINAL_CHUNK);
+        let end = start.saturating_add(chunk.outputs_written).min(spare.len());
+        for output in spare.get_mut(start..end).into_iter().flatten() {
+            // SAFETY: chunk `number` wrote its first `outputs_written` slots, from
+            // `start`, and each chunk number appears once (claimed by one `fetch_add`).
+            unsafe { output.assume_init_drop() };
+        }
+    }
 }

@@ -150,6 +150,68 @@ fn an_overflowing_credit_falls_back_and_rejects_exactly_that_transaction() {
     assert_eq!(par.writes, seq.writes);
 }
 
+/// The final pass writes outputs in place and finds an overflow only at the end (the
+/// credits are blind): the outputs it wrote, panic messages among them, are dropped
+/// before the fallback (Miri checks there is no leak or double drop:
+/// `cargo +nightly miri test -p executor --test behaviour final_pass`).
+#[test]
+fn a_final_pass_failure_drops_the_outputs_it_wrote() {
+    quiet_mock_panics();
+    let n: u64 = if cfg!(miri) { 140 } else { 600 };
+    let storage = MockStorage {
+        values: [(1, u64::MAX - 10)].into_iter().collect(),
+        fail_on: None,
+    };
+    // A credit that overflows storage's value (a seed whose digest keeps the credit).
+    let overflows = |t: &MockTxn| {
+        let out = SequentialExecutor
+            .execute_block(&VM, &storage, std::slice::from_ref(t))
+            .unwrap();
+        matches!(
+            out.outputs[..],
+            [TxnOutput::Executed(MockOutput {
+                status: MockStatus::Overflow,
+                ..
+            })]
+        )
+    };
+    let credit = (n..n + 200)
+        .map(|seed| MockTxn {
+            seed,
+            deltas: vec![(1, 20)],
+            ..MockTxn::default()
+        })
+        .find(overflows)
+        .unwrap();
+    let mut txns: Vec<MockTxn> = (0..n)
+        .map(|seed| MockTxn {
+            seed,
+            writes: vec![1_000 + seed],
+            panic_modulus: 3,
+            ..MockTxn::default()
+        })
+        .collect();
+    txns.push(credit);
+    let seq = SequentialExecutor
+        .execute_block(&VM, &storage, &txns)
+        .unwrap();
+    assert!(seq
+        .outputs
+        .iter()
+        .any(|o| matches!(o, TxnOutput::Panicked(_))));
+    for threads in [1, 2] {
+        let par = ParallelExecutor::new(threads)
+            .execute_block(&VM, &storage, &txns)
+            .unwrap();
+        assert_eq!(
+            par.path,
+            ExecutionPath::Fallback(FallbackReason::DeltaOverflow)
+        );
+        assert_eq!(par.outputs, seq.outputs, "{threads} threads");
+        assert_eq!(par.writes, seq.writes, "{threads} threads");
+    }
+}
+
 #[test]
 fn policy_runs_small_blocks_and_one_thread_sequentially() {
     let txns = independent_block(5, 0);
