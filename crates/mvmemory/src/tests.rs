@@ -184,7 +184,7 @@ impl DeltaValue for Counted {
 }
 
 #[test]
-fn more_keys_than_sized_and_reuse_drop_every_node_once() {
+fn more_keys_than_sized_and_reuse_drop_every_value_once() {
     let live = std::sync::Arc::new(());
     // Sized for 2 keys; one writer inserts 500 (extra chunks), several writers more.
     let mut mem = MVMemory::<u32, Counted>::with_key_capacity(4, 2);
@@ -220,10 +220,15 @@ fn more_keys_than_sized_and_reuse_drop_every_node_once() {
                 .unwrap();
         }
         mem.reuse(4);
-        // Only the test's own handle is left: every node's value was dropped.
-        assert_eq!(std::sync::Arc::strong_count(&live), 1, "round {round}");
+        // Values of removed writes are gone; the last writes' values wait in their
+        // chunks until a writer takes the chunk again (or the memory is dropped).
+        assert!(
+            std::sync::Arc::strong_count(&live) <= 1 + 2 * 4,
+            "round {round}"
+        );
     }
     drop(mem);
+    // Every node was dropped exactly once (Miri also checks for double drops and leaks).
     assert_eq!(std::sync::Arc::strong_count(&live), 1);
 }
 
