@@ -335,7 +335,7 @@ impl ParallelExecutor {
     /// Keeps `buffers` for the next block (their every transaction was cleared).
     fn keep_buffers<K, V, O>(&self, buffers: Buffers<K, V, O>)
     where
-        K: Send + 'static,
+        K: Send + Sync + 'static,
         V: Send + 'static,
         O: Send + 'static,
     {

@@ -91,6 +91,62 @@ struct Node<K, V> {
     next: *const Node<K, V>,
 }
 
+/// A key's node, as a transaction's slot keeps it for the keys its incarnation wrote: its
+/// later removals, ESTIMATE flags and final values then need no lookup (no hashing, no
+/// walk of a chain, no bucket's cache miss), and the slot holds 8 bytes per key instead
+/// of the key.
+///
+/// Valid until the index is next cleared: every use is `unsafe` with that contract, which
+/// the memory keeps by stamping each slot with the block's generation (see `lib.rs`).
+pub(crate) struct NodeRef<K, V>(NonNull<Node<K, V>>);
+
+impl<K, V> Clone for NodeRef<K, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K, V> Copy for NodeRef<K, V> {}
+
+impl<K, V> PartialEq for NodeRef<K, V> {
+    /// One node per key per block: equal nodes, equal keys.
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+// SAFETY: a `NodeRef` is a shared reference to a node of an index shared the same way:
+// the bounds are those of `KeyIndex: Sync`.
+unsafe impl<K: Send + Sync, V: Send> Send for NodeRef<K, V> {}
+// SAFETY: as above.
+unsafe impl<K: Send + Sync, V: Send> Sync for NodeRef<K, V> {}
+
+impl<K, V> NodeRef<K, V> {
+    /// The node's key.
+    ///
+    /// # Safety
+    ///
+    /// The index that returned this `NodeRef` is alive and was not cleared since, and the
+    /// returned reference does not outlive either.
+    #[inline]
+    pub(crate) unsafe fn key<'a>(self) -> &'a K {
+        // SAFETY: by the contract, the node is alive (nodes are dropped only after a
+        // clear) and published (only published nodes are handed out).
+        unsafe { &(*self.0.as_ptr()).key }
+    }
+
+    /// The node's versions.
+    ///
+    /// # Safety
+    ///
+    /// As for [`key`](Self::key).
+    #[inline]
+    pub(crate) unsafe fn versions<'a>(self) -> &'a KeyVersions<V> {
+        // SAFETY: as in `key`.
+        unsafe { &(*self.0.as_ptr()).versions }
+    }
+}
+
 /// Slots for [`CHUNK`] nodes, filled in order by the one writer that took the chunk.
 struct Chunk<K, V> {
     /// How many slots from the start hold a node. Written only by the chunk's writer
@@ -197,7 +253,7 @@ impl<'a, K, V> NodeCursor<'a, K, V> {
     }
 
     /// Writes `node` into the next free slot, taking a chunk if needed; returns the slot.
-    fn alloc(&mut self, node: Node<K, V>) -> *mut Node<K, V> {
+    fn alloc(&mut self, node: Node<K, V>) -> NonNull<Node<K, V>> {
         if self.next == CHUNK || self.chunk.is_null() {
             self.chunk = self.index.take_chunk();
             self.next = 0;
@@ -213,21 +269,21 @@ impl<'a, K, V> NodeCursor<'a, K, V> {
         let chunk = unsafe { &*self.chunk };
         let slot = chunk.slots[self.next].get();
         // SAFETY: as above: the slot is ours and free.
-        let node = unsafe { (*slot).write(node) as *mut Node<K, V> };
+        let node = NonNull::from(unsafe { (*slot).write(node) });
         self.next += 1;
         chunk.used.store(self.next, Ordering::Relaxed);
         node
     }
 
     /// Takes back the node `alloc` just returned, which was never published.
-    fn unalloc(&mut self, node: *mut Node<K, V>) -> Node<K, V> {
+    fn unalloc(&mut self, node: NonNull<Node<K, V>>) -> Node<K, V> {
         self.next -= 1;
         // SAFETY: `alloc` (the last call on this cursor) returned `node`, the slot
         // `next` of our chunk, and no other thread ever saw it: we move the node out
         // and mark the slot free again.
         let chunk = unsafe { &*self.chunk };
         chunk.used.store(self.next, Ordering::Relaxed);
-        unsafe { ptr::read(node) }
+        unsafe { ptr::read(node.as_ptr()) }
     }
 }
 
@@ -289,7 +345,7 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
         stop: *const Node<K, V>,
         hash: u64,
         key: &K,
-    ) -> Option<&KeyVersions<V>> {
+    ) -> Option<&Node<K, V>> {
         while node != stop && !node.is_null() {
             // SAFETY: a non-null pointer in a chain was published by `insert_with` (its
             // node fully written before the release; acquired by our caller's load of the
@@ -297,7 +353,7 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
             // `&mut self`, which cannot coexist with this `&self`.
             let current = unsafe { &*node };
             if current.hash == hash && current.key == *key {
-                return Some(&current.versions);
+                return Some(current);
             }
             node = current.next;
         }
@@ -309,13 +365,14 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
     pub(crate) fn with<R>(&self, key: &K, f: impl FnOnce(&KeyVersions<V>) -> R) -> Option<R> {
         let hash = Self::hash(key);
         let head = self.bucket(hash).load(Ordering::Acquire);
-        self.find(head, ptr::null(), hash, key).map(f)
+        self.find(head, ptr::null(), hash, key)
+            .map(|node| f(&node.versions))
     }
 
     /// Records `txn_idx`'s write of incarnation `incarnation` to `key`, inserting the key
-    /// on its first write in the block (its node in `cursor`'s chunk). A new key's node
-    /// carries the write when it is published, so no other thread ever sees it without it
-    /// and no lock is taken.
+    /// on its first write in the block (its node in `cursor`'s chunk), and returns the
+    /// key's node. A new key's node carries the write when it is published, so no other
+    /// thread ever sees it without it and no lock is taken.
     #[inline]
     pub(crate) fn write(
         &self,
@@ -324,14 +381,16 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
         txn_idx: TxnIndex,
         incarnation: Incarnation,
         op: WriteOp<V>,
-    ) where
+    ) -> NodeRef<K, V>
+    where
         V: DeltaValue,
     {
         let hash = Self::hash(&key);
         let bucket = self.bucket(hash);
         let mut head = bucket.load(Ordering::Acquire);
-        if let Some(versions) = self.find(head, ptr::null(), hash, &key) {
-            return versions.write(txn_idx, incarnation, op);
+        if let Some(node) = self.find(head, ptr::null(), hash, &key) {
+            node.versions.write(txn_idx, incarnation, op);
+            return NodeRef(NonNull::from(node));
         }
         let node = cursor.alloc(Node {
             hash,
@@ -340,20 +399,21 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
             next: head,
         });
         loop {
-            match bucket.compare_exchange(head, node, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return,
+            match bucket.compare_exchange(head, node.as_ptr(), Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return NodeRef(node),
                 Err(current) => {
                     // Other keys were prepended since `head`: look for ours among them.
                     // SAFETY: `node` is the slot `alloc` just filled and no swap published
                     // it: it is still only ours.
-                    let mine = unsafe { &mut *node };
-                    if let Some(versions) = self.find(current, head, hash, &mine.key) {
+                    let mine = unsafe { &mut *node.as_ptr() };
+                    if let Some(existing) = self.find(current, head, hash, &mine.key) {
                         // Another thread inserted the key first: write there instead.
                         let mine = cursor.unalloc(node);
                         if let Some(op) = mine.versions.into_first_op() {
-                            versions.write(txn_idx, incarnation, op);
+                            existing.versions.write(txn_idx, incarnation, op);
                         }
-                        return;
+                        return NodeRef(NonNull::from(existing));
                     }
                     mine.next = current;
                     head = current;

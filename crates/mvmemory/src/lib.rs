@@ -71,7 +71,7 @@ mod versions;
 pub use hash::{FxBuildHasher, FxHasher};
 pub use versions::{FinalError, FoldError, ReadOutcome, WriteOp};
 
-use index::{KeyIndex, NodeCursor};
+use index::{KeyIndex, NodeCursor, NodeRef};
 use smallvec::SmallVec;
 use std::hash::Hash;
 use sync::{lock, Mutex};
@@ -150,13 +150,15 @@ pub struct ReadDescriptor<K> {
 pub type ReadSet<K> = SmallVec<[ReadDescriptor<K>; 4]>;
 /// The writes of one incarnation, one per key.
 pub type WriteSet<K, V> = SmallVec<[(K, WriteOp<V>); 4]>;
-/// The keys one incarnation wrote.
-pub type KeySet<K> = SmallVec<[K; 4]>;
 
 /// What the last recorded incarnation of a transaction wrote, read and returned.
-struct TxnSlot<K, O> {
-    /// Keys written by the last recorded incarnation.
-    written: KeySet<K>,
+struct TxnSlot<K, V, O> {
+    /// The [generation](MVMemory::generation) of the block that recorded `written`: a
+    /// slot of an earlier block (not finished before `reuse`) counts as empty, so its
+    /// nodes, dropped since, are never touched.
+    generation: u64,
+    /// The nodes of the keys written by the last recorded incarnation.
+    written: SmallVec<[NodeRef<K, V>; 4]>,
     /// Reads of the last recorded incarnation.
     reads: ReadSet<K>,
     /// The output of the last recorded incarnation, kept under the same lock as its
@@ -168,12 +170,16 @@ struct TxnSlot<K, O> {
 /// last incarnation (see [`record_with_output`](Self::record_with_output)).
 pub struct MVMemory<K, V, O = ()> {
     index: KeyIndex<K, V>,
-    txns: Vec<Mutex<TxnSlot<K, O>>>,
+    txns: Vec<Mutex<TxnSlot<K, V, O>>>,
+    /// Incremented by every [`reuse`](Self::reuse): the index was cleared, and the nodes
+    /// a slot of an earlier generation points to are gone.
+    generation: u64,
 }
 
-fn empty_slot<K, O>() -> Mutex<TxnSlot<K, O>> {
+fn empty_slot<K, V, O>() -> Mutex<TxnSlot<K, V, O>> {
     Mutex::new(TxnSlot {
-        written: KeySet::new(),
+        generation: 0,
+        written: SmallVec::new(),
         reads: ReadSet::new(),
         output: None,
     })
@@ -195,6 +201,7 @@ where
         Self {
             index: KeyIndex::new(keys),
             txns: (0..num_txns).map(|_| empty_slot()).collect(),
+            generation: 0,
         }
     }
 
@@ -209,6 +216,7 @@ where
     /// [finished](Self::finish_txn); slots beyond it are new.
     pub fn reuse(&mut self, num_txns: usize) {
         self.index.clear(num_txns);
+        self.generation = self.generation.wrapping_add(1);
         self.txns.truncate(num_txns);
         self.txns.resize_with(num_txns, empty_slot);
     }
@@ -240,7 +248,7 @@ where
 
     fn record_inner(
         &self,
-        nodes: &mut NodeCursor<'_, K, V>,
+        cursor: &mut NodeCursor<'_, K, V>,
         version: Version,
         reads: ReadSet<K>,
         writes: WriteSet<K, V>,
@@ -253,21 +261,25 @@ where
         let Some(slot) = self.txns.get(txn_idx) else {
             return false;
         };
-        let mut keys = KeySet::with_capacity(writes.len());
+        let mut nodes = SmallVec::<[NodeRef<K, V>; 4]>::new();
         for (key, op) in writes {
-            if !keys.contains(&key) {
-                keys.push(key.clone());
+            let node = self.index.write(cursor, key, txn_idx, incarnation, op);
+            if !nodes.contains(&node) {
+                nodes.push(node);
             }
-            self.index.write(nodes, key, txn_idx, incarnation, op);
         }
         let mut slot = lock(slot);
-        for old in slot.written.iter() {
-            if !keys.contains(old) {
-                self.index.with(old, |versions| versions.remove(txn_idx));
+        let previous = self.written(&slot);
+        for old in previous {
+            if !nodes.contains(old) {
+                // SAFETY: `written` returns only this generation's nodes, and the index
+                // is not cleared while `&self` is borrowed.
+                unsafe { old.versions() }.remove(txn_idx);
             }
         }
-        let wrote_new_location = keys.iter().any(|key| !slot.written.contains(key));
-        slot.written = keys;
+        let wrote_new_location = nodes.iter().any(|node| !previous.contains(node));
+        slot.generation = self.generation;
+        slot.written = nodes;
         slot.reads = reads;
         slot.output = output;
         wrote_new_location
@@ -276,9 +288,10 @@ where
     /// Flags every write of `txn_idx`'s last incarnation as an ESTIMATE.
     pub fn convert_writes_to_estimates(&self, txn_idx: TxnIndex) {
         if let Some(slot) = self.txns.get(txn_idx) {
-            for key in lock(slot).written.iter() {
-                self.index
-                    .with(key, |versions| versions.mark_estimate(txn_idx));
+            let slot = lock(slot);
+            for node in self.written(&slot) {
+                // SAFETY: as in `record_inner`.
+                unsafe { node.versions() }.mark_estimate(txn_idx);
             }
         }
     }
@@ -329,6 +342,7 @@ where
         let mut slot = lock(slot);
         self.final_writes_of(txn_idx, &slot, base, out)?;
         slot.written.clear();
+        slot.generation = self.generation;
         slot.reads.clear();
         Ok(slot.output.take())
     }
@@ -336,20 +350,28 @@ where
     fn final_writes_of<E>(
         &self,
         txn_idx: TxnIndex,
-        slot: &TxnSlot<K, O>,
+        slot: &TxnSlot<K, V, O>,
         mut base: impl FnMut(&K) -> Result<Option<V>, E>,
         out: &mut Vec<(K, V)>,
     ) -> Result<(), FinalError<E>> {
-        for key in slot.written.iter() {
-            let value = self
-                .index
-                .with(key, |versions| versions.final_value(txn_idx, || base(key)))
-                .unwrap_or(Ok(None))?;
-            if let Some(value) = value {
+        for node in self.written(slot) {
+            // SAFETY: as in `record_inner`.
+            let (key, versions) = unsafe { (node.key(), node.versions()) };
+            if let Some(value) = versions.final_value(txn_idx, || base(key))? {
                 out.push((key.clone(), value));
             }
         }
         Ok(())
+    }
+
+    /// The nodes `slot`'s last incarnation wrote, if it was recorded in this block.
+    #[inline]
+    fn written<'s>(&self, slot: &'s TxnSlot<K, V, O>) -> &'s [NodeRef<K, V>] {
+        if slot.generation == self.generation {
+            &slot.written
+        } else {
+            &[]
+        }
     }
 }
 

@@ -290,3 +290,29 @@ fn concurrent_writers_share_chains_and_lose_no_key() {
         }
     }
 }
+
+#[test]
+fn slots_left_unfinished_by_a_block_are_empty_in_the_next() {
+    let mut mem = MVMemory::<u32, u64>::new(3);
+    // Each `record` takes a chunk of its own: txn 0's nodes (keys 0 and 9) are the first
+    // two of chunk 0, txn 1's (key 1) the first of chunk 1.
+    for txn in 0..3 {
+        mem.record(
+            v(txn, 0),
+            smallvec![],
+            smallvec![(txn as u32, WriteOp::Value(1)), (9, WriteOp::Delta(1))],
+        );
+    }
+    // A failed block: nothing finished; the next block reuses the memory anyway.
+    mem.reuse(3);
+    // Chunk 0 again: key 60's node is where key 0's was, which txn 0's stale slot still
+    // points to. It is a new location all the same.
+    assert!(mem.record(v(0, 0), smallvec![], smallvec![(60, WriteOp::Value(2))]));
+    // Chunk 1 again, under key 1's old node; then a stale slot flags nothing.
+    mem.record(v(2, 0), smallvec![], smallvec![(70, WriteOp::Value(3))]);
+    mem.convert_writes_to_estimates(1);
+    assert_eq!(mem.read(&70, 3), ReadOutcome::Versioned(v(2, 0), 3));
+    assert_eq!(mem.read(&1, 3), ReadOutcome::NotFound);
+    assert_eq!(mem.read(&9, 3), ReadOutcome::NotFound);
+    assert_eq!(finals(&mem, 0).unwrap(), vec![(60, 2), (70, 3)]);
+}
