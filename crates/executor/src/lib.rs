@@ -53,6 +53,7 @@
 
 mod analysis;
 mod config;
+mod gather;
 mod output;
 mod parallel;
 mod sequential;

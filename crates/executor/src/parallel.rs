@@ -1,5 +1,6 @@
 //! The parallel executor: Block-STM workers over one [`MVMemory`] and one [`Scheduler`].
 
+use crate::gather::Gather;
 use crate::output::{
     BlockError, BlockOutput, BlockResult, BlockStats, ExecutionPath, FallbackReason,
 };
@@ -88,6 +89,8 @@ struct Block<'a, M: Vm, S> {
     next_chunk: AtomicUsize,
     /// Where each chunk's outputs go.
     output_slices: OutputSlices<'a, M::Output>,
+    /// Where the chunks' final writes go.
+    gather: Gather<M::Key, M::Value>,
 }
 
 impl<M, S> Block<'_, M, S>
@@ -356,6 +359,7 @@ impl ParallelExecutor {
         let _span = tracing::debug_span!("parallel_block", txns = txns.len(), threads).entered();
         let buffers = self.take_buffers(txns.len(), threads);
         let mut outputs: Vec<TxnOutput<M::Output>> = Vec::with_capacity(txns.len());
+        let num_chunks = txns.len().div_ceil(FINAL_CHUNK);
         let output_slices = outputs.spare_capacity_mut()[..txns.len()]
             .chunks_mut(FINAL_CHUNK)
             .map(|slice| Mutex::new(Some(slice)))
@@ -369,14 +373,22 @@ impl ParallelExecutor {
             failure: Mutex::new(None),
             next_chunk: AtomicUsize::new(0),
             output_slices,
+            gather: Gather::new(num_chunks),
         };
         let mut stats = BlockStats::default();
         let mut chunks = Vec::new();
         std::thread::scope(|scope| {
             let block = &block;
             let workers: Vec<_> = (1..threads)
-                .map(|worker| scope.spawn(move || run_worker(block, worker)))
+                .map_while(|worker| {
+                    // A worker the OS refuses to start is left out: the others run the
+                    // block (the scheduler never waits for a given worker).
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || run_worker(block, worker))
+                        .ok()
+                })
                 .collect();
+            block.gather.expect(workers.len() + 1);
             let (own_stats, own_chunks) = run_worker(block, 0);
             stats.merge(&own_stats);
             chunks.extend(own_chunks);
@@ -395,6 +407,7 @@ impl ParallelExecutor {
             scheduler,
             failure,
             output_slices,
+            gather,
             ..
         } = block;
         // The slices borrow `outputs`: give it back.
@@ -402,7 +415,7 @@ impl ParallelExecutor {
         let failure = failure.into_inner().unwrap_or_else(|p| p.into_inner());
         let outcome = match failure {
             Some(failure) => Err(failure),
-            None => collect::<M>(txns.len(), &mut chunks),
+            None => collect::<M>(txns.len(), &mut chunks, gather.finish(num_chunks)),
         };
         let reason = match outcome {
             Ok(writes) => {
@@ -449,19 +462,41 @@ where
             block.final_pass()
         }
     }));
-    match run {
-        Ok(chunks) => (stats, chunks),
+    let mut chunks = match run {
+        Ok(chunks) => chunks,
         Err(_) => {
             block.fail(Failure::Fallback(FallbackReason::WorkerPanic));
-            (stats, Vec::new())
+            Vec::new()
+        }
+    };
+    // Every worker arrives at the gathering barrier exactly once, whatever happened.
+    for chunk in &chunks {
+        match &chunk.writes {
+            Ok(writes) => block.gather.publish(chunk.number, writes.len()),
+            Err(_) => block.gather.fail(),
         }
     }
+    if block.gather.arrive(worker, || block.scheduler.halted()) {
+        for chunk in &mut chunks {
+            if let Ok(writes) = &mut chunk.writes {
+                block.gather.move_in(chunk.number, writes);
+            }
+        }
+    }
+    (stats, chunks)
 }
 
-/// The block's final writes from the chunks of the final pass, in block order, once it
-/// checked that every chunk is there and wrote all its outputs.
-fn collect<M: Vm>(num_txns: usize, chunks: &mut [Chunk<M>]) -> ChunkOutcome<M> {
+/// The block's final writes, gathered by the workers, once it checked that every chunk
+/// of the final pass is there, wrote all its outputs and moved its writes in.
+fn collect<M: Vm>(
+    num_txns: usize,
+    chunks: &mut [Chunk<M>],
+    gathered: Option<Vec<(M::Key, M::Value)>>,
+) -> ChunkOutcome<M> {
     chunks.sort_unstable_by_key(|chunk| chunk.number);
+    for chunk in chunks.iter_mut() {
+        std::mem::replace(&mut chunk.writes, Ok(Vec::new()))?;
+    }
     let complete = chunks.len() == num_txns.div_ceil(FINAL_CHUNK)
         && chunks.iter().enumerate().all(|(number, chunk)| {
             let len = num_txns
@@ -469,19 +504,12 @@ fn collect<M: Vm>(num_txns: usize, chunks: &mut [Chunk<M>]) -> ChunkOutcome<M> {
                 .min(FINAL_CHUNK);
             chunk.number == number && chunk.outputs_written == len
         });
-    let mut writes = Vec::new();
-    for chunk in chunks.iter_mut() {
-        match std::mem::replace(&mut chunk.writes, Ok(Vec::new())) {
-            Ok(chunk_writes) => writes.extend(chunk_writes),
-            Err(failure) => return Err(failure),
-        }
-    }
-    if !complete {
-        return Err(Failure::Fallback(FallbackReason::Invariant(
+    match gathered {
+        Some(writes) if complete => Ok(writes),
+        _ => Err(Failure::Fallback(FallbackReason::Invariant(
             "a chunk of the final pass is missing",
-        )));
+        ))),
     }
-    Ok(writes)
 }
 
 /// Drops the outputs the final pass wrote before it failed (a chunk lost to a worker

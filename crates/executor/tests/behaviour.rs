@@ -367,3 +367,40 @@ fn a_slow_storage_only_slows_the_block() {
         assert_eq!(got.writes, expected.writes);
     }
 }
+
+/// Small random blocks with conflicts, panics and credits, one executor per thread count
+/// reused across them: sized so that Miri can run it
+/// (`cargo +nightly miri test -p executor --test behaviour small_blocks`), which checks the
+/// engine's unsafe code (the index's nodes, outputs written in place, writes gathered by
+/// the workers) on real threads.
+#[test]
+fn small_blocks_reusing_buffers_match_sequential_on_several_threads() {
+    quiet_mock_panics();
+    let sizes: &[usize] = if cfg!(miri) {
+        &[40, 150, 9]
+    } else {
+        &[40, 150, 9, 1_000, 300]
+    };
+    for threads in [2, 3] {
+        let exec = ParallelExecutor::new(threads);
+        for (round, &n) in sizes.iter().enumerate() {
+            let universe = 20 + 10 * round as u64;
+            let (storage, txns) = random_block(round as u64 + 100, universe, n, round == 1);
+            let vm = MockVm {
+                key_space: universe,
+            };
+            let expected = SequentialExecutor
+                .execute_block(&vm, &storage, &txns)
+                .unwrap();
+            let got = exec.execute_block(&vm, &storage, &txns).unwrap();
+            assert_eq!(
+                got.outputs, expected.outputs,
+                "{threads} threads, block {round}"
+            );
+            assert_eq!(
+                got.writes, expected.writes,
+                "{threads} threads, block {round}"
+            );
+        }
+    }
+}
