@@ -167,7 +167,7 @@ struct TxnSlot<K, V, O> {
 }
 
 /// The multi-version memory of one block; `O` is the output kept with each transaction's
-/// last incarnation (see [`record_with_output`](Self::record_with_output)).
+/// last incarnation (see [`Writer::record_with_output`]).
 pub struct MVMemory<K, V, O = ()> {
     index: KeyIndex<K, V>,
     txns: Vec<Mutex<TxnSlot<K, V, O>>>,
