@@ -149,8 +149,9 @@ impl<K, V> NodeRef<K, V> {
 
 /// Slots for [`CHUNK`] nodes, filled in order by the one writer that took the chunk.
 struct Chunk<K, V> {
-    /// How many slots from the start hold a node. Written only by the chunk's writer
-    /// (relaxed: it is read only through `&mut` of the index, after the block).
+    /// How many slots from the start hold a node. Written only by the chunk's current
+    /// writer, and read by the next one (in a later block) or through `&mut` of the index;
+    /// relaxed, as a `&mut` clear of the index always lies between the two.
     used: AtomicUsize,
     slots: [UnsafeCell<MaybeUninit<Node<K, V>>>; CHUNK],
 }
@@ -283,16 +284,18 @@ impl<'a, K, V> NodeCursor<'a, K, V> {
         // and mark the slot free again.
         let chunk = unsafe { &*self.chunk };
         chunk.used.store(self.next, Ordering::Relaxed);
+        // SAFETY: as above; the slot no longer counts as used, so nothing drops it again.
         unsafe { ptr::read(node.as_ptr()) }
     }
 }
 
-// SAFETY: the index owns its nodes (in its chunks, dropped only through `&mut self`).
-// Sending the index sends the keys and values: `K: Send`, `V: Send`.
+// SAFETY: the index owns its nodes (in its chunks; dropped through `&mut self`, or by the
+// writer that takes their chunk in a later block, when nothing can reach them). Sending
+// the index sends the keys and values: `K: Send`, `V: Send`.
 unsafe impl<K: Send, V: Send> Send for KeyIndex<K, V> {}
 // SAFETY: through `&KeyIndex`, threads share `&K` (lookups compare keys: `K: Sync`), insert
-// keys created elsewhere that another thread frees on clear (`K: Send`), and reach values
-// only through each key's `Mutex` (`V: Send`, as for `Mutex<V>: Sync`).
+// keys and values that another thread may drop later (`K: Send`, `V: Send`), and reach
+// values only through each key's `Mutex` (`V: Send`, as for `Mutex<V>: Sync`).
 unsafe impl<K: Send + Sync, V: Send> Sync for KeyIndex<K, V> {}
 
 fn bucket_count(keys: usize) -> usize {
@@ -347,10 +350,11 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
         key: &K,
     ) -> Option<&Node<K, V>> {
         while node != stop && !node.is_null() {
-            // SAFETY: a non-null pointer in a chain was published by `insert_with` (its
-            // node fully written before the release; acquired by our caller's load of the
-            // head, see the module's memory ordering), and nodes are freed only through
-            // `&mut self`, which cannot coexist with this `&self`.
+            // SAFETY: a non-null pointer in a chain was published by `write` (its node fully
+            // written before the release; acquired by our caller's load of the head, see
+            // the module's memory ordering). A reachable node is dropped only after a
+            // clear, which takes `&mut self` and so cannot coexist with this `&self`
+            // (unreachable ones by the writer that takes their chunk in a later block).
             let current = unsafe { &*node };
             if current.hash == hash && current.key == *key {
                 return Some(current);
