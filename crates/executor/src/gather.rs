@@ -25,15 +25,17 @@
 //! those increments, so it sees every length. Worker 0 publishes the offsets and the
 //! vector's pointer with a `Release` store of `ready`, which the others `Acquire`. The main thread reads
 //! the vector after joining every worker (the join synchronises).
+//!
+//! `loom-tests/tests/gather.rs` models two workers, with and without a failed chunk.
 
+use crate::sync::{wait, AtomicBool, AtomicPtr, AtomicUsize, Mutex, Ordering};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// The arrivals a barrier has when it does not know how many workers there are yet.
 const UNKNOWN: usize = usize::MAX;
 
-pub(crate) struct Gather<K, V> {
+/// The barrier and the shared vector of one block's final pass (see the module doc).
+pub struct Gather<K, V> {
     /// The length of each chunk's final writes (by chunk number).
     lengths: Box<[AtomicUsize]>,
     /// Where each chunk's writes go in the vector (the sum of the lengths before it);
@@ -58,7 +60,8 @@ pub(crate) struct Gather<K, V> {
 }
 
 impl<K, V> Gather<K, V> {
-    pub(crate) fn new(chunks: usize) -> Self {
+    /// For a final pass of `chunks` chunks.
+    pub fn new(chunks: usize) -> Self {
         Self {
             lengths: (0..chunks).map(|_| AtomicUsize::new(0)).collect(),
             offsets: (0..chunks).map(|_| AtomicUsize::new(0)).collect(),
@@ -75,12 +78,12 @@ impl<K, V> Gather<K, V> {
 
     /// How many workers will arrive: set once, by the executor, after starting them and
     /// before worker 0 runs.
-    pub(crate) fn expect(&self, workers: usize) {
+    pub fn expect(&self, workers: usize) {
         self.expected.store(workers, Ordering::Release);
     }
 
     /// Chunk `number`'s writes are `len` long (call before [`arrive`](Self::arrive)).
-    pub(crate) fn publish(&self, number: usize, len: usize) {
+    pub fn publish(&self, number: usize, len: usize) {
         match self.lengths.get(number) {
             Some(slot) => slot.store(len, Ordering::Relaxed),
             None => self.fail(),
@@ -88,14 +91,14 @@ impl<K, V> Gather<K, V> {
     }
 
     /// Nothing is to be gathered (call before [`arrive`](Self::arrive)).
-    pub(crate) fn fail(&self) {
+    pub fn fail(&self) {
         self.failed.store(true, Ordering::Relaxed);
     }
 
     /// Arrives at the barrier and waits for every worker; then worker 0 allocates the
     /// vector unless `give_up` (the block failed) or something failed. Returns whether
     /// this worker should move its chunks in (with [`move_in`](Self::move_in)).
-    pub(crate) fn arrive(&self, worker: usize, give_up: impl FnOnce() -> bool) -> bool {
+    pub fn arrive(&self, worker: usize, give_up: impl FnOnce() -> bool) -> bool {
         self.arrived.fetch_add(1, Ordering::AcqRel);
         let mut spins = 0u32;
         while self.arrived.load(Ordering::Acquire) < self.expected.load(Ordering::Acquire) {
@@ -127,7 +130,7 @@ impl<K, V> Gather<K, V> {
     /// Moves chunk `number`'s writes into the vector at its offset, leaving `writes`
     /// empty. Only after [`arrive`](Self::arrive) returned `true`, by the worker whose
     /// final pass made the chunk, with the writes whose length it published.
-    pub(crate) fn move_in(&self, number: usize, writes: &mut Vec<(K, V)>) {
+    pub fn move_in(&self, number: usize, writes: &mut Vec<(K, V)>) {
         let (Some(published), Some(offset)) = (self.lengths.get(number), self.offsets.get(number))
         else {
             return;
@@ -154,7 +157,7 @@ impl<K, V> Gather<K, V> {
     /// After every worker was joined: the gathered writes, if all `chunks` were moved in.
     /// Otherwise `None`, and what was moved in is leaked (only a worker dying between
     /// the barrier and its moves can do that; the block then falls back).
-    pub(crate) fn finish(self, chunks: usize) -> Option<Vec<(K, V)>> {
+    pub fn finish(self, chunks: usize) -> Option<Vec<(K, V)>> {
         let mut vector = self
             .vector
             .into_inner()
@@ -168,15 +171,5 @@ impl<K, V> Gather<K, V> {
         // the ranges tile `0..total`; `total` is the capacity the vector was made with.
         unsafe { vector.set_len(total) };
         Some(vector)
-    }
-}
-
-/// One round of waiting at the barrier: spin a little, then yield the core.
-fn wait(spins: &mut u32) {
-    *spins = spins.saturating_add(1);
-    if *spins < 1 << 10 {
-        std::hint::spin_loop();
-    } else {
-        std::thread::yield_now();
     }
 }

@@ -63,6 +63,7 @@ mod gather;
 mod output;
 mod parallel;
 mod sequential;
+mod sync;
 mod view;
 mod vm;
 mod write_buffer;
@@ -71,6 +72,10 @@ pub mod mock;
 
 pub use analysis::critical_path;
 pub use config::{ConfigError, ExecutorConfig, DEFAULT_MIN_BLOCK_SIZE};
+/// The final pass's gathering barrier, for the loom model in `loom-tests` only.
+#[cfg(loom)]
+#[doc(hidden)]
+pub use gather::Gather;
 pub use mvmemory::{DeltaValue, TxnIndex};
 pub use output::{
     BlockError, BlockOutput, BlockResult, BlockStats, ExecutionPath, FallbackReason,
