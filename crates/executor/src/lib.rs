@@ -62,6 +62,7 @@ mod config;
 mod gather;
 mod output;
 mod parallel;
+mod pool;
 mod sequential;
 mod sync;
 mod view;

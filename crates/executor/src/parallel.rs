@@ -4,6 +4,7 @@ use crate::gather::Gather;
 use crate::output::{
     BlockError, BlockOutput, BlockResult, BlockStats, ExecutionPath, FallbackReason,
 };
+use crate::pool::Pool;
 use crate::view::{HaltReason, ParallelView};
 use crate::vm::{panic_message, ExecError, Storage, TxnOutput, Vm};
 use crate::SequentialExecutor;
@@ -13,7 +14,7 @@ use std::any::Any;
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// Transactions per chunk when the workers compute the final writes together.
 const FINAL_CHUNK: usize = 128;
@@ -53,6 +54,9 @@ struct Buffers<K, V, O> {
 pub struct ParallelExecutor {
     threads: usize,
     buffers: Mutex<Option<Box<dyn Any + Send>>>,
+    /// Worker threads `1..threads`, started at the first block that needs them (`None`
+    /// inside if the OS refused: then every block starts scoped threads).
+    pool: OnceLock<Option<Mutex<Pool>>>,
 }
 
 impl Clone for ParallelExecutor {
@@ -301,7 +305,19 @@ impl ParallelExecutor {
         Self {
             threads: threads.max(1),
             buffers: Mutex::new(None),
+            pool: OnceLock::new(),
         }
+    }
+
+    /// The executor's worker threads, if this block can have them: started on first use;
+    /// `None` if they could not be started, or another block of this executor is running
+    /// on them right now (then the caller starts scoped threads).
+    fn pool(&self) -> Option<MutexGuard<'_, Pool>> {
+        self.pool
+            .get_or_init(|| Pool::new(self.threads - 1).map(Mutex::new))
+            .as_ref()?
+            .try_lock()
+            .ok()
     }
 
     /// The number of worker threads.
@@ -377,31 +393,49 @@ impl ParallelExecutor {
         };
         let mut stats = BlockStats::default();
         let mut chunks = Vec::new();
-        std::thread::scope(|scope| {
-            let block = &block;
-            let workers: Vec<_> = (1..threads)
-                .map_while(|worker| {
-                    // A worker the OS refuses to start is left out: the others run the
-                    // block (the scheduler never waits for a given worker).
-                    std::thread::Builder::new()
-                        .spawn_scoped(scope, move || run_worker(block, worker))
-                        .ok()
-                })
-                .collect();
-            block.gather.expect(workers.len() + 1);
-            let (own_stats, own_chunks) = run_worker(block, 0);
-            stats.merge(&own_stats);
-            chunks.extend(own_chunks);
-            for worker in workers {
-                match worker.join() {
-                    Ok((worker_stats, worker_chunks)) => {
-                        stats.merge(&worker_stats);
-                        chunks.extend(worker_chunks);
+        let mut merge = |(worker_stats, worker_chunks): (BlockStats, Vec<Chunk<M>>)| {
+            stats.merge(&worker_stats);
+            chunks.extend(worker_chunks);
+        };
+        let pool = if threads > 1 { self.pool() } else { None };
+        match pool {
+            Some(pool) if pool.threads() + 1 >= threads => {
+                let done = Mutex::new(Vec::with_capacity(threads));
+                let block = &block;
+                block.gather.expect(threads);
+                pool.run(&|worker| {
+                    if worker < threads {
+                        let result = run_worker(block, worker);
+                        done.lock().unwrap_or_else(|p| p.into_inner()).push(result);
                     }
-                    Err(_) => block.fail(Failure::Fallback(FallbackReason::WorkerPanic)),
+                });
+                let done = done.into_inner().unwrap_or_else(|p| p.into_inner());
+                if done.len() != threads {
+                    block.fail(Failure::Fallback(FallbackReason::WorkerPanic));
                 }
+                done.into_iter().for_each(&mut merge);
             }
-        });
+            _ => std::thread::scope(|scope| {
+                let block = &block;
+                let workers: Vec<_> = (1..threads)
+                    .map_while(|worker| {
+                        // A worker the OS refuses to start is left out: the others run
+                        // the block (the scheduler never waits for a given worker).
+                        std::thread::Builder::new()
+                            .spawn_scoped(scope, move || run_worker(block, worker))
+                            .ok()
+                    })
+                    .collect();
+                block.gather.expect(workers.len() + 1);
+                merge(run_worker(block, 0));
+                for worker in workers {
+                    match worker.join() {
+                        Ok(result) => merge(result),
+                        Err(_) => block.fail(Failure::Fallback(FallbackReason::WorkerPanic)),
+                    }
+                }
+            }),
+        }
         let Block {
             memory,
             scheduler,

@@ -404,3 +404,35 @@ fn small_blocks_reusing_buffers_match_sequential_on_several_threads() {
         }
     }
 }
+
+/// One executor called from several threads at once: one block at a time gets the
+/// executor's worker threads, the others start scoped threads; all get the sequential
+/// result.
+#[test]
+fn concurrent_blocks_on_one_executor_match_sequential() {
+    quiet_mock_panics();
+    let exec = ParallelExecutor::new(3);
+    let vm = MockVm { key_space: 80 };
+    std::thread::scope(|scope| {
+        for caller in 0..3u64 {
+            let exec = &exec;
+            scope.spawn(move || {
+                for round in 0..if cfg!(miri) { 2 } else { 20 } {
+                    let (storage, txns) = random_block(caller * 1_000 + round, 80, 200, false);
+                    let expected = SequentialExecutor
+                        .execute_block(&vm, &storage, &txns)
+                        .unwrap();
+                    let got = exec.execute_block(&vm, &storage, &txns).unwrap();
+                    assert_eq!(
+                        got.outputs, expected.outputs,
+                        "caller {caller}, block {round}"
+                    );
+                    assert_eq!(
+                        got.writes, expected.writes,
+                        "caller {caller}, block {round}"
+                    );
+                }
+            });
+        }
+    });
+}
