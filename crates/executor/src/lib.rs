@@ -23,7 +23,8 @@
 //! fold their keys' final values and write their outputs in place into the block's
 //! output vector; then, at a barrier, each moves its chunks' final writes into the one
 //! write vector at their offsets (`gather.rs`). No thread reads what another core wrote
-//! last, which on two cores cost more than the fold itself.
+//! last, which on two cores cost more than the fold itself. The workers are the
+//! executor's own threads, kept from block to block (`pool.rs`), and the calling thread.
 //!
 //! Beyond the paper:
 //! - **Commutative deltas.** [`TxnView::add_delta`] adds to a `u64` without reading it, so
