@@ -15,6 +15,11 @@
 //! One block at a time: the executor takes the pool with `try_lock`, and a concurrent
 //! block on the same executor starts scoped threads instead.
 //!
+//! `run` returns only when every pool thread has finished the job, so a job whose
+//! workers wait for one another (the executor's final-pass barrier) must never unwind on
+//! one of them before they meet: the executor's workers catch every panic of the VM and
+//! of their own loop first (`run_worker`), and arrive at the barrier whatever happened.
+//!
 //! Lock order: the pool's one mutex is never held while running a job or taking another
 //! lock.
 
