@@ -409,11 +409,12 @@ impl ParallelExecutor {
                         done.lock().unwrap_or_else(|p| p.into_inner()).push(result);
                     }
                 });
-                let done = done.into_inner().unwrap_or_else(|p| p.into_inner());
-                if done.len() != threads {
-                    block.fail(Failure::Fallback(FallbackReason::WorkerPanic));
-                }
-                done.into_iter().for_each(&mut merge);
+                // A worker that did not report leaves its chunks missing, which `collect`
+                // turns into a fallback.
+                done.into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .into_iter()
+                    .for_each(&mut merge);
             }
             _ => std::thread::scope(|scope| {
                 let block = &block;

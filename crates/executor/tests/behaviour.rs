@@ -15,6 +15,21 @@ use executor::{
 
 const VM: MockVm = MockVm { key_space: 0 };
 
+/// Executes `txns` with `exec` and checks every output and the final writes against the
+/// sequential executor.
+fn assert_like_sequential(
+    exec: &ParallelExecutor,
+    vm: &MockVm,
+    storage: &MockStorage,
+    txns: &[MockTxn],
+    context: &str,
+) {
+    let expected = SequentialExecutor.execute_block(vm, storage, txns).unwrap();
+    let got = exec.execute_block(vm, storage, txns).unwrap();
+    assert_eq!(got.outputs, expected.outputs, "{context}");
+    assert_eq!(got.writes, expected.writes, "{context}");
+}
+
 #[test]
 fn empty_block() {
     for threads in [1, 2, 4] {
@@ -282,12 +297,7 @@ fn one_executor_reuses_its_buffers_across_blocks_and_failures() {
     let vm = MockVm { key_space: 300 };
     for (round, n) in [500usize, 20, 2_000, 0, 1, 700].into_iter().enumerate() {
         let (mut storage, txns) = random_block(round as u64, 300, n, round % 2 == 1);
-        let expected = SequentialExecutor
-            .execute_block(&vm, &storage, &txns)
-            .unwrap();
-        let got = exec.execute_block(&vm, &storage, &txns).unwrap();
-        assert_eq!(got.outputs, expected.outputs, "block {round}");
-        assert_eq!(got.writes, expected.writes, "block {round}");
+        assert_like_sequential(&exec, &vm, &storage, &txns, &format!("block {round}"));
         // A failing block in between leaves its buffers behind (or not): no matter.
         if let Some(key) = txns.iter().flat_map(|t| t.reads.clone()).next() {
             storage.fail_on = Some(key);
@@ -389,18 +399,8 @@ fn small_blocks_reusing_buffers_match_sequential_on_several_threads() {
             let vm = MockVm {
                 key_space: universe,
             };
-            let expected = SequentialExecutor
-                .execute_block(&vm, &storage, &txns)
-                .unwrap();
-            let got = exec.execute_block(&vm, &storage, &txns).unwrap();
-            assert_eq!(
-                got.outputs, expected.outputs,
-                "{threads} threads, block {round}"
-            );
-            assert_eq!(
-                got.writes, expected.writes,
-                "{threads} threads, block {round}"
-            );
+            let context = format!("{threads} threads, block {round}");
+            assert_like_sequential(&exec, &vm, &storage, &txns, &context);
         }
     }
 }
@@ -419,18 +419,8 @@ fn concurrent_blocks_on_one_executor_match_sequential() {
             scope.spawn(move || {
                 for round in 0..if cfg!(miri) { 2 } else { 20 } {
                     let (storage, txns) = random_block(caller * 1_000 + round, 80, 200, false);
-                    let expected = SequentialExecutor
-                        .execute_block(&vm, &storage, &txns)
-                        .unwrap();
-                    let got = exec.execute_block(&vm, &storage, &txns).unwrap();
-                    assert_eq!(
-                        got.outputs, expected.outputs,
-                        "caller {caller}, block {round}"
-                    );
-                    assert_eq!(
-                        got.writes, expected.writes,
-                        "caller {caller}, block {round}"
-                    );
+                    let context = format!("caller {caller}, block {round}");
+                    assert_like_sequential(exec, &vm, &storage, &txns, &context);
                 }
             });
         }

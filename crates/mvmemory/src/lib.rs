@@ -342,7 +342,6 @@ where
         let mut slot = lock(slot);
         self.final_writes_of(txn_idx, &slot, base, out)?;
         slot.written.clear();
-        slot.generation = self.generation;
         slot.reads.clear();
         Ok(slot.output.take())
     }

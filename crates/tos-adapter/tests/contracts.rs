@@ -749,11 +749,7 @@ fn an_async_storage_serves_contract_storage_on_demand() {
         }))
         .collect();
     let executor = TosBlockExecutor::new(config(2)).unwrap();
-    let sync = executor.execute_block(&store, 1, &txs).unwrap();
-    let async_ =
-        futures::executor::block_on(executor.execute_block_async(&store, 0, &txs)).unwrap();
-    assert_eq!(sync.results, async_.results);
-    assert_eq!(changes(&sync), changes(&async_));
+    let async_ = sync_and_async_agree(&executor, &store, &txs);
     executor.commit(&store, &async_).unwrap();
     assert_eq!(
         data(&store, Hash([0x73; 32]), b"count"),

@@ -490,11 +490,7 @@ fn async_preload_gives_the_same_block() {
         .map(|k| transfer(k, 0, key(77).public_key(), 9))
         .collect();
     let executor = TosBlockExecutor::new(config(2)).unwrap();
-    let sync = executor.execute_block(&store, 1, &txs).unwrap();
-    let async_ =
-        futures::executor::block_on(executor.execute_block_async(&store, 0, &txs)).unwrap();
-    assert_eq!(sync.results, async_.results);
-    assert_eq!(changes(&sync), changes(&async_));
+    sync_and_async_agree(&executor, &store, &txs);
 }
 
 #[test]

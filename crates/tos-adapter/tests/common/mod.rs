@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 use tos_adapter::{
-    BlockExecution, BurnPayload, ExecutionConfig, Hash, KeyPair, MultiSigPayload, PublicKey,
-    StateKey, StateValue, TosStorage, Transaction, TransactionType, TransferPayload, TOS_ASSET,
+    BlockExecution, BurnPayload, ExecutionConfig, Hash, KeyPair, MemoryStore, MultiSigPayload,
+    PublicKey, StateKey, StateValue, TosBlockExecutor, TosStorage, Transaction, TransactionType,
+    TransferPayload, TOS_ASSET,
 };
 
 pub const OTHER_ASSET: Hash = Hash([7; 32]);
@@ -115,6 +116,21 @@ pub fn nonce(store: &impl TosStorage, account: &KeyPair) -> u64 {
 /// A block's changes as a map, for comparing executions regardless of order.
 pub fn changes(execution: &BlockExecution) -> BTreeMap<StateKey, StateValue> {
     execution.changes.iter().cloned().collect()
+}
+
+/// Executes `txs` as block 1 on `store` (topoheight 0) through the synchronous and the
+/// asynchronous storage paths, checks that both give the same results and changes, and
+/// returns the asynchronous execution.
+pub fn sync_and_async_agree(
+    executor: &TosBlockExecutor,
+    store: &MemoryStore,
+    txs: &[Transaction],
+) -> BlockExecution {
+    let sync = executor.execute_block(store, 1, txs).unwrap();
+    let async_ = futures::executor::block_on(executor.execute_block_async(store, 0, txs)).unwrap();
+    assert_eq!(sync.results, async_.results);
+    assert_eq!(changes(&sync), changes(&async_));
+    async_
 }
 
 /// A test contract exercising every syscall. Parameter 0 is an 8-byte key (a 32-byte
