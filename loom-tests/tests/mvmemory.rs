@@ -192,3 +192,81 @@ fn racing_inserts_share_a_bucket() {
         assert_eq!(mem.read(&5, 2), ReadOutcome::Versioned(v(1, 0), 21));
     });
 }
+
+/// The refinement of "wrote a new location": a write new to its transaction counts as read
+/// around only if a higher transaction read (or missed) the key before it. A miss racing
+/// the insert of the key it missed: either the reader's second look finds the new node,
+/// or the writer sees the reader's miss mark and reports a new location (so the scheduler
+/// revalidates the reader). Never neither.
+#[test]
+fn a_miss_racing_an_insert_is_seen_by_one_side() {
+    loom::model(|| {
+        let mem = Arc::new(MVMemory::<u8, u64>::new(2));
+        let writer = {
+            let mem = mem.clone();
+            thread::spawn(move || mem.record(v(0, 0), no_reads(), one_write(7, WriteOp::Value(1))))
+        };
+        let seen = mem.read(&7, 1);
+        let read_around = writer.join().unwrap();
+        assert!(
+            seen == ReadOutcome::Versioned(v(0, 0), 1) || read_around,
+            "the reader missed the write ({seen:?}) and the writer did not report it"
+        );
+    });
+}
+
+/// As above, with a second reader above the first: the first reader's mark may already
+/// cover the second's, which then skips its own read-modify-write. The second reader
+/// still finds the node or is reported.
+#[test]
+fn a_miss_covered_by_a_higher_mark_is_seen_by_one_side() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let mem = Arc::new(MVMemory::<u8, u64>::new(3));
+        let higher = {
+            let mem = mem.clone();
+            thread::spawn(move || mem.read(&7, 2))
+        };
+        let writer = {
+            let mem = mem.clone();
+            thread::spawn(move || mem.record(v(0, 0), no_reads(), one_write(7, WriteOp::Value(1))))
+        };
+        let seen = mem.read(&7, 1);
+        let seen_higher = higher.join().unwrap();
+        let read_around = writer.join().unwrap();
+        for outcome in [seen, seen_higher] {
+            assert!(
+                outcome == ReadOutcome::Versioned(v(0, 0), 1) || read_around,
+                "a reader missed the write ({outcome:?}) and the writer did not report it"
+            );
+        }
+    });
+}
+
+/// A miss before a higher transaction inserted the key, and a lower transaction writing
+/// to that existing node: the node has no reader, but the bucket's miss mark reports the
+/// read around it.
+#[test]
+fn a_miss_before_an_insert_counts_for_a_lower_writer() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let mem = Arc::new(MVMemory::<u8, u64>::new(3));
+        let inserter = {
+            let mem = mem.clone();
+            thread::spawn(move || mem.record(v(2, 0), no_reads(), one_write(7, WriteOp::Value(2))))
+        };
+        let writer = {
+            let mem = mem.clone();
+            thread::spawn(move || mem.record(v(0, 0), no_reads(), one_write(7, WriteOp::Value(1))))
+        };
+        let seen = mem.read(&7, 1);
+        inserter.join().unwrap();
+        let read_around = writer.join().unwrap();
+        assert!(
+            seen == ReadOutcome::Versioned(v(0, 0), 1) || read_around,
+            "the reader missed the write ({seen:?}) and the writer did not report it"
+        );
+    });
+}

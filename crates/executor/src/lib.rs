@@ -43,9 +43,14 @@
 //! 1. A read by `i` sees only writes of transactions below `i` (or its own).
 //! 2. An incarnation's writes are visible only after it finished executing, and flagged
 //!    ESTIMATE before its transaction may execute again.
-//! 3. Every transaction's last incarnation was validated after every transaction below it
-//!    had finished its own last execution (the scheduler's validation index falls to `j`
-//!    whenever `j` writes a new location, and to `j + 1` whenever `j` is aborted).
+//! 3. Every transaction's last incarnation passed a validation that no write below it,
+//!    earlier or later, can have invalidated: the validation index falls to `j + 1`
+//!    whenever `j` is aborted (and `j`'s ESTIMATEs fail every validation that meets them
+//!    until `j` runs again), and to `j` whenever `j` writes a key new to it that a higher
+//!    transaction may already have read or looked for. A key new to `j` that no higher
+//!    transaction has read yet needs no fall: every later read of it sees `j`'s write
+//!    (the multi-version memory tells the two apart, see its read-miss marks; the paper
+//!    makes the index fall on every new key).
 //! 4. Hence, when the scheduler reports done, each transaction's last incarnation read
 //!    exactly what sequential execution would have given it, and so produced the same
 //!    output and writes: the block's result is the sequential result, for any number of

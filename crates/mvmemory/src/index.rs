@@ -36,6 +36,49 @@
 //! replaced), so, transitively, every node of a chain is visible to whoever acquired its
 //! head. The versions behind a node have their own lock (see `versions.rs`).
 //!
+//! # Read-miss marks: which new writes were read around
+//!
+//! The paper revalidates every transaction above `i` whenever an incarnation of `i`
+//! writes a key its previous incarnation did not, as a higher transaction may have read
+//! that key before the write existed. With every first incarnation writing only keys new
+//! to it, that restarts the validation sweep on nearly every transaction, and with two or
+//! more workers the two shared counters it updates move between cores each time. So the
+//! index reports, for each write, whether a higher transaction may have read *around* it,
+//! and the memory reports a new location only for such writes (`MVMemory::record`).
+//!
+//! A read by `j` either finds the key's node or does not.
+//!
+//! - Found: `KeyVersions::read` records `j` among the key's readers under the key's lock,
+//!   and `KeyVersions::write` checks them under the same lock. In the lock's order a read
+//!   by `j` above the writer `i` either precedes the write (the writer sees `j`: read
+//!   around) or follows it (the reader sees the write).
+//! - Not found: the reader *marks the miss* in the key's bucket, `misses`, which holds the
+//!   highest mark of the block ([`KeyIndex::mark`]: the block's epoch, then `j + 1`),
+//!   and then looks at the chain again. A writer, after publishing a new node or writing
+//!   to an existing one (only if the node had no reader above it), does a
+//!   read-modify-write of `misses` (`fetch_max(0)`) and counts the write as read around if
+//!   it returns a mark above its own.
+//!
+//! Why a miss and a write never both pass unnoticed: every change of `misses` during a
+//! block is a read-modify-write, and its values only grow. Let `R` be the writer's
+//! read-modify-write, and `M` the change whose value the reader's mark test read: its own
+//! `fetch_max(mark, AcqRel)`, or, when it skipped that because the mark it loaded
+//! (`Acquire`) was already at least its own, the change that load read. If `M` precedes
+//! `R` in the modification order of `misses`, `R` returns at least the reader's mark: read
+//! around. Otherwise `M` follows `R`, so it is in `R`'s release sequence (every later
+//! change is a read-modify-write), and the reader's acquire synchronises with `R`. The
+//! node's publication precedes `R` (the writer published it, or reached it from a head it
+//! acquired), so the reader's second look, after its mark test, finds the node: it was
+//! not a miss after all. A reader whose second look finds the node reads it like any other
+//! lookup. The loom models `a_miss_*` in `loom-tests/tests/mvmemory.rs` check the three
+//! shapes (a miss racing an insert, a miss covered by a higher mark, a miss before
+//! another transaction inserted the key), and fail with any of these orderings weakened.
+//!
+//! A higher mark in the same bucket (another key, or an earlier block's epoch after
+//! 2^32 blocks, reset then) only makes a write count as read around: the paper's
+//! behaviour. Validation's re-reads (`with`) mark nothing: the execution that made the
+//! read already did.
+//!
 //! # Lock order
 //!
 //! Lookups and inserts take no lock. The only lock of the index guards the chunks
@@ -55,7 +98,7 @@
 //! exercise chains of several keys and racing inserts into one bucket.
 
 use crate::hash::FxBuildHasher;
-use crate::sync::{lock, take_ptr, AtomicPtr, AtomicUsize, Mutex, Ordering};
+use crate::sync::{lock, take_ptr, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::versions::{KeyVersions, WriteOp};
 use crate::{DeltaValue, Incarnation, TxnIndex};
 use std::cell::UnsafeCell;
@@ -224,8 +267,19 @@ impl<K, V> Drop for ChunkBox<K, V> {
     }
 }
 
+/// The head of a chain, and the highest read-miss mark ([`KeyIndex::mark`]) of this
+/// block among its keys: the highest transaction that looked for a key of the bucket and
+/// found none. One cache line holds both, as a miss has just loaded the head.
+struct Bucket<K, V> {
+    head: AtomicPtr<Node<K, V>>,
+    misses: AtomicU64,
+}
+
 pub(crate) struct KeyIndex<K, V> {
-    buckets: Box<[AtomicPtr<Node<K, V>>]>,
+    buckets: Box<[Bucket<K, V>]>,
+    /// The block's number in the marks; marks of earlier blocks are below every mark of
+    /// this one.
+    epoch: u32,
     /// `buckets.len() - 1` (the length is a power of two).
     mask: usize,
     /// The chunks kept between blocks; `chunks[..next_chunk]` were handed out.
@@ -305,9 +359,12 @@ fn bucket_count(keys: usize) -> usize {
         .clamp(MIN_BUCKETS, MAX_BUCKETS)
 }
 
-fn empty_buckets<K, V>(count: usize) -> Box<[AtomicPtr<Node<K, V>>]> {
+fn empty_buckets<K, V>(count: usize) -> Box<[Bucket<K, V>]> {
     (0..count)
-        .map(|_| AtomicPtr::new(ptr::null_mut()))
+        .map(|_| Bucket {
+            head: AtomicPtr::new(ptr::null_mut()),
+            misses: AtomicU64::new(0),
+        })
         .collect()
 }
 
@@ -322,6 +379,7 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
         let count = bucket_count(keys);
         Self {
             buckets: empty_buckets(count),
+            epoch: 1,
             mask: count - 1,
             chunks: (0..chunk_count(keys)).map(|_| ChunkBox::new()).collect(),
             next_chunk: AtomicUsize::new(0),
@@ -334,10 +392,21 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
         FxBuildHasher::default().hash_one(key)
     }
 
+    /// The bucket of `hash` and its read-miss mark.
     #[inline]
-    fn bucket(&self, hash: u64) -> &AtomicPtr<Node<K, V>> {
+    fn bucket(&self, hash: u64) -> (&AtomicPtr<Node<K, V>>, &AtomicU64) {
         // The mask keeps the index below the length: this never falls back.
-        &self.buckets[(hash as usize) & self.mask]
+        let bucket = &self.buckets[(hash as usize) & self.mask];
+        (&bucket.head, &bucket.misses)
+    }
+
+    /// The read-miss mark of `txn_idx` in this block: above every mark of earlier blocks,
+    /// ordered like the transactions (saturating: an index beyond `u32::MAX - 1` marks as
+    /// the highest, and its writes never count as unread).
+    #[inline]
+    fn mark(&self, txn_idx: TxnIndex) -> u64 {
+        let txn = u32::try_from(txn_idx.saturating_add(1)).unwrap_or(u32::MAX);
+        (u64::from(self.epoch) << 32) | u64::from(txn)
     }
 
     /// The node of `key` in the chain starting at `head`, stopping before `stop`.
@@ -368,15 +437,51 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
     #[inline]
     pub(crate) fn with<R>(&self, key: &K, f: impl FnOnce(&KeyVersions<V>) -> R) -> Option<R> {
         let hash = Self::hash(key);
-        let head = self.bucket(hash).load(Ordering::Acquire);
+        let head = self.bucket(hash).0.load(Ordering::Acquire);
         self.find(head, ptr::null(), hash, key)
             .map(|node| f(&node.versions))
     }
 
+    /// [`with`](Self::with) for a read by transaction `txn_idx`'s execution: if the key is
+    /// not in the index, the miss is marked in its bucket before a second look, so that a
+    /// lower transaction inserting the key concurrently either is seen by the second look
+    /// or sees the mark (see `write`).
+    #[inline]
+    pub(crate) fn read<R>(
+        &self,
+        key: &K,
+        txn_idx: TxnIndex,
+        f: impl FnOnce(&KeyVersions<V>) -> R,
+    ) -> Option<R> {
+        let hash = Self::hash(key);
+        let (bucket, misses) = self.bucket(hash);
+        let head = bucket.load(Ordering::Acquire);
+        if let Some(node) = self.find(head, ptr::null(), hash, key) {
+            return Some(f(&node.versions));
+        }
+        let mark = self.mark(txn_idx);
+        if misses.load(Ordering::Acquire) < mark {
+            misses.fetch_max(mark, Ordering::AcqRel);
+        }
+        let again = bucket.load(Ordering::Acquire);
+        self.find(again, head, hash, key)
+            .map(|node| f(&node.versions))
+    }
+
+    /// Whether no transaction above `txn_idx` has marked a miss in the bucket `misses` so
+    /// far. A read-modify-write, called after this write's node was reached or published
+    /// (see the module's read-miss marks for why it must be one).
+    #[inline]
+    fn unmissed(&self, misses: &AtomicU64, txn_idx: TxnIndex) -> bool {
+        txn_idx < u32::MAX as usize - 1
+            && misses.fetch_max(0, Ordering::AcqRel) <= self.mark(txn_idx)
+    }
+
     /// Records `txn_idx`'s write of incarnation `incarnation` to `key`, inserting the key
     /// on its first write in the block (its node in `cursor`'s chunk), and returns the
-    /// key's node. A new key's node carries the write when it is published, so no other
-    /// thread ever sees it without it and no lock is taken.
+    /// key's node and whether no higher transaction has read around the write (see the
+    /// module's read-miss marks). A new key's node carries the write when it is
+    /// published, so no other thread ever sees it without it and no lock is taken.
     #[inline]
     pub(crate) fn write(
         &self,
@@ -385,16 +490,17 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
         txn_idx: TxnIndex,
         incarnation: Incarnation,
         op: WriteOp<V>,
-    ) -> NodeRef<K, V>
+    ) -> (NodeRef<K, V>, bool)
     where
         V: DeltaValue,
     {
         let hash = Self::hash(&key);
-        let bucket = self.bucket(hash);
+        let (bucket, misses) = self.bucket(hash);
         let mut head = bucket.load(Ordering::Acquire);
         if let Some(node) = self.find(head, ptr::null(), hash, &key) {
-            node.versions.write(txn_idx, incarnation, op);
-            return NodeRef(NonNull::from(node));
+            let unread =
+                node.versions.write(txn_idx, incarnation, op) && self.unmissed(misses, txn_idx);
+            return (NodeRef(NonNull::from(node)), unread);
         }
         let node = cursor.alloc(Node {
             hash,
@@ -405,7 +511,9 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
         loop {
             match bucket.compare_exchange(head, node.as_ptr(), Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return NodeRef(node),
+                Ok(_) => {
+                    return (NodeRef(node), self.unmissed(misses, txn_idx));
+                }
                 Err(current) => {
                     // Other keys were prepended since `head`: look for ours among them.
                     // SAFETY: `node` is the slot `alloc` just filled and no swap published
@@ -414,10 +522,11 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
                     if let Some(existing) = self.find(current, head, hash, &mine.key) {
                         // Another thread inserted the key first: write there instead.
                         let mine = cursor.unalloc(node);
-                        if let Some(op) = mine.versions.into_first_op() {
-                            existing.versions.write(txn_idx, incarnation, op);
-                        }
-                        return NodeRef(NonNull::from(existing));
+                        let unread = match mine.versions.into_first_op() {
+                            Some(op) => existing.versions.write(txn_idx, incarnation, op),
+                            None => false,
+                        } && self.unmissed(misses, txn_idx);
+                        return (NodeRef(NonNull::from(existing)), unread);
                     }
                     mine.next = current;
                     head = current;
@@ -437,12 +546,20 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
     pub(crate) fn clear(&mut self, keys: usize) {
         crate::sync::set_usize(&mut self.next_chunk, 0);
         let count = bucket_count(keys);
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            // After 2^32 blocks the marks start over from zero.
+            for bucket in self.buckets.iter_mut() {
+                crate::sync::set_u64(&mut bucket.misses, 0);
+            }
+            self.epoch = 1;
+        }
         if count > self.buckets.len() || count.saturating_mul(8) < self.buckets.len() {
             self.buckets = empty_buckets(count);
             self.mask = count - 1;
         } else {
             for bucket in self.buckets.iter_mut() {
-                take_ptr(bucket);
+                take_ptr(&mut bucket.head);
             }
         }
         let extra = std::mem::take(crate::sync::get_mut(&mut self.extra));
@@ -469,5 +586,37 @@ impl<K, V> KeyIndex<K, V> {
         let pointer = chunk.as_ptr();
         lock(&self.extra).push(chunk);
         pointer
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_start_over_when_the_epoch_wraps() {
+        let mut index = KeyIndex::<u32, u64>::new(4);
+        let missed =
+            |index: &KeyIndex<u32, u64>, txn_idx| index.read(&7, txn_idx, |_| ()).is_none();
+        let write_unread = |index: &KeyIndex<u32, u64>, txn_idx| {
+            let mut cursor = NodeCursor::new(index);
+            index.write(&mut cursor, 7, txn_idx, 0, WriteOp::Value(1)).1
+        };
+        // The last block before the wrap: transaction 5 misses key 7, so a write by
+        // transaction 0 is read around.
+        index.epoch = u32::MAX;
+        assert!(missed(&index, 5));
+        assert!(!write_unread(&index, 0));
+        // The next block starts over at epoch 1: the old mark, numerically above every
+        // new one, is gone, and a write nobody read around counts as unread again.
+        index.clear(4);
+        assert_eq!(index.epoch, 1);
+        assert!(write_unread(&index, 0));
+        // A plain clear leaves the old marks in place, below every new one.
+        index.clear(4);
+        assert!(missed(&index, 9));
+        index.clear(4);
+        assert_eq!(index.epoch, 3);
+        assert!(write_unread(&index, 0));
     }
 }

@@ -11,7 +11,9 @@
 //! made ([`ReadSet`]), so that it can
 //! - [`record`](MVMemory::record) a new incarnation's writes, removing the keys the
 //!   previous incarnation wrote and this one did not, and report whether it wrote a key the
-//!   previous one did not (the scheduler must then revalidate every higher transaction);
+//!   previous one did not *and a higher transaction may have read that key before the
+//!   write* (the scheduler must then revalidate every higher transaction; the paper
+//!   revalidates on every new key, see "Read-miss marks" in `index.rs`);
 //! - [`convert_writes_to_estimates`](MVMemory::convert_writes_to_estimates) when the
 //!   incarnation is aborted;
 //! - [`validate_read_set`](MVMemory::validate_read_set): re-read every key and compare;
@@ -221,11 +223,12 @@ where
         self.txns.resize_with(num_txns, empty_slot);
     }
 
-    /// What transaction `txn_idx` reads at `key`, with the value cloned.
+    /// What transaction `txn_idx` reads at `key`, with the value cloned. The read counts
+    /// for [`Writer::record`]'s report of writes read around.
     #[inline]
     pub fn read(&self, key: &K, txn_idx: TxnIndex) -> ReadOutcome<V> {
         self.index
-            .with(key, |versions| versions.read(txn_idx, V::clone))
+            .read(key, txn_idx, |versions| versions.read(txn_idx, V::clone))
             .unwrap_or(ReadOutcome::NotFound)
     }
 
@@ -262,10 +265,17 @@ where
             return false;
         };
         let mut nodes = SmallVec::<[NodeRef<K, V>; 4]>::new();
+        // Nodes that existed before this write, or were inserted by it after a higher
+        // transaction missed the key: new to this transaction, they may have been read
+        // around by a higher one.
+        let mut read_around = SmallVec::<[NodeRef<K, V>; 4]>::new();
         for (key, op) in writes {
-            let node = self.index.write(cursor, key, txn_idx, incarnation, op);
+            let (node, unread) = self.index.write(cursor, key, txn_idx, incarnation, op);
             if !nodes.contains(&node) {
                 nodes.push(node);
+                if !unread {
+                    read_around.push(node);
+                }
             }
         }
         let mut slot = lock(slot);
@@ -277,7 +287,7 @@ where
                 unsafe { old.versions() }.remove(txn_idx);
             }
         }
-        let wrote_new_location = nodes.iter().any(|node| !previous.contains(node));
+        let wrote_new_location = read_around.iter().any(|node| !previous.contains(node));
         slot.generation = self.generation;
         slot.written = nodes;
         slot.reads = reads;
@@ -388,8 +398,10 @@ where
     V: DeltaValue,
 {
     /// Records the reads and writes of `version`, replacing its transaction's previous
-    /// incarnation. Returns whether it wrote a key the previous incarnation did not: then
-    /// a higher transaction may have read around this one and must be revalidated.
+    /// incarnation. Returns whether it wrote a key the previous incarnation did not that a
+    /// higher transaction may already have read (or looked for and missed): that reader
+    /// must then be revalidated. A key new to the transaction that no higher transaction
+    /// has read yet is not reported: every later read of it sees this write.
     ///
     /// `txn_idx` must be below [`num_txns`](MVMemory::num_txns); a write to the same key
     /// twice in `writes` keeps the last.

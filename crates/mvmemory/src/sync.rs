@@ -2,11 +2,11 @@
 //! the loom models in `loom-tests/` explore the very code the executor runs.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
@@ -81,4 +81,18 @@ pub(crate) fn get_mut<T>(mutex: &mut Mutex<T>) -> &mut T {
         Ok(value) => value,
         Err(poisoned) => poisoned.into_inner(),
     }
+}
+
+/// Sets `atomic` through exclusive access.
+#[cfg(not(loom))]
+#[inline]
+pub(crate) fn set_u64(atomic: &mut AtomicU64, value: u64) {
+    *atomic.get_mut() = value;
+}
+
+/// Sets `atomic` through exclusive access.
+#[cfg(loom)]
+#[inline]
+pub(crate) fn set_u64(atomic: &mut AtomicU64, value: u64) {
+    atomic.with_mut(|v| *v = value);
 }

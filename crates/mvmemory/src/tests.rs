@@ -41,6 +41,10 @@ fn estimates_become_dependencies_and_new_incarnations_replace_them() {
 #[test]
 fn record_removes_stale_writes_and_reports_new_locations() {
     let mem = MVMemory::<u32, u64>::new(2);
+    // Transaction 1 looks for keys 1 to 3 first, so each is new under a read.
+    for key in 1..=3 {
+        assert_eq!(mem.read(&key, 1), ReadOutcome::NotFound);
+    }
     assert!(mem.record(
         v(0, 0),
         smallvec![],
@@ -59,6 +63,40 @@ fn record_removes_stale_writes_and_reports_new_locations() {
     assert!(mem.record(v(0, 3), smallvec![], smallvec![(3, WriteOp::Value(6))]));
     assert_eq!(mem.read(&2, 1), ReadOutcome::NotFound);
     assert_eq!(mem.read(&3, 1), ReadOutcome::Versioned(v(0, 3), 6));
+}
+
+#[test]
+fn a_new_location_counts_only_if_a_higher_transaction_read_around_it() {
+    let mem = MVMemory::<u32, u64>::new(4);
+    // Nobody looked for key 1, or only lower transactions (and the writer) did: no
+    // higher transaction can hold a read that misses these writes.
+    assert!(!mem.record(v(1, 0), smallvec![], smallvec![(1, WriteOp::Value(1))]));
+    assert_eq!(mem.read(&2, 0), ReadOutcome::NotFound);
+    assert_eq!(mem.read(&2, 1), ReadOutcome::NotFound);
+    assert!(!mem.record(
+        v(1, 1),
+        smallvec![],
+        smallvec![(1, WriteOp::Value(1)), (2, WriteOp::Delta(1))]
+    ));
+    // Transaction 3 missed key 3: a write below it is read around.
+    assert_eq!(mem.read(&3, 3), ReadOutcome::NotFound);
+    assert!(mem.record(v(2, 0), smallvec![], smallvec![(3, WriteOp::Value(3))]));
+    // Transaction 3 read key 1 through its node: a new write below it is read around,
+    // one above it is not.
+    assert_eq!(mem.read(&1, 3), ReadOutcome::Versioned(v(1, 1), 1));
+    assert!(mem.record(v(0, 0), smallvec![], smallvec![(1, WriteOp::Value(0))]));
+    assert!(!mem.record(v(3, 0), smallvec![], smallvec![(1, WriteOp::Value(4))]));
+}
+
+#[test]
+fn a_miss_before_the_key_was_inserted_counts_for_later_writers() {
+    let mem = MVMemory::<u32, u64>::new(3);
+    // Transaction 1 misses key 5; transaction 2 then inserts it (above the miss: not read
+    // around). Transaction 0's write to the existing node is below the miss, and the node
+    // itself has no reader: only the bucket's miss mark tells.
+    assert_eq!(mem.read(&5, 1), ReadOutcome::NotFound);
+    assert!(!mem.record(v(2, 0), smallvec![], smallvec![(5, WriteOp::Value(2))]));
+    assert!(mem.record(v(0, 0), smallvec![], smallvec![(5, WriteOp::Value(0))]));
 }
 
 #[test]
@@ -306,7 +344,8 @@ fn slots_left_unfinished_by_a_block_are_empty_in_the_next() {
     // A failed block: nothing finished; the next block reuses the memory anyway.
     mem.reuse(3);
     // Chunk 0 again: key 60's node is where key 0's was, which txn 0's stale slot still
-    // points to. It is a new location all the same.
+    // points to. It is a new location all the same (transaction 1 missed it).
+    assert_eq!(mem.read(&60, 1), ReadOutcome::NotFound);
     assert!(mem.record(v(0, 0), smallvec![], smallvec![(60, WriteOp::Value(2))]));
     // Chunk 1 again, under key 1's old node; then a stale slot flags nothing.
     mem.record(v(2, 0), smallvec![], smallvec![(70, WriteOp::Value(3))]);

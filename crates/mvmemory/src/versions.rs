@@ -61,7 +61,16 @@ type Entries<V> = SmallVec<[(TxnIndex, Entry<V>); 1]>;
 
 /// The versions of one key, ordered by transaction index.
 pub(crate) struct KeyVersions<V> {
-    entries: Mutex<Entries<V>>,
+    state: Mutex<State<V>>,
+}
+
+/// What a key's lock guards.
+struct State<V> {
+    entries: Entries<V>,
+    /// One more than the highest transaction that read the key through this node (0:
+    /// none), so that a write can tell whether a higher transaction may have read around
+    /// it (see [`KeyVersions::write`]).
+    readers: TxnIndex,
 }
 
 #[inline]
@@ -82,13 +91,17 @@ impl<V> KeyVersions<V> {
             },
         ));
         Self {
-            entries: Mutex::new(entries),
+            state: Mutex::new(State {
+                entries,
+                readers: 0,
+            }),
         }
     }
 
     /// The first write of versions no other thread has seen (see `KeyIndex::write`).
     pub(crate) fn into_first_op(self) -> Option<WriteOp<V>> {
-        into_inner(self.entries)
+        into_inner(self.state)
+            .entries
             .into_iter()
             .next()
             .map(|(_, entry)| entry.op)
@@ -98,12 +111,17 @@ impl<V> KeyVersions<V> {
 impl<V: DeltaValue> KeyVersions<V> {
     /// The value transaction `txn_idx` reads: the highest write below it, with the deltas
     /// above the nearest full value folded in. `project` maps a full value to the payload.
+    /// Counts `txn_idx` among the key's readers.
     pub(crate) fn read<T>(
         &self,
         txn_idx: TxnIndex,
         project: impl FnOnce(&V) -> T,
     ) -> ReadOutcome<T> {
-        let entries = lock(&self.entries);
+        let mut state = lock(&self.state);
+        if state.readers <= txn_idx {
+            state.readers = txn_idx.saturating_add(1);
+        }
+        let entries = &state.entries;
         let below = entries.partition_point(|(idx, _)| *idx < txn_idx);
         let mut deltas: Option<u64> = None;
         for (idx, entry) in entries[..below].iter().rev() {
@@ -140,35 +158,45 @@ impl<V: DeltaValue> KeyVersions<V> {
     }
 
     /// Records `txn_idx`'s write of incarnation `incarnation`, replacing its previous one.
-    pub(crate) fn write(&self, txn_idx: TxnIndex, incarnation: Incarnation, op: WriteOp<V>) {
+    /// Returns whether no higher transaction has read the key through this node so far:
+    /// every such read comes after this write in the key's lock order, and so sees it.
+    pub(crate) fn write(
+        &self,
+        txn_idx: TxnIndex,
+        incarnation: Incarnation,
+        op: WriteOp<V>,
+    ) -> bool {
         let entry = Entry {
             incarnation,
             estimate: false,
             op,
         };
-        let mut entries = lock(&self.entries);
+        let mut state = lock(&self.state);
+        let unread = state.readers <= txn_idx.saturating_add(1);
+        let entries = &mut state.entries;
         match entries.last() {
             Some((last, _)) if *last < txn_idx => entries.push((txn_idx, entry)),
             None => entries.push((txn_idx, entry)),
-            _ => match position(&entries, txn_idx) {
+            _ => match position(entries, txn_idx) {
                 Ok(at) => entries[at].1 = entry,
                 Err(at) => entries.insert(at, (txn_idx, entry)),
             },
         }
+        unread
     }
 
     /// Removes `txn_idx`'s write (its new incarnation did not write this key).
     pub(crate) fn remove(&self, txn_idx: TxnIndex) {
-        let mut entries = lock(&self.entries);
-        if let Ok(at) = position(&entries, txn_idx) {
+        let entries = &mut lock(&self.state).entries;
+        if let Ok(at) = position(entries, txn_idx) {
             entries.remove(at);
         }
     }
 
     /// Flags `txn_idx`'s write as an ESTIMATE.
     pub(crate) fn mark_estimate(&self, txn_idx: TxnIndex) {
-        let mut entries = lock(&self.entries);
-        if let Ok(at) = position(&entries, txn_idx) {
+        let entries = &mut lock(&self.state).entries;
+        if let Ok(at) = position(entries, txn_idx) {
             entries[at].1.estimate = true;
         }
     }
@@ -183,7 +211,8 @@ impl<V: DeltaValue> KeyVersions<V> {
         txn_idx: TxnIndex,
         base: impl FnOnce() -> Result<Option<V>, E>,
     ) -> Result<Option<V>, FinalError<E>> {
-        let entries = lock(&self.entries);
+        let state = lock(&self.state);
+        let entries = &state.entries;
         match entries.last() {
             Some((last, _)) if *last == txn_idx => {}
             _ => return Ok(None),

@@ -32,8 +32,10 @@
 //!   least once since it last fell; it falls (to the lowest resumed dependency) when
 //!   re-executions are needed, and each fall increments `decrease_cnt`.
 //! - `validation_idx`: every transaction below it has been claimed for validation (or
-//!   has one pending as a follow-up) for its latest execution; it falls when a re-execution writes
-//!   a new location or a validation aborts.
+//!   has one pending as a follow-up) for its latest execution; it falls when an execution
+//!   writes a new location (as its caller reports it: the multi-version memory reports a
+//!   key new to the transaction only if a higher transaction may have read around it) or
+//!   a validation aborts.
 //! - `num_active_tasks`: tasks handed out and not yet finished, including follow-ups held
 //!   by a thread between two calls, plus one for a claim not yet used up; one counter
 //!   *per worker* (a task never changes worker:
