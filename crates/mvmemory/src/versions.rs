@@ -59,6 +59,10 @@ pub enum FoldError {
 /// order, so insertion is mostly an append, and lookups are binary searches.
 type Entries<V> = SmallVec<[(TxnIndex, Entry<V>); 1]>;
 
+/// The capacity of a key's versions when they first outgrow the inline entry; from
+/// there [`KeyVersions::write`] grows them fourfold.
+const GROWTH_START: usize = 16;
+
 /// The versions of one key, ordered by transaction index.
 pub(crate) struct KeyVersions<V> {
     state: Mutex<State<V>>,
@@ -174,6 +178,20 @@ impl<V: DeltaValue> KeyVersions<V> {
         let mut state = lock(&self.state);
         let unread = state.readers <= txn_idx.saturating_add(1);
         let entries = &mut state.entries;
+        if entries.len() == entries.capacity() {
+            // A key with a second writer is likely to get more (a hot key gets one per
+            // transaction): grow to 16 entries at once, then fourfold, not one doubling
+            // at a time. Each growth is a `realloc` of memory another worker may have
+            // allocated, which takes that worker's allocator arena lock (glibc): with
+            // doubling, those reallocations made a third of the futex calls of a
+            // contract block, and the contention slowed every other allocation.
+            let more = if entries.spilled() {
+                entries.len() * 3
+            } else {
+                GROWTH_START.saturating_sub(entries.len())
+            };
+            entries.reserve(more);
+        }
         match entries.last() {
             Some((last, _)) if *last < txn_idx => entries.push((txn_idx, entry)),
             None => entries.push((txn_idx, entry)),
@@ -268,4 +286,27 @@ pub enum FinalError<E> {
     Fold(FoldError),
     /// Reading the base value from storage failed.
     Base(E),
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hot_key_grows_in_few_reallocations() {
+        let versions = KeyVersions::with_write(0, 0, WriteOp::Value(0u64));
+        let capacity = || lock(&versions.state).entries.capacity();
+        assert_eq!(capacity(), 1);
+        let mut capacities = vec![];
+        for txn_idx in 1..200 {
+            versions.write(txn_idx, 0, WriteOp::Delta(1));
+            if capacities.last() != Some(&capacity()) {
+                capacities.push(capacity());
+            }
+        }
+        // Inline, then 16 entries, then fourfold: three allocations for 200 writers where
+        // doubling from one would take eight.
+        assert_eq!(capacities, vec![16, 64, 256]);
+        assert_eq!(versions.read(200, |_| ()), ReadOutcome::Resolved(199));
+    }
 }
