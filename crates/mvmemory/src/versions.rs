@@ -185,12 +185,16 @@ impl<V: DeltaValue> KeyVersions<V> {
             // allocated, which takes that worker's allocator arena lock (glibc): with
             // doubling, those reallocations made a third of the futex calls of a
             // contract block, and the contention slowed every other allocation.
-            let more = if entries.spilled() {
-                entries.len() * 3
+            if entries.spilled() {
+                // A fresh buffer and a `free` of the old one rather than a `realloc`:
+                // glibc reallocates under the old buffer's arena lock, while a small
+                // freed buffer goes to this thread's cache without any lock.
+                let mut grown = Entries::with_capacity(entries.len() * 4);
+                grown.extend(entries.drain(..));
+                *entries = grown;
             } else {
-                GROWTH_START.saturating_sub(entries.len())
-            };
-            entries.reserve(more);
+                entries.reserve(GROWTH_START.saturating_sub(entries.len()));
+            }
         }
         match entries.last() {
             Some((last, _)) if *last < txn_idx => entries.push((txn_idx, entry)),
