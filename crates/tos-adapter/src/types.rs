@@ -219,40 +219,16 @@ pub enum TransactionType {
     DeployContract(Box<DeployContractPayload>),
 }
 
-fn put_bytes(out: &mut impl Sink, bytes: &[u8]) {
-    out.put(&(bytes.len() as u32).to_le_bytes());
-    out.put(bytes);
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
 }
 
-fn put_deposits(out: &mut impl Sink, deposits: &Deposits) {
-    out.put(&(deposits.len() as u32).to_le_bytes());
+fn put_deposits(out: &mut Vec<u8>, deposits: &Deposits) {
+    out.extend_from_slice(&(deposits.len() as u32).to_le_bytes());
     for (asset, amount) in deposits {
-        out.put(&asset.0);
-        out.put(&amount.to_le_bytes());
-    }
-}
-
-/// Where signing bytes go: a buffer, or straight into a hasher.
-trait Sink {
-    fn put(&mut self, bytes: &[u8]);
-
-    #[inline]
-    fn put_u8(&mut self, byte: u8) {
-        self.put(&[byte]);
-    }
-}
-
-impl Sink for Vec<u8> {
-    #[inline]
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
-impl Sink for blake3::Hasher {
-    #[inline]
-    fn put(&mut self, bytes: &[u8]) {
-        self.update(bytes);
+        out.extend_from_slice(&asset.0);
+        out.extend_from_slice(&amount.to_le_bytes());
     }
 }
 
@@ -277,73 +253,69 @@ pub struct Transaction {
 impl Transaction {
     /// The canonical bytes the signature covers: everything but the signature.
     pub fn signing_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(128);
-        self.write_signing_bytes(&mut out);
-        out
-    }
-
-    /// Writes the [signing bytes](Self::signing_bytes) to `out` (a buffer, or a hasher
-    /// that then needs no buffer).
-    fn write_signing_bytes(&self, out: &mut impl Sink) {
-        out.put_u8(self.version);
-        out.put(&self.source.0);
-        out.put(&self.nonce.to_le_bytes());
-        out.put(&self.fee.to_le_bytes());
+        // Room for every transfer and most contract calls at once: a buffer that grows
+        // is a `realloc`, which contended for the allocator's locks on contract blocks.
+        let mut out = Vec::with_capacity(256);
+        out.push(self.version);
+        out.extend_from_slice(&self.source.0);
+        out.extend_from_slice(&self.nonce.to_le_bytes());
+        out.extend_from_slice(&self.fee.to_le_bytes());
         match &self.data {
             TransactionType::Transfers(transfers) => {
-                out.put_u8(0);
-                out.put(&(transfers.len() as u32).to_le_bytes());
+                out.push(0);
+                out.extend_from_slice(&(transfers.len() as u32).to_le_bytes());
                 for t in transfers {
-                    out.put(&t.asset.0);
-                    out.put(&t.destination.0);
-                    out.put(&t.amount.to_le_bytes());
+                    out.extend_from_slice(&t.asset.0);
+                    out.extend_from_slice(&t.destination.0);
+                    out.extend_from_slice(&t.amount.to_le_bytes());
                     match &t.extra_data {
-                        None => out.put_u8(0),
+                        None => out.push(0),
                         Some(data) => {
-                            out.put_u8(1);
-                            out.put(&(data.len() as u32).to_le_bytes());
-                            out.put(data);
+                            out.push(1);
+                            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                            out.extend_from_slice(data);
                         }
                     }
                 }
             }
             TransactionType::Burn(burn) => {
-                out.put_u8(1);
-                out.put(&burn.asset.0);
-                out.put(&burn.amount.to_le_bytes());
+                out.push(1);
+                out.extend_from_slice(&burn.asset.0);
+                out.extend_from_slice(&burn.amount.to_le_bytes());
             }
             TransactionType::MultiSig(multisig) => {
-                out.put_u8(2);
-                out.put_u8(multisig.threshold);
-                out.put(&(multisig.participants.len() as u32).to_le_bytes());
+                out.push(2);
+                out.push(multisig.threshold);
+                out.extend_from_slice(&(multisig.participants.len() as u32).to_le_bytes());
                 for p in &multisig.participants {
-                    out.put(&p.0);
+                    out.extend_from_slice(&p.0);
                 }
             }
             TransactionType::InvokeContract(invoke) => {
-                out.put_u8(3);
-                out.put(&invoke.contract.0);
-                put_deposits(out, &invoke.deposits);
-                out.put(&invoke.entry_id.to_le_bytes());
-                out.put(&invoke.max_gas.to_le_bytes());
-                out.put(&(invoke.parameters.len() as u32).to_le_bytes());
+                out.push(3);
+                out.extend_from_slice(&invoke.contract.0);
+                put_deposits(&mut out, &invoke.deposits);
+                out.extend_from_slice(&invoke.entry_id.to_le_bytes());
+                out.extend_from_slice(&invoke.max_gas.to_le_bytes());
+                out.extend_from_slice(&(invoke.parameters.len() as u32).to_le_bytes());
                 for parameter in &invoke.parameters {
-                    put_bytes(out, parameter);
+                    put_bytes(&mut out, parameter);
                 }
             }
             TransactionType::DeployContract(deploy) => {
-                out.put_u8(4);
-                put_bytes(out, &deploy.module);
+                out.push(4);
+                put_bytes(&mut out, &deploy.module);
                 match &deploy.invoke {
-                    None => out.put_u8(0),
+                    None => out.push(0),
                     Some(invoke) => {
-                        out.put_u8(1);
-                        out.put(&invoke.max_gas.to_le_bytes());
-                        put_deposits(out, &invoke.deposits);
+                        out.push(1);
+                        out.extend_from_slice(&invoke.max_gas.to_le_bytes());
+                        put_deposits(&mut out, &invoke.deposits);
                     }
                 }
             }
         }
+        out
     }
 
     /// The asset whose `BurnedSupply` the transaction may add to: a burn's asset, TOS for
@@ -358,7 +330,7 @@ impl Transaction {
     /// The transaction's hash: blake3 of its signing bytes and its signature.
     pub fn hash(&self) -> Hash {
         let mut hasher = blake3::Hasher::new();
-        self.write_signing_bytes(&mut hasher);
+        hasher.update(&self.signing_bytes());
         if let Some(signature) = &self.signature {
             hasher.update(&signature.to_bytes());
         }
