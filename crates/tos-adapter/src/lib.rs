@@ -59,7 +59,7 @@ pub use crypto::{verify, KeyPair, Signature};
 pub use error::{StorageError, TosError, TxError};
 pub use sequential::SequentialTosExecutor;
 pub use snapshot::BlockState;
-pub use state::{Bytes, Code, DataKey};
+pub use state::{Bytes, DataKey};
 pub use state::{StateKey, StateValue};
 pub use storage::{
     AsyncTosStorage, Change, MemoryStore, RedbStore, TosStorage, Versioned, VersionedBalance,

@@ -10,7 +10,7 @@ use crate::contract::{
 use crate::error::{TosError, TxError};
 use crate::rules::{check_payload, check_signature, spending, MultiSigAction};
 use crate::snapshot::BlockState;
-use crate::state::{Bytes, Code, DataKey, StateKey, StateValue};
+use crate::state::{Bytes, DataKey, StateKey, StateValue};
 use crate::storage::TosStorage;
 use crate::types::{
     contract_address, Hash, MultiSigConfig, PublicKey, Transaction, TransactionType,
@@ -249,7 +249,7 @@ impl SequentialTosExecutor {
         }
         // The contract to call: (address, code, entry, parameters, deposits, max gas).
         #[allow(clippy::type_complexity)]
-        let call: Option<(Hash, Code, u16, &[Vec<u8>], &[(Hash, u64)], u64)> = match &tx.data {
+        let call: Option<(Hash, Bytes, u16, &[Vec<u8>], &[(Hash, u64)], u64)> = match &tx.data {
             TransactionType::InvokeContract(invoke) => {
                 let key = StateKey::ContractModule(invoke.contract);
                 let module = match state.get(&key)? {
@@ -277,7 +277,7 @@ impl SequentialTosExecutor {
                 deploy.invoke.as_ref().map(|invoke| {
                     (
                         contract_address(&tx.source, tx.nonce, &deploy.module),
-                        Code::from(deploy.module.as_slice()),
+                        Bytes::from(deploy.module.as_slice()),
                         CONSTRUCTOR_ENTRY,
                         &[][..],
                         &invoke.deposits[..],

@@ -4,91 +4,13 @@ use crate::types::{Hash, PublicKey, SharedMultiSig};
 use mvmemory::DeltaValue;
 use std::sync::Arc;
 
-/// Bytes held in state (a contract's code, a storage value). Up to [`Bytes::INLINE`]
-/// bytes (a balance, a counter) are held inline: writing one allocates nothing, and
-/// dropping one frees nothing. Longer ones are shared: cloning one read from the
-/// multi-version memory costs a reference count, not a copy.
-///
-/// Allocations matter more than their own cost here: a value written by one worker is
-/// usually dropped by another (when the block's memory is recycled), and with glibc's
-/// allocator such a free takes the allocating thread's arena lock, which then contends
-/// with every allocation that thread makes.
-#[derive(Clone)]
-pub struct Bytes(Repr);
-
-#[derive(Clone)]
-enum Repr {
-    Inline {
-        len: u8,
-        data: [u8; Bytes::INLINE],
-    },
-    /// A thin pointer, so that a `Bytes` stays 16 bytes.
-    Shared(Arc<Box<[u8]>>),
-}
-
-impl Bytes {
-    /// The most bytes held without an allocation.
-    pub const INLINE: usize = 14;
-}
+/// Bytes held in state (a contract's code, a storage value), shared: cloning a value read
+/// from the multi-version memory costs a reference count, not a copy. A thin pointer, so
+/// that [`StateValue`] stays 16 bytes for the transfers that never hold one.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Bytes(Arc<Box<[u8]>>);
 
 impl std::ops::Deref for Bytes {
-    type Target = [u8];
-
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        match &self.0 {
-            // `len` is at most `INLINE` by construction (`inline`); the `min` only
-            // keeps the indexing free of a panic path.
-            Repr::Inline { len, data } => &data[..usize::from(*len).min(Bytes::INLINE)],
-            Repr::Shared(bytes) => bytes,
-        }
-    }
-}
-
-impl PartialEq for Bytes {
-    #[inline]
-    fn eq(&self, other: &Self) -> bool {
-        **self == **other
-    }
-}
-
-impl Eq for Bytes {}
-
-impl From<&[u8]> for Bytes {
-    fn from(bytes: &[u8]) -> Self {
-        match inline(bytes) {
-            Some(repr) => Bytes(repr),
-            None => Bytes(Repr::Shared(Arc::new(bytes.into()))),
-        }
-    }
-}
-
-impl From<Vec<u8>> for Bytes {
-    fn from(bytes: Vec<u8>) -> Self {
-        match inline(&bytes) {
-            Some(repr) => Bytes(repr),
-            None => Bytes(Repr::Shared(Arc::new(bytes.into_boxed_slice()))),
-        }
-    }
-}
-
-/// `bytes` held inline, if they fit.
-#[inline]
-fn inline(bytes: &[u8]) -> Option<Repr> {
-    let len = u8::try_from(bytes.len())
-        .ok()
-        .filter(|&len| usize::from(len) <= Bytes::INLINE)?;
-    let mut data = [0u8; Bytes::INLINE];
-    data[..bytes.len()].copy_from_slice(bytes);
-    Some(Repr::Inline { len, data })
-}
-
-/// A contract's code: shared (cloning it costs a reference count) behind a thin pointer,
-/// so that [`StateValue`] stays 16 bytes with [`Bytes`] inline in its `Data` variant.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Code(Arc<Box<[u8]>>);
-
-impl std::ops::Deref for Code {
     type Target = [u8];
 
     #[inline]
@@ -97,21 +19,15 @@ impl std::ops::Deref for Code {
     }
 }
 
-impl From<&[u8]> for Code {
+impl From<&[u8]> for Bytes {
     fn from(bytes: &[u8]) -> Self {
-        Code(Arc::new(bytes.into()))
+        Bytes(Arc::new(bytes.into()))
     }
 }
 
-impl From<Vec<u8>> for Code {
+impl From<Vec<u8>> for Bytes {
     fn from(bytes: Vec<u8>) -> Self {
-        Code(Arc::new(bytes.into_boxed_slice()))
-    }
-}
-
-impl std::fmt::Debug for Code {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Code({} bytes)", self.len())
+        Bytes(Arc::new(bytes.into_boxed_slice()))
     }
 }
 
@@ -284,7 +200,7 @@ pub enum StateValue {
     /// A contract storage entry; `None` once deleted.
     Data(Option<Bytes>),
     /// A contract's code.
-    Module(Code),
+    Module(Bytes),
 }
 
 impl DeltaValue for StateValue {
@@ -311,26 +227,6 @@ mod tests {
         assert_eq!(std::mem::align_of::<StateKey>(), 1);
         assert_eq!(std::mem::size_of::<StateKey>(), 66);
         assert_eq!(std::mem::size_of::<StateValue>(), 16);
-        assert_eq!(std::mem::size_of::<Bytes>(), 16);
-    }
-
-    #[test]
-    fn short_bytes_are_inline_and_equal_by_content() {
-        for len in [0, 1, 8, Bytes::INLINE, Bytes::INLINE + 1, 100] {
-            let content: Vec<u8> = (0..len as u8).collect();
-            let from_slice = Bytes::from(content.as_slice());
-            let from_vec = Bytes::from(content.clone());
-            assert_eq!(&*from_slice, content.as_slice());
-            assert_eq!(&*from_vec, content.as_slice());
-            assert_eq!(from_slice, from_vec);
-            assert_eq!(
-                matches!(from_vec.0, Repr::Inline { .. }),
-                len <= Bytes::INLINE
-            );
-            assert_eq!(from_vec.clone(), from_vec);
-        }
-        assert_ne!(Bytes::from(&[0u8][..]), Bytes::from(&[0u8, 0][..]));
-        assert_ne!(Bytes::from(&[1u8; 15][..]), Bytes::from(&[2u8; 15][..]));
     }
 
     #[test]

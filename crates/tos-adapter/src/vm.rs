@@ -6,7 +6,7 @@ use crate::contract::{
 };
 use crate::error::{TosError, TxError};
 use crate::rules::{check_payload, check_signature, spending, MultiSigAction};
-use crate::state::{Code, StateKey, StateValue};
+use crate::state::{Bytes, StateKey, StateValue};
 use crate::types::{
     contract_address, Hash, MultiSigConfig, Transaction, TransactionType, BURN_PER_CONTRACT,
     CONSTRUCTOR_ENTRY, TOS_ASSET,
@@ -84,7 +84,7 @@ pub struct TosVm {
 /// The code of contracts invoked in a block and deployed by none of its transactions, as
 /// the state below the block holds it (`None`: no such contract). No transaction can
 /// change it during the block, so reading it needs no versioning and no validation.
-pub type FixedModules = HashMap<Hash, Option<Code>, FxBuildHasher>;
+pub type FixedModules = HashMap<Hash, Option<Bytes>, FxBuildHasher>;
 
 impl TosVm {
     /// A VM on the project's contract runtime, accumulators out of state.
@@ -145,7 +145,7 @@ fn number<T: TxnView<Key = StateKey, Value = StateValue>>(
 /// A contract call to make: what, with what, and its gas.
 struct PendingCall<'t> {
     contract: Hash,
-    module: Code,
+    module: Bytes,
     entry_id: u16,
     parameters: &'t [Vec<u8>],
     deposits: &'t [(Hash, u64)],
@@ -194,7 +194,7 @@ impl Vm for TosVm {
             }
         }
         // A deploy's address and module, written if it succeeds.
-        let mut deployed: Option<(Hash, Code)> = None;
+        let mut deployed: Option<(Hash, Bytes)> = None;
         let call = match &tx.data {
             TransactionType::InvokeContract(invoke) => {
                 let fixed = self
@@ -233,7 +233,7 @@ impl Vm for TosVm {
                     });
                 }
                 let address = contract_address(&tx.source, tx.nonce, &deploy.module);
-                let module = Code::from(deploy.module.as_slice());
+                let module = Bytes::from(deploy.module.as_slice());
                 deployed = Some((address, module.clone()));
                 deploy.invoke.as_ref().map(|invoke| PendingCall {
                     contract: address,
