@@ -99,7 +99,7 @@
 
 use crate::hash::FxBuildHasher;
 use crate::sync::{lock, take_ptr, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
-use crate::versions::{KeyVersions, WriteOp};
+use crate::versions::{KeyVersions, Spare, WriteOp};
 use crate::{DeltaValue, Incarnation, TxnIndex};
 use std::cell::UnsafeCell;
 use std::hash::{BuildHasher, Hash};
@@ -218,14 +218,17 @@ impl<K, V> Chunk<K, V> {
     ///
     /// The caller has the chunk to itself (`take_chunk` handed it over), and the nodes are
     /// unreachable: the index was cleared since they were written.
-    unsafe fn drop_stale(&self) {
+    unsafe fn drop_stale(&self, spare: &mut Spare<V>) {
         // Relaxed: the last store was the previous block's writer's, before the `&mut`
         // clear that happened before this block.
         let used = self.used.load(Ordering::Relaxed);
         for slot in self.slots.iter().take(used) {
             // SAFETY: the first `used` slots hold nodes (written by `alloc`), no longer
-            // reachable and owned by the caller alone (the contract above); each is
-            // dropped once, as `used` is reset below.
+            // reachable and owned by the caller alone (the contract above), so this is the
+            // only reference to the node; each is dropped once, as `used` is reset below.
+            let node = unsafe { (*slot.get()).assume_init_mut() };
+            node.versions.recycle(spare);
+            // SAFETY: as above; `node` is not used after this.
             unsafe { (*slot.get()).assume_init_drop() };
         }
         self.used.store(0, Ordering::Relaxed);
@@ -287,6 +290,8 @@ pub(crate) struct KeyIndex<K, V> {
     next_chunk: AtomicUsize,
     /// Chunks allocated during this block, once `chunks` ran out.
     extra: Mutex<Vec<ChunkBox<K, V>>>,
+    /// The writers' spare version buffers, between two writers (see [`Spare`]).
+    spares: Mutex<Vec<Spare<V>>>,
 }
 
 /// A writer's chunk: where its next new key's node goes. One per worker thread; it borrows
@@ -296,14 +301,19 @@ pub(crate) struct NodeCursor<'a, K, V> {
     chunk: *const Chunk<K, V>,
     /// The next free slot of `chunk` (`CHUNK` when there is no chunk).
     next: usize,
+    /// Version buffers of old nodes this writer dropped, for the keys it grows next;
+    /// taken from the index and given back to it (see [`Spare`]).
+    spare: Spare<V>,
 }
 
 impl<'a, K, V> NodeCursor<'a, K, V> {
     pub(crate) fn new(index: &'a KeyIndex<K, V>) -> Self {
+        let spare = lock(&index.spares).pop().unwrap_or_else(Spare::new);
         Self {
             index,
             chunk: ptr::null(),
             next: CHUNK,
+            spare,
         }
     }
 
@@ -315,7 +325,7 @@ impl<'a, K, V> NodeCursor<'a, K, V> {
             // SAFETY: `take_chunk` handed the chunk to this cursor alone, and whatever
             // nodes it holds were written before the last clear (a chunk is handed out
             // once per block), so they are unreachable.
-            unsafe { (*self.chunk).drop_stale() };
+            unsafe { (*self.chunk).drop_stale(&mut self.spare) };
         }
         // SAFETY: `chunk` was handed to this cursor alone by `take_chunk` (a `fetch_add`
         // index, or a chunk just allocated under the mutex), and stays allocated while the
@@ -340,6 +350,15 @@ impl<'a, K, V> NodeCursor<'a, K, V> {
         chunk.used.store(self.next, Ordering::Relaxed);
         // SAFETY: as above; the slot no longer counts as used, so nothing drops it again.
         unsafe { ptr::read(node.as_ptr()) }
+    }
+}
+
+impl<K, V> Drop for NodeCursor<'_, K, V> {
+    /// Gives the spare buffers back to the index, for a writer of a later block: freeing
+    /// them here would be the cross-thread frees they exist to avoid.
+    fn drop(&mut self) {
+        let spare = std::mem::replace(&mut self.spare, Spare::new());
+        lock(&self.index.spares).push(spare);
     }
 }
 
@@ -384,6 +403,7 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
             chunks: (0..chunk_count(keys)).map(|_| ChunkBox::new()).collect(),
             next_chunk: AtomicUsize::new(0),
             extra: Mutex::new(Vec::new()),
+            spares: Mutex::new(Vec::new()),
         }
     }
 
@@ -498,8 +518,10 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
         let (bucket, misses) = self.bucket(hash);
         let mut head = bucket.load(Ordering::Acquire);
         if let Some(node) = self.find(head, ptr::null(), hash, &key) {
-            let unread =
-                node.versions.write(txn_idx, incarnation, op) && self.unmissed(misses, txn_idx);
+            let unread = node
+                .versions
+                .write(txn_idx, incarnation, op, &mut cursor.spare)
+                && self.unmissed(misses, txn_idx);
             return (NodeRef(NonNull::from(node)), unread);
         }
         let node = cursor.alloc(Node {
@@ -523,7 +545,11 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
                         // Another thread inserted the key first: write there instead.
                         let mine = cursor.unalloc(node);
                         let unread = match mine.versions.into_first_op() {
-                            Some(op) => existing.versions.write(txn_idx, incarnation, op),
+                            Some(op) => {
+                                existing
+                                    .versions
+                                    .write(txn_idx, incarnation, op, &mut cursor.spare)
+                            }
                             None => false,
                         } && self.unmissed(misses, txn_idx);
                         return (NodeRef(NonNull::from(existing)), unread);
@@ -592,6 +618,31 @@ impl<K, V> KeyIndex<K, V> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dropped_hot_key_leaves_its_buffer_to_the_next_writer() {
+        let mut index = KeyIndex::<u32, u64>::new(4);
+        {
+            let mut cursor = NodeCursor::new(&index);
+            for txn_idx in 0..20 {
+                index.write(&mut cursor, 7, txn_idx, 0, WriteOp::Delta(1));
+            }
+            // Growing to 64 entries left the 16-entry buffer spare.
+            assert_eq!(cursor.spare.len(), 1);
+        }
+        // The cursor gave its spare back to the index.
+        assert_eq!(lock(&index.spares).len(), 1);
+        index.clear(4);
+        let mut cursor = NodeCursor::new(&index);
+        assert_eq!(cursor.spare.len(), 1);
+        assert!(lock(&index.spares).is_empty());
+        // Its first new key takes chunk 0 again and drops the hot key's node, keeping
+        // its 64-entry buffer.
+        index.write(&mut cursor, 8, 0, 0, WriteOp::Value(1));
+        assert_eq!(cursor.spare.len(), 2);
+        drop(cursor);
+        assert_eq!(lock(&index.spares).len(), 1);
+    }
 
     #[test]
     fn marks_start_over_when_the_epoch_wraps() {

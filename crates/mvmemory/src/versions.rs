@@ -1,7 +1,7 @@
 //! The versions of one key: for each transaction index that wrote it, the latest
 //! incarnation's write (a full value or a delta), possibly flagged ESTIMATE.
 
-use crate::sync::{into_inner, lock, Mutex};
+use crate::sync::{get_mut, into_inner, lock, Mutex};
 use crate::{DeltaValue, Incarnation, TxnIndex, Version};
 use smallvec::SmallVec;
 
@@ -63,6 +63,56 @@ type Entries<V> = SmallVec<[(TxnIndex, Entry<V>); 1]>;
 /// there [`KeyVersions::write`] grows them fourfold.
 const GROWTH_START: usize = 16;
 
+/// Emptied heap buffers of versions, kept by one writer for the keys it grows next.
+///
+/// A hot key's buffer is usually allocated by one worker and, in a later block, dropped
+/// by another (whichever takes the chunk of its node). With glibc, that free takes the
+/// allocating thread's arena lock, contended by everything that thread allocates. So the
+/// writer that drops an old node keeps its buffer here instead, and its next growths take
+/// buffers from here before allocating; the index keeps the writers' spares from block
+/// to block (`KeyIndex`), so a recycled buffer is never freed while the index lives.
+pub(crate) struct Spare<V> {
+    buffers: Vec<Entries<V>>,
+}
+
+/// The most buffers one [`Spare`] keeps.
+const MAX_SPARES: usize = 64;
+/// The largest buffer a [`Spare`] keeps, in entries.
+const MAX_SPARE_CAPACITY: usize = 1024;
+
+impl<V> Spare<V> {
+    pub(crate) fn new() -> Self {
+        Self {
+            buffers: Vec::new(),
+        }
+    }
+
+    /// Keeps `entries`' buffer, emptied, if it is a heap buffer worth keeping.
+    fn keep(&mut self, mut entries: Entries<V>) {
+        if entries.spilled()
+            && entries.capacity() <= MAX_SPARE_CAPACITY
+            && self.buffers.len() < MAX_SPARES
+        {
+            entries.clear();
+            self.buffers.push(entries);
+        }
+    }
+
+    /// An empty buffer of at least `capacity` entries, if the last one kept is one.
+    fn take(&mut self, capacity: usize) -> Option<Entries<V>> {
+        match self.buffers.last() {
+            Some(last) if last.capacity() >= capacity => self.buffers.pop(),
+            _ => None,
+        }
+    }
+
+    /// How many buffers it holds.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.buffers.len()
+    }
+}
+
 /// The versions of one key, ordered by transaction index.
 pub(crate) struct KeyVersions<V> {
     state: Mutex<State<V>>,
@@ -100,6 +150,12 @@ impl<V> KeyVersions<V> {
                 readers: 0,
             }),
         }
+    }
+
+    /// Moves the versions' heap buffer, if any, into `spare` (the node is being dropped).
+    pub(crate) fn recycle(&mut self, spare: &mut Spare<V>) {
+        let entries = std::mem::take(&mut get_mut(&mut self.state).entries);
+        spare.keep(entries);
     }
 
     /// The first write of versions no other thread has seen (see `KeyIndex::write`).
@@ -164,11 +220,14 @@ impl<V: DeltaValue> KeyVersions<V> {
     /// Records `txn_idx`'s write of incarnation `incarnation`, replacing its previous one.
     /// Returns whether no higher transaction has read the key through this node so far:
     /// every such read comes after this write in the key's lock order, and so sees it.
+    ///
+    /// Grows into a buffer of `spare` where it can, and leaves the buffer it outgrew there.
     pub(crate) fn write(
         &self,
         txn_idx: TxnIndex,
         incarnation: Incarnation,
         op: WriteOp<V>,
+        spare: &mut Spare<V>,
     ) -> bool {
         let entry = Entry {
             incarnation,
@@ -185,16 +244,18 @@ impl<V: DeltaValue> KeyVersions<V> {
             // allocated, which takes that worker's allocator arena lock (glibc): with
             // doubling, those reallocations made a third of the futex calls of a
             // contract block, and the contention slowed every other allocation.
-            if entries.spilled() {
-                // A fresh buffer and a `free` of the old one rather than a `realloc`:
-                // glibc reallocates under the old buffer's arena lock, while a small
-                // freed buffer goes to this thread's cache without any lock.
-                let mut grown = Entries::with_capacity(entries.len() * 4);
-                grown.extend(entries.drain(..));
-                *entries = grown;
+            // Into another buffer rather than by `realloc`: glibc reallocates under the
+            // old buffer's arena lock; the old buffer goes to `spare` instead.
+            let capacity = if entries.spilled() {
+                entries.len().saturating_mul(4)
             } else {
-                entries.reserve(GROWTH_START.saturating_sub(entries.len()));
-            }
+                GROWTH_START
+            };
+            let mut grown = spare
+                .take(capacity)
+                .unwrap_or_else(|| Entries::with_capacity(capacity));
+            grown.extend(entries.drain(..));
+            spare.keep(std::mem::replace(entries, grown));
         }
         match entries.last() {
             Some((last, _)) if *last < txn_idx => entries.push((txn_idx, entry)),
@@ -299,18 +360,69 @@ mod tests {
     #[test]
     fn a_hot_key_grows_in_few_reallocations() {
         let versions = KeyVersions::with_write(0, 0, WriteOp::Value(0u64));
+        let mut spare = Spare::new();
         let capacity = || lock(&versions.state).entries.capacity();
         assert_eq!(capacity(), 1);
         let mut capacities = vec![];
         for txn_idx in 1..200 {
-            versions.write(txn_idx, 0, WriteOp::Delta(1));
+            versions.write(txn_idx, 0, WriteOp::Delta(1), &mut spare);
             if capacities.last() != Some(&capacity()) {
                 capacities.push(capacity());
             }
         }
         // Inline, then 16 entries, then fourfold: three allocations for 200 writers where
-        // doubling from one would take eight.
+        // doubling from one would take eight. The outgrown buffers wait in the spare.
         assert_eq!(capacities, vec![16, 64, 256]);
+        assert_eq!(spare.len(), 2);
         assert_eq!(versions.read(200, |_| ()), ReadOutcome::Resolved(199));
+    }
+
+    #[test]
+    fn growth_takes_a_spare_buffer_and_dropped_versions_leave_theirs() {
+        let mut spare = Spare::new();
+        let mut hot = KeyVersions::with_write(0, 0, WriteOp::Value(0u64));
+        for txn_idx in 1..20 {
+            hot.write(txn_idx, 0, WriteOp::Delta(1), &mut spare);
+        }
+        // The 16-entry buffer it outgrew is spare; the node's 64-entry one goes there
+        // when the node is dropped.
+        assert_eq!(spare.len(), 1);
+        hot.recycle(&mut spare);
+        assert_eq!(spare.len(), 2);
+        // A key growing past one entry takes the last buffer kept (64 entries), with no
+        // allocation, and leaves nothing behind (its inline entry has no buffer).
+        let next = KeyVersions::with_write(0, 0, WriteOp::Value(1u64));
+        next.write(1, 0, WriteOp::Value(2), &mut spare);
+        assert_eq!(spare.len(), 1);
+        assert_eq!(lock(&next.state).entries.capacity(), 64);
+        assert_eq!(
+            next.read(2, |v| *v),
+            ReadOutcome::Versioned(
+                Version {
+                    txn_idx: 1,
+                    incarnation: 0
+                },
+                2
+            )
+        );
+        // Growing to 16 takes the 16-entry buffer; growing to 64 finds nothing spare,
+        // allocates, and keeps the 16-entry buffer it outgrew.
+        let mut big = KeyVersions::with_write(0, 0, WriteOp::Value(0u64));
+        big.write(1, 0, WriteOp::Value(3), &mut spare);
+        assert_eq!(spare.len(), 0);
+        for txn_idx in 2..=16 {
+            big.write(txn_idx, 0, WriteOp::Value(3), &mut spare);
+        }
+        assert_eq!(lock(&big.state).entries.capacity(), 64);
+        assert_eq!(spare.len(), 1);
+        // Growing to 256: the spare 16-entry buffer is too small and stays; the 64-entry
+        // one joins it.
+        for txn_idx in 17..=64 {
+            big.write(txn_idx, 0, WriteOp::Value(3), &mut spare);
+        }
+        assert_eq!(lock(&big.state).entries.capacity(), 256);
+        assert_eq!(spare.len(), 2);
+        big.recycle(&mut spare);
+        assert_eq!(spare.len(), 3);
     }
 }
