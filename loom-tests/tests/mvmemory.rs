@@ -193,6 +193,39 @@ fn racing_inserts_share_a_bucket() {
     });
 }
 
+/// Spawns a thread recording `txn_idx`'s write of `value` to key 7; it returns whether
+/// the memory reported a new location read around.
+fn spawn_write(
+    mem: &Arc<MVMemory<u8, u64>>,
+    txn_idx: usize,
+    value: u64,
+) -> thread::JoinHandle<bool> {
+    let mem = mem.clone();
+    thread::spawn(move || {
+        mem.record(
+            v(txn_idx, 0),
+            no_reads(),
+            one_write(7, WriteOp::Value(value)),
+        )
+    })
+}
+
+/// The read by a transaction above 0 saw transaction 0's
+/// write of 1, or transaction 0's record reported the write as read around.
+fn assert_seen_or_reported(seen: &ReadOutcome<u64>, read_around: bool) {
+    assert!(
+        *seen == ReadOutcome::Versioned(v(0, 0), 1) || read_around,
+        "a reader missed the write ({seen:?}) and the writer did not report it"
+    );
+}
+
+/// Models of three threads, with a preemption bound of 2 so they finish in seconds.
+fn check_three_threads(model: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(model);
+}
+
 /// The refinement of "wrote a new location": a write new to its transaction counts as read
 /// around only if a higher transaction read (or missed) the key before it. A miss racing
 /// the insert of the key it missed: either the reader's second look finds the new node,
@@ -202,16 +235,9 @@ fn racing_inserts_share_a_bucket() {
 fn a_miss_racing_an_insert_is_seen_by_one_side() {
     loom::model(|| {
         let mem = Arc::new(MVMemory::<u8, u64>::new(2));
-        let writer = {
-            let mem = mem.clone();
-            thread::spawn(move || mem.record(v(0, 0), no_reads(), one_write(7, WriteOp::Value(1))))
-        };
+        let writer = spawn_write(&mem, 0, 1);
         let seen = mem.read(&7, 1);
-        let read_around = writer.join().unwrap();
-        assert!(
-            seen == ReadOutcome::Versioned(v(0, 0), 1) || read_around,
-            "the reader missed the write ({seen:?}) and the writer did not report it"
-        );
+        assert_seen_or_reported(&seen, writer.join().unwrap());
     });
 }
 
@@ -220,27 +246,18 @@ fn a_miss_racing_an_insert_is_seen_by_one_side() {
 /// still finds the node or is reported.
 #[test]
 fn a_miss_covered_by_a_higher_mark_is_seen_by_one_side() {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(2);
-    builder.check(|| {
+    check_three_threads(|| {
         let mem = Arc::new(MVMemory::<u8, u64>::new(3));
         let higher = {
             let mem = mem.clone();
             thread::spawn(move || mem.read(&7, 2))
         };
-        let writer = {
-            let mem = mem.clone();
-            thread::spawn(move || mem.record(v(0, 0), no_reads(), one_write(7, WriteOp::Value(1))))
-        };
+        let writer = spawn_write(&mem, 0, 1);
         let seen = mem.read(&7, 1);
         let seen_higher = higher.join().unwrap();
         let read_around = writer.join().unwrap();
-        for outcome in [seen, seen_higher] {
-            assert!(
-                outcome == ReadOutcome::Versioned(v(0, 0), 1) || read_around,
-                "a reader missed the write ({outcome:?}) and the writer did not report it"
-            );
-        }
+        assert_seen_or_reported(&seen, read_around);
+        assert_seen_or_reported(&seen_higher, read_around);
     });
 }
 
@@ -249,24 +266,12 @@ fn a_miss_covered_by_a_higher_mark_is_seen_by_one_side() {
 /// read around it.
 #[test]
 fn a_miss_before_an_insert_counts_for_a_lower_writer() {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(2);
-    builder.check(|| {
+    check_three_threads(|| {
         let mem = Arc::new(MVMemory::<u8, u64>::new(3));
-        let inserter = {
-            let mem = mem.clone();
-            thread::spawn(move || mem.record(v(2, 0), no_reads(), one_write(7, WriteOp::Value(2))))
-        };
-        let writer = {
-            let mem = mem.clone();
-            thread::spawn(move || mem.record(v(0, 0), no_reads(), one_write(7, WriteOp::Value(1))))
-        };
+        let inserter = spawn_write(&mem, 2, 2);
+        let writer = spawn_write(&mem, 0, 1);
         let seen = mem.read(&7, 1);
         inserter.join().unwrap();
-        let read_around = writer.join().unwrap();
-        assert!(
-            seen == ReadOutcome::Versioned(v(0, 0), 1) || read_around,
-            "the reader missed the write ({seen:?}) and the writer did not report it"
-        );
+        assert_seen_or_reported(&seen, writer.join().unwrap());
     });
 }
