@@ -202,13 +202,10 @@ struct Chunk<K, V> {
 impl<K, V> Chunk<K, V> {
     /// Drops the chunk's nodes in place, leaving it empty.
     fn drop_nodes(&mut self) {
-        let used = crate::sync::get_mut_usize(&mut self.used);
-        for slot in self.slots.iter_mut().take(used) {
-            // SAFETY: the first `used` slots hold nodes written by the chunk's writer
-            // (`NodeCursor::alloc`), each dropped once: `used` is reset below.
-            unsafe { slot.get_mut().assume_init_drop() };
-        }
-        crate::sync::set_usize(&mut self.used, 0);
+        // SAFETY: `&mut self` is the chunk to ourselves, and no node can be reached any
+        // more (the index that owned it is being dropped or was cleared through `&mut`).
+        // The spare buffers go with the temporary list.
+        unsafe { self.drop_stale(&mut Spare::new()) }
     }
 
     /// Drops the nodes an earlier block left in this chunk, for the writer that just took
@@ -412,12 +409,11 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
         FxBuildHasher::default().hash_one(key)
     }
 
-    /// The bucket of `hash` and its read-miss mark.
+    /// The bucket of `hash`.
     #[inline]
-    fn bucket(&self, hash: u64) -> (&AtomicPtr<Node<K, V>>, &AtomicU64) {
+    fn bucket(&self, hash: u64) -> &Bucket<K, V> {
         // The mask keeps the index below the length: this never falls back.
-        let bucket = &self.buckets[(hash as usize) & self.mask];
-        (&bucket.head, &bucket.misses)
+        &self.buckets[(hash as usize) & self.mask]
     }
 
     /// The read-miss mark of `txn_idx` in this block: above every mark of earlier blocks,
@@ -457,7 +453,7 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
     #[inline]
     pub(crate) fn with<R>(&self, key: &K, f: impl FnOnce(&KeyVersions<V>) -> R) -> Option<R> {
         let hash = Self::hash(key);
-        let head = self.bucket(hash).0.load(Ordering::Acquire);
+        let head = self.bucket(hash).head.load(Ordering::Acquire);
         self.find(head, ptr::null(), hash, key)
             .map(|node| f(&node.versions))
     }
@@ -474,27 +470,48 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
         f: impl FnOnce(&KeyVersions<V>) -> R,
     ) -> Option<R> {
         let hash = Self::hash(key);
-        let (bucket, misses) = self.bucket(hash);
-        let head = bucket.load(Ordering::Acquire);
+        let bucket = self.bucket(hash);
+        let head = bucket.head.load(Ordering::Acquire);
         if let Some(node) = self.find(head, ptr::null(), hash, key) {
             return Some(f(&node.versions));
         }
         let mark = self.mark(txn_idx);
-        if misses.load(Ordering::Acquire) < mark {
-            misses.fetch_max(mark, Ordering::AcqRel);
+        if bucket.misses.load(Ordering::Acquire) < mark {
+            bucket.misses.fetch_max(mark, Ordering::AcqRel);
         }
-        let again = bucket.load(Ordering::Acquire);
+        let again = bucket.head.load(Ordering::Acquire);
         self.find(again, head, hash, key)
             .map(|node| f(&node.versions))
     }
 
-    /// Whether no transaction above `txn_idx` has marked a miss in the bucket `misses` so
-    /// far. A read-modify-write, called after this write's node was reached or published
-    /// (see the module's read-miss marks for why it must be one).
+    /// Whether no transaction above `txn_idx` has marked a miss in `bucket` so far. A
+    /// read-modify-write, called after this write's node was reached or published (see
+    /// the module's read-miss marks for why it must be one).
     #[inline]
-    fn unmissed(&self, misses: &AtomicU64, txn_idx: TxnIndex) -> bool {
+    fn unmissed(&self, bucket: &Bucket<K, V>, txn_idx: TxnIndex) -> bool {
         txn_idx < u32::MAX as usize - 1
-            && misses.fetch_max(0, Ordering::AcqRel) <= self.mark(txn_idx)
+            && bucket.misses.fetch_max(0, Ordering::AcqRel) <= self.mark(txn_idx)
+    }
+
+    /// Records a write to `node`, which was already in `bucket`'s chain, and returns it
+    /// with whether no higher transaction has read around the write: not through the node
+    /// (its readers), nor by missing the key before the node was inserted (the bucket).
+    #[inline]
+    fn write_existing(
+        &self,
+        bucket: &Bucket<K, V>,
+        node: &Node<K, V>,
+        spare: &mut Spare<V>,
+        txn_idx: TxnIndex,
+        incarnation: Incarnation,
+        op: WriteOp<V>,
+    ) -> (NodeRef<K, V>, bool)
+    where
+        V: DeltaValue,
+    {
+        let unread =
+            node.versions.write(txn_idx, incarnation, op, spare) && self.unmissed(bucket, txn_idx);
+        (NodeRef(NonNull::from(node)), unread)
     }
 
     /// Records `txn_idx`'s write of incarnation `incarnation` to `key`, inserting the key
@@ -515,14 +532,10 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
         V: DeltaValue,
     {
         let hash = Self::hash(&key);
-        let (bucket, misses) = self.bucket(hash);
-        let mut head = bucket.load(Ordering::Acquire);
+        let bucket = self.bucket(hash);
+        let mut head = bucket.head.load(Ordering::Acquire);
         if let Some(node) = self.find(head, ptr::null(), hash, &key) {
-            let unread = node
-                .versions
-                .write(txn_idx, incarnation, op, &mut cursor.spare)
-                && self.unmissed(misses, txn_idx);
-            return (NodeRef(NonNull::from(node)), unread);
+            return self.write_existing(bucket, node, &mut cursor.spare, txn_idx, incarnation, op);
         }
         let node = cursor.alloc(Node {
             hash,
@@ -531,11 +544,13 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
             next: head,
         });
         loop {
-            match bucket.compare_exchange(head, node.as_ptr(), Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    return (NodeRef(node), self.unmissed(misses, txn_idx));
-                }
+            match bucket.head.compare_exchange(
+                head,
+                node.as_ptr(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return (NodeRef(node), self.unmissed(bucket, txn_idx)),
                 Err(current) => {
                     // Other keys were prepended since `head`: look for ours among them.
                     // SAFETY: `node` is the slot `alloc` just filled and no swap published
@@ -544,15 +559,18 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
                     if let Some(existing) = self.find(current, head, hash, &mine.key) {
                         // Another thread inserted the key first: write there instead.
                         let mine = cursor.unalloc(node);
-                        let unread = match mine.versions.into_first_op() {
-                            Some(op) => {
-                                existing
-                                    .versions
-                                    .write(txn_idx, incarnation, op, &mut cursor.spare)
-                            }
-                            None => false,
-                        } && self.unmissed(misses, txn_idx);
-                        return (NodeRef(NonNull::from(existing)), unread);
+                        return match mine.versions.into_first_op() {
+                            Some(op) => self.write_existing(
+                                bucket,
+                                existing,
+                                &mut cursor.spare,
+                                txn_idx,
+                                incarnation,
+                                op,
+                            ),
+                            // Unreachable: the node was built holding one write.
+                            None => (NodeRef(NonNull::from(existing)), false),
+                        };
                     }
                     mine.next = current;
                     head = current;

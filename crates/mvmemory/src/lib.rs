@@ -265,9 +265,8 @@ where
             return false;
         };
         let mut nodes = SmallVec::<[NodeRef<K, V>; 4]>::new();
-        // Nodes that existed before this write, or were inserted by it after a higher
-        // transaction missed the key: new to this transaction, they may have been read
-        // around by a higher one.
+        // The nodes whose write the index reports a higher transaction may have read
+        // around; any of them new to this transaction makes a new location.
         let mut read_around = SmallVec::<[NodeRef<K, V>; 4]>::new();
         for (key, op) in writes {
             let (node, unread) = self.index.write(cursor, key, txn_idx, incarnation, op);

@@ -46,20 +46,6 @@ pub(crate) fn into_inner<T>(mutex: Mutex<T>) -> T {
     }
 }
 
-/// The value of `atomic`, through exclusive access.
-#[cfg(not(loom))]
-#[inline]
-pub(crate) fn get_mut_usize(atomic: &mut AtomicUsize) -> usize {
-    *atomic.get_mut()
-}
-
-/// The value of `atomic`, through exclusive access.
-#[cfg(loom)]
-#[inline]
-pub(crate) fn get_mut_usize(atomic: &mut AtomicUsize) -> usize {
-    atomic.with_mut(|v| *v)
-}
-
 /// Sets `atomic` through exclusive access.
 #[cfg(not(loom))]
 #[inline]
