@@ -57,8 +57,9 @@ pub struct BlockExecution {
     pub gas_fee: u64,
     /// Burned by the block, per asset.
     pub burned: BTreeMap<Hash, u64>,
-    /// What the block changes: each written key's final value, in a deterministic order
-    /// (by the index of its last writer).
+    /// What the block changes: each written key's final value, once. The order depends
+    /// only on the block, the state before it and the execution path (compare them as
+    /// sets across paths).
     pub changes: Vec<Change>,
     /// How it was executed.
     pub path: ExecutionPath,
@@ -430,7 +431,9 @@ impl TosBlockExecutor {
     ) -> Result<BlockExecution, TosError> {
         let probe = probe_len(txs.len(), self.config.max_parallelism);
         let oracle = self.oracle_checking(check_signatures);
-        let mut run = OracleRun::new(&oracle, state, txs.len());
+        // Sized for the prefix: a map sized for the whole block costs page faults the
+        // prefix, which runs on one thread, would pay for nothing.
+        let mut run = OracleRun::new(&oracle, state, probe);
         let mut touched = Vec::new();
         let mut bounds = Vec::with_capacity(probe);
         {
@@ -458,6 +461,7 @@ impl TosBlockExecutor {
         };
         if probe == txs.len() || estimate < threshold {
             let _span = tracing::debug_span!("execute", path = "sequential").entered();
+            run.reserve(txs.len() - probe);
             for tx in &txs[probe..] {
                 run.apply(tx, None)?;
             }
@@ -476,24 +480,24 @@ impl TosBlockExecutor {
                 stats(BlockStats::default()),
             );
         }
-        let (mut results, mut changes) = run.into_parts();
+        let (mut results, mut prefix) = run.into_parts();
         let rest = AfterPrefix {
             below: state,
-            prefix: &changes,
+            prefix: &prefix,
         };
         let (rest_results, rest_changes, path, rest_stats) =
             self.run_parallel(&rest, &txs[probe..], check_signatures)?;
         results.extend(rest_results);
-        // The rest's final values replace the prefix's.
+        // The rest's final values replace the prefix's: the keys only the prefix wrote,
+        // then the rest's changes. (Not by extending the prefix's map, which is sized for
+        // the prefix: growing it to the whole block's keys rehashes it several times, on
+        // one thread, after the parallel part.)
+        for (key, _) in &rest_changes {
+            prefix.remove(key);
+        }
+        let mut changes: Vec<Change> = prefix.into_iter().collect();
         changes.extend(rest_changes);
-        finish(
-            state,
-            topoheight,
-            results,
-            changes.into_iter().collect(),
-            path,
-            stats(rest_stats),
-        )
+        finish(state, topoheight, results, changes, path, stats(rest_stats))
     }
 
     /// `txs` under Block-STM on `storage`, the accumulators added after (see `TosVm`).

@@ -490,6 +490,12 @@ impl<'e, 's, 'a> OracleRun<'e, 's, 'a> {
         }
     }
 
+    /// Makes room for about `txs` more transactions.
+    pub(crate) fn reserve(&mut self, txs: usize) {
+        self.state.current.reserve(txs.saturating_mul(3));
+        self.results.reserve(txs);
+    }
+
     /// Executes the next transaction; with `touched`, appends the contract keys it wrote
     /// (storage entries, contract balances, a deployed module).
     pub(crate) fn apply(

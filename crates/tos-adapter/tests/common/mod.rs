@@ -113,9 +113,16 @@ pub fn nonce(store: &impl TosStorage, account: &KeyPair) -> u64 {
         .map_or(0, |(_, v)| v.nonce)
 }
 
-/// A block's changes as a map, for comparing executions regardless of order.
+/// A block's changes as a map, for comparing executions regardless of order; checks that
+/// no key appears twice.
 pub fn changes(execution: &BlockExecution) -> BTreeMap<StateKey, StateValue> {
-    execution.changes.iter().cloned().collect()
+    let changes: BTreeMap<StateKey, StateValue> = execution.changes.iter().cloned().collect();
+    assert_eq!(
+        changes.len(),
+        execution.changes.len(),
+        "a key appears more than once in the block's changes"
+    );
+    changes
 }
 
 /// Executes `txs` as block 1 on `store` (topoheight 0) through the synchronous and the
