@@ -132,6 +132,28 @@ fn position<V>(entries: &Entries<V>, txn_idx: TxnIndex) -> Result<usize, usize> 
     entries.binary_search_by_key(&txn_idx, |(idx, _)| *idx)
 }
 
+/// Entries looked at from the end before [`count_below`] falls back to a binary search.
+const SCAN_FROM_END: usize = 4;
+
+/// How many of `entries` (sorted by index) are below `txn_idx`. A reader usually comes
+/// after all or all but a few of a key's writers (transactions execute and validate
+/// roughly in block order), so this looks at the last few entries first: one cache line
+/// where a binary search of a hot key's versions touches one per step.
+#[inline]
+fn count_below<E>(entries: &[(TxnIndex, E)], txn_idx: TxnIndex) -> usize {
+    let mut below = entries.len();
+    for (at, (idx, _)) in entries.iter().enumerate().rev().take(SCAN_FROM_END) {
+        if *idx < txn_idx {
+            return at + 1;
+        }
+        below = at;
+    }
+    // `below` is at most the length: the slice is always there.
+    entries
+        .get(..below)
+        .map_or(0, |head| head.partition_point(|(idx, _)| *idx < txn_idx))
+}
+
 impl<V> KeyVersions<V> {
     /// The versions of a key whose first write is `txn_idx`'s.
     pub(crate) fn with_write(txn_idx: TxnIndex, incarnation: Incarnation, op: WriteOp<V>) -> Self {
@@ -182,7 +204,7 @@ impl<V: DeltaValue> KeyVersions<V> {
             state.readers = txn_idx.saturating_add(1);
         }
         let entries = &state.entries;
-        let below = entries.partition_point(|(idx, _)| *idx < txn_idx);
+        let below = count_below(entries, txn_idx);
         let mut deltas: Option<u64> = None;
         for (idx, entry) in entries[..below].iter().rev() {
             let idx = *idx;
@@ -356,6 +378,21 @@ pub enum FinalError<E> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_below_is_a_partition_point() {
+        for len in 0..24usize {
+            // Every other index written: readers between, on and around the writers.
+            let entries: Vec<(TxnIndex, ())> = (0..len).map(|i| (2 * i + 1, ())).collect();
+            for txn_idx in 0..2 * len + 3 {
+                assert_eq!(
+                    count_below(&entries, txn_idx),
+                    entries.partition_point(|(idx, _)| *idx < txn_idx),
+                    "{len} entries, reader {txn_idx}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn a_hot_key_grows_in_few_reallocations() {
