@@ -1,13 +1,16 @@
 //! Criterion benches of TOS blocks: the sequential executor against Block-STM (all cores)
 //! at conflict rates and block sizes, and on the contract workloads (`token:1000`, `amm`,
-//! `counter`).
+//! `counter`); and where Block-STM's time goes on `token:1000` (`engine_overhead`).
 //!
 //! `cargo bench --bench tos` (about three minutes on two cores).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use executor::{ParallelExecutor, SequentialExecutor};
+use std::sync::Arc;
 use std::time::Duration;
 use tos_adapter::{
-    BlockState, ExecutionConfig, MemoryStore, SequentialTosExecutor, TosBlockExecutor, TosStorage,
+    fixed_modules, BlockState, ExecutionConfig, MemoryStore, SequentialTosExecutor,
+    TosBlockExecutor, TosStorage, TosVm,
 };
 use tos_blockstm::workload::{Generator, Workload};
 
@@ -66,5 +69,66 @@ fn contracts(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, conflict_rates, receivers_and_p2p, contracts);
+/// Block-STM's own cost on `token:1000`, with no probe, no fallback and no accumulator
+/// pass: the engine's sequential executor and Block-STM at 1 and 2 threads over the same
+/// `TosVm` and preloaded state. `block_stm/1` against `sequential` is the engine's
+/// bookkeeping on one core (no other core's cache lines involved); `two_blocks_at_once/2`
+/// (the sequential executor on two threads at once, each running the whole block,
+/// counted as two blocks) is how much of a second core the machine gives this work, the
+/// bound of any 2-thread speed-up here.
+fn engine_overhead(c: &mut Criterion) {
+    let txs = 10_000;
+    let mut generator = Generator::new(Workload::Token(1_000), txs, 1, false);
+    let store = MemoryStore::new();
+    store.write_block(0, &generator.genesis().unwrap()).unwrap();
+    let block = generator.block();
+    let state = BlockState::preload(&store, 0, TosBlockExecutor::declared_keys(&block), 2).unwrap();
+    let mut vm = TosVm::new(false);
+    vm.fixed_modules = Some(Arc::new(fixed_modules(&block, &state).unwrap()));
+    let mut g = c.benchmark_group("engine_overhead/token:1000");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(txs as u64));
+    g.bench_function("sequential", |b| {
+        b.iter(|| {
+            SequentialExecutor
+                .execute_block(&vm, &state, &block)
+                .unwrap()
+        })
+    });
+    for threads in [1, 2] {
+        let engine = ParallelExecutor::new(threads);
+        g.bench_with_input(
+            BenchmarkId::new("block_stm", threads),
+            &block,
+            |b, block| b.iter(|| engine.execute_block(&vm, &state, block).unwrap()),
+        );
+    }
+    g.throughput(Throughput::Elements(2 * txs as u64));
+    g.bench_function(BenchmarkId::new("two_blocks_at_once", 2), |b| {
+        b.iter(|| {
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| {
+                    SequentialExecutor
+                        .execute_block(&vm, &state, &block)
+                        .unwrap()
+                });
+                let mine = SequentialExecutor
+                    .execute_block(&vm, &state, &block)
+                    .unwrap();
+                (mine, other.join().unwrap())
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    conflict_rates,
+    receivers_and_p2p,
+    contracts,
+    engine_overhead
+);
 criterion_main!(benches);

@@ -1,0 +1,68 @@
+//! Runs one `token:1000` block of 10,000 transactions through one executor, again and
+//! again, and prints the median time: a target for `perf record` and `valgrind
+//! --tool=callgrind` when looking for where Block-STM's time goes (see
+//! `docs/BENCHMARKS.md`). Same state, VM and block as the `engine_overhead` bench.
+//!
+//! ```text
+//! cargo run --release --example token_profile -- <mode> [runs]
+//! ```
+//!
+//! Modes: `sequential` (the engine's sequential executor), `block-stm-N` (Block-STM on N
+//! threads, no probe and no fallback), `oracle` (the TOS adapter's sequential executor),
+//! `two-at-once` (the sequential executor on two threads at once, each running the
+//! whole block). Runs: 20 by default.
+
+use executor::{ParallelExecutor, SequentialExecutor};
+use std::error::Error;
+use std::sync::Arc;
+use std::time::Instant;
+use tos_adapter::{
+    fixed_modules, BlockState, MemoryStore, SequentialTosExecutor, TosBlockExecutor, TosStorage,
+    TosVm,
+};
+use tos_blockstm::workload::{Generator, Workload};
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "sequential".to_owned());
+    let runs: usize = args.next().map_or(Ok(20), |runs| runs.parse())?;
+    let mut generator = Generator::new(Workload::Token(1_000), 10_000, 1, false);
+    let store = MemoryStore::new();
+    store.write_block(0, &generator.genesis()?)?;
+    let block = generator.block();
+    let state = BlockState::preload(&store, 0, TosBlockExecutor::declared_keys(&block), 2)?;
+    let mut vm = TosVm::new(false);
+    vm.fixed_modules = Some(Arc::new(fixed_modules(&block, &state)?));
+    let oracle = SequentialTosExecutor::new(false);
+    let engine = match mode.strip_prefix("block-stm-") {
+        Some(threads) => Some(ParallelExecutor::new(threads.parse()?)),
+        None => None,
+    };
+    let sequential = || {
+        SequentialExecutor
+            .execute_block(&vm, &state, &block)
+            .map(drop)
+    };
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        match (mode.as_str(), &engine) {
+            (_, Some(engine)) => engine.execute_block(&vm, &state, &block).map(drop)?,
+            ("sequential", None) => sequential()?,
+            ("oracle", None) => oracle.execute_on(&state, 1, &block).map(drop)?,
+            ("two-at-once", None) => std::thread::scope(|scope| -> Result<(), Box<dyn Error>> {
+                let other = scope.spawn(sequential);
+                sequential()?;
+                Ok(other.join().map_err(|_| "the second thread panicked")??)
+            })?,
+            _ => return Err(format!("unknown mode {mode}").into()),
+        }
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    match times.get(times.len() / 2) {
+        Some(median) => println!("{mode}: median {median:.2} ms over {runs} runs"),
+        None => println!("{mode}: no runs"),
+    }
+    Ok(())
+}
