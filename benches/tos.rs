@@ -10,15 +10,21 @@ use std::sync::Arc;
 use std::time::Duration;
 use tos_adapter::{
     fixed_modules, BlockState, ExecutionConfig, MemoryStore, SequentialTosExecutor,
-    TosBlockExecutor, TosStorage, TosVm,
+    TosBlockExecutor, TosStorage, TosVm, Transaction,
 };
 use tos_blockstm::workload::{Generator, Workload};
 
-fn bench_block(c: &mut Criterion, group: &str, workload: Workload, txs: usize) {
+/// A store holding `workload`'s genesis, and one block of `txs` transactions on it.
+fn genesis_and_block(workload: Workload, txs: usize) -> (MemoryStore, Vec<Transaction>) {
     let mut generator = Generator::new(workload, txs, 1, false);
     let store = MemoryStore::new();
     store.write_block(0, &generator.genesis().unwrap()).unwrap();
     let block = generator.block();
+    (store, block)
+}
+
+fn bench_block(c: &mut Criterion, group: &str, workload: Workload, txs: usize) {
+    let (store, block) = genesis_and_block(workload, txs);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let state =
         BlockState::preload(&store, 0, TosBlockExecutor::declared_keys(&block), cores).unwrap();
@@ -78,46 +84,33 @@ fn contracts(c: &mut Criterion) {
 /// bound of any 2-thread speed-up here.
 fn engine_overhead(c: &mut Criterion) {
     let txs = 10_000;
-    let mut generator = Generator::new(Workload::Token(1_000), txs, 1, false);
-    let store = MemoryStore::new();
-    store.write_block(0, &generator.genesis().unwrap()).unwrap();
-    let block = generator.block();
+    let (store, block) = genesis_and_block(Workload::Token(1_000), txs);
     let state = BlockState::preload(&store, 0, TosBlockExecutor::declared_keys(&block), 2).unwrap();
     let mut vm = TosVm::new(false);
     vm.fixed_modules = Some(Arc::new(fixed_modules(&block, &state).unwrap()));
+    let sequential = || {
+        SequentialExecutor
+            .execute_block(&vm, &state, &block)
+            .unwrap()
+    };
     let mut g = c.benchmark_group("engine_overhead/token:1000");
     g.sample_size(20)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2))
         .throughput(Throughput::Elements(txs as u64));
-    g.bench_function("sequential", |b| {
-        b.iter(|| {
-            SequentialExecutor
-                .execute_block(&vm, &state, &block)
-                .unwrap()
-        })
-    });
+    g.bench_function("sequential", |b| b.iter(sequential));
     for threads in [1, 2] {
         let engine = ParallelExecutor::new(threads);
-        g.bench_with_input(
-            BenchmarkId::new("block_stm", threads),
-            &block,
-            |b, block| b.iter(|| engine.execute_block(&vm, &state, block).unwrap()),
-        );
+        g.bench_function(BenchmarkId::new("block_stm", threads), |b| {
+            b.iter(|| engine.execute_block(&vm, &state, &block).unwrap())
+        });
     }
     g.throughput(Throughput::Elements(2 * txs as u64));
     g.bench_function(BenchmarkId::new("two_blocks_at_once", 2), |b| {
         b.iter(|| {
             std::thread::scope(|scope| {
-                let other = scope.spawn(|| {
-                    SequentialExecutor
-                        .execute_block(&vm, &state, &block)
-                        .unwrap()
-                });
-                let mine = SequentialExecutor
-                    .execute_block(&vm, &state, &block)
-                    .unwrap();
-                (mine, other.join().unwrap())
+                let other = scope.spawn(sequential);
+                (sequential(), other.join().unwrap())
             })
         })
     });
