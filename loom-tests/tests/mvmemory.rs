@@ -156,6 +156,31 @@ fn validation_racing_a_lower_write() {
     });
 }
 
+/// The same with the read located: validation follows the read's node instead of looking
+/// the key up, and must see the racing write to that node just the same.
+#[test]
+fn located_validation_racing_a_lower_write() {
+    loom::model(|| {
+        let mem = Arc::new(MVMemory::<u8, u64>::new(3));
+        mem.record(v(0, 0), no_reads(), one_write(4, WriteOp::Value(1)));
+        let mut reads = mem.located_reads();
+        let (outcome, location) = mem.read_located(&4, 2);
+        assert_eq!(outcome, ReadOutcome::Versioned(v(0, 0), 1));
+        reads.push(location, &4, ReadKind::Version(v(0, 0)));
+        mem.writer()
+            .record_with_output(v(2, 0), reads, Default::default(), ());
+        let writer = {
+            let mem = mem.clone();
+            thread::spawn(move || {
+                mem.record(v(1, 0), no_reads(), one_write(4, WriteOp::Value(9)));
+            })
+        };
+        let _ = mem.validate_read_set(2);
+        writer.join().unwrap();
+        assert!(!mem.validate_read_set(2));
+    });
+}
+
 /// Two writers inserting keys new to the block into the index at once (the loom build's
 /// index has two buckets, so the three keys share chains), one key written by both, while
 /// a third thread looks a key up: nothing is lost, a lookup sees a key fully written or

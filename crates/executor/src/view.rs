@@ -4,9 +4,7 @@
 
 use crate::vm::{Halt, Overflow, Storage, TxnView};
 use crate::write_buffer::{add_to, WriteBuffer};
-use mvmemory::{
-    DeltaValue, MVMemory, ReadDescriptor, ReadKind, ReadOutcome, ReadSet, TxnIndex, WriteOp,
-};
+use mvmemory::{DeltaValue, LocatedReads, MVMemory, ReadKind, ReadOutcome, TxnIndex, WriteOp};
 use std::hash::Hash;
 
 /// Why an incarnation was halted by its view.
@@ -23,7 +21,7 @@ pub(crate) struct ParallelView<'a, K, V, O, S: Storage> {
     memory: &'a MVMemory<K, V, O>,
     storage: &'a S,
     txn_idx: TxnIndex,
-    pub(crate) reads: ReadSet<K>,
+    pub(crate) reads: LocatedReads<'a, K, V>,
     pub(crate) writes: WriteBuffer<K, V>,
     pub(crate) halt: Option<HaltReason<S::Error>>,
 }
@@ -39,7 +37,7 @@ where
             memory,
             storage,
             txn_idx,
-            reads: ReadSet::new(),
+            reads: memory.located_reads(),
             writes: WriteBuffer::new(),
             halt: None,
         }
@@ -60,7 +58,8 @@ where
 
     /// What the transactions below left at `key` (or storage's value), recorded.
     fn read_below(&mut self, key: &K) -> Result<Option<V>, Halt> {
-        let (kind, value) = match self.memory.read(key, self.txn_idx) {
+        let (outcome, location) = self.memory.read_located(key, self.txn_idx);
+        let (kind, value) = match outcome {
             ReadOutcome::Versioned(version, value) => (ReadKind::Version(version), Some(value)),
             ReadOutcome::Resolved(n) => (ReadKind::Resolved(n), Some(V::from_u64(n))),
             ReadOutcome::Unresolved(sum) => {
@@ -76,10 +75,7 @@ where
             }
             ReadOutcome::DeltaOverflow => return Err(self.stop(HaltReason::SpeculativeOverflow)),
         };
-        self.reads.push(ReadDescriptor {
-            key: key.clone(),
-            kind,
-        });
+        self.reads.push(location, key, kind);
         Ok(value)
     }
 }

@@ -458,22 +458,17 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
             .map(|node| f(&node.versions))
     }
 
-    /// [`with`](Self::with) for a read by transaction `txn_idx`'s execution: if the key is
-    /// not in the index, the miss is marked in its bucket before a second look, so that a
-    /// lower transaction inserting the key concurrently either is seen by the second look
-    /// or sees the mark (see `write`).
+    /// The node of `key` for a read by transaction `txn_idx`'s execution, if the key was
+    /// written in this block. If it is not in the index, the miss is marked in its bucket
+    /// before a second look, so that a lower transaction inserting the key concurrently
+    /// either is seen by the second look or sees the mark (see `write`).
     #[inline]
-    pub(crate) fn read<R>(
-        &self,
-        key: &K,
-        txn_idx: TxnIndex,
-        f: impl FnOnce(&KeyVersions<V>) -> R,
-    ) -> Option<R> {
+    pub(crate) fn locate(&self, key: &K, txn_idx: TxnIndex) -> Option<NodeRef<K, V>> {
         let hash = Self::hash(key);
         let bucket = self.bucket(hash);
         let head = bucket.head.load(Ordering::Acquire);
         if let Some(node) = self.find(head, ptr::null(), hash, key) {
-            return Some(f(&node.versions));
+            return Some(NodeRef(NonNull::from(node)));
         }
         let mark = self.mark(txn_idx);
         if bucket.misses.load(Ordering::Acquire) < mark {
@@ -481,7 +476,7 @@ impl<K: Eq + Hash, V> KeyIndex<K, V> {
         }
         let again = bucket.head.load(Ordering::Acquire);
         self.find(again, head, hash, key)
-            .map(|node| f(&node.versions))
+            .map(|node| NodeRef(NonNull::from(node)))
     }
 
     /// Whether no transaction above `txn_idx` has marked a miss in `bucket` so far. A
@@ -665,8 +660,7 @@ mod tests {
     #[test]
     fn marks_start_over_when_the_epoch_wraps() {
         let mut index = KeyIndex::<u32, u64>::new(4);
-        let missed =
-            |index: &KeyIndex<u32, u64>, txn_idx| index.read(&7, txn_idx, |_| ()).is_none();
+        let missed = |index: &KeyIndex<u32, u64>, txn_idx| index.locate(&7, txn_idx).is_none();
         let write_unread = |index: &KeyIndex<u32, u64>, txn_idx| {
             let mut cursor = NodeCursor::new(index);
             index.write(&mut cursor, 7, txn_idx, 0, WriteOp::Value(1)).1

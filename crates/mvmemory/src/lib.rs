@@ -8,7 +8,7 @@
 //! transaction whose ESTIMATE it hit, or "not found: read storage".
 //!
 //! Per transaction the memory keeps the keys its last incarnation wrote and the reads it
-//! made ([`ReadSet`]), so that it can
+//! made, so that it can
 //! - [`record`](MVMemory::record) a new incarnation's writes, removing the keys the
 //!   previous incarnation wrote and this one did not, and report whether it wrote a key the
 //!   previous one did not *and a higher transaction may have read that key before the
@@ -16,7 +16,12 @@
 //!   revalidates on every new key, see "Read-miss marks" in `index.rs`);
 //! - [`convert_writes_to_estimates`](MVMemory::convert_writes_to_estimates) when the
 //!   incarnation is aborted;
-//! - [`validate_read_set`](MVMemory::validate_read_set): re-read every key and compare;
+//! - [`validate_read_set`](MVMemory::validate_read_set): re-read every key and compare.
+//!   The executor records its reads as [`LocatedReads`]: a read that found its key's node
+//!   ([`MVMemory::read_located`]) keeps the node (8 bytes, not the key), and validation
+//!   re-reads that node's versions without hashing the key or walking the index (a key
+//!   has one node per block, never removed). Only reads that found no node keep the key
+//!   and look it up again: a lower transaction may have inserted it since;
 //! - produce the block's [`final_writes`](MVMemory::final_writes) per transaction, deltas
 //!   resolved on a base value the caller supplies, every intermediate sum checked.
 //!
@@ -76,6 +81,7 @@ pub use versions::{FinalError, FoldError, ReadOutcome, WriteOp};
 use index::{KeyIndex, NodeCursor, NodeRef};
 use smallvec::SmallVec;
 use std::hash::Hash;
+use std::marker::PhantomData;
 use sync::{lock, Mutex};
 
 /// Index of a transaction in its block.
@@ -148,8 +154,75 @@ pub struct ReadDescriptor<K> {
     pub kind: ReadKind,
 }
 
-/// The reads of one incarnation.
+/// Reads recorded by key: what [`MVMemory::record`] takes (the executor's reads are
+/// [`LocatedReads`]).
 pub type ReadSet<K> = SmallVec<[ReadDescriptor<K>; 4]>;
+
+/// The read set of one incarnation as a transaction's slot keeps it.
+struct Reads<K, V> {
+    /// Reads of keys that had a node in the index when read: validation re-reads the
+    /// node's versions directly (no hashing, no walk of a chain, no key compared), and
+    /// the slot holds 8 bytes per read instead of the key.
+    found: SmallVec<[(NodeRef<K, V>, ReadKind); 4]>,
+    /// Reads of keys not in the index when read (and reads recorded by key): validation
+    /// looks them up again, as a lower transaction may have written the key since.
+    missed: SmallVec<[ReadDescriptor<K>; 1]>,
+}
+
+impl<K, V> Reads<K, V> {
+    fn new() -> Self {
+        Self {
+            found: SmallVec::new(),
+            missed: SmallVec::new(),
+        }
+    }
+}
+
+/// Where [`MVMemory::read_located`] found a key: its node in the block's index, if the
+/// key was written in the block so far. Pushed into a [`LocatedReads`] with the read.
+pub struct Location<'m, K, V> {
+    node: Option<NodeRef<K, V>>,
+    /// The address of the memory that located it.
+    owner: usize,
+    memory: PhantomData<&'m ()>,
+}
+
+/// The read set of one incarnation, each read with where the memory found its key
+/// ([`MVMemory::located_reads`], [`Writer::record_with_output`]).
+///
+/// It borrows the memory that made it: the nodes it points to are that memory's, and
+/// stay valid as long as the memory is borrowed (clearing it takes `&mut`).
+pub struct LocatedReads<'m, K, V> {
+    /// The address of the memory whose nodes `reads.found` points to.
+    owner: usize,
+    reads: Reads<K, V>,
+    memory: PhantomData<&'m ()>,
+}
+
+impl<'m, K: Clone, V> LocatedReads<'m, K, V> {
+    /// Records that the incarnation read `key`, found at `location`, and observed `kind`.
+    /// A location found by another memory is recorded by key.
+    #[inline]
+    pub fn push(&mut self, location: Location<'m, K, V>, key: &K, kind: ReadKind) {
+        match location.node {
+            Some(node) if location.owner == self.owner => self.reads.found.push((node, kind)),
+            _ => self.reads.missed.push(ReadDescriptor {
+                key: key.clone(),
+                kind,
+            }),
+        }
+    }
+
+    /// The number of reads recorded.
+    pub fn len(&self) -> usize {
+        self.reads.found.len() + self.reads.missed.len()
+    }
+
+    /// Whether no read was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 /// The writes of one incarnation, one per key.
 pub type WriteSet<K, V> = SmallVec<[(K, WriteOp<V>); 4]>;
 
@@ -161,8 +234,8 @@ struct TxnSlot<K, V, O> {
     generation: u64,
     /// The nodes of the keys written by the last recorded incarnation.
     written: SmallVec<[NodeRef<K, V>; 4]>,
-    /// Reads of the last recorded incarnation.
-    reads: ReadSet<K>,
+    /// Reads of the last recorded incarnation (its nodes only valid in `generation`).
+    reads: Reads<K, V>,
     /// The output of the last recorded incarnation, kept under the same lock as its
     /// reads so that recording an incarnation takes one lock.
     output: Option<O>,
@@ -182,7 +255,7 @@ fn empty_slot<K, V, O>() -> Mutex<TxnSlot<K, V, O>> {
     Mutex::new(TxnSlot {
         generation: 0,
         written: SmallVec::new(),
-        reads: ReadSet::new(),
+        reads: Reads::new(),
         output: None,
     })
 }
@@ -227,9 +300,59 @@ where
     /// for [`Writer::record`]'s report of writes read around.
     #[inline]
     pub fn read(&self, key: &K, txn_idx: TxnIndex) -> ReadOutcome<V> {
-        self.index
-            .read(key, txn_idx, |versions| versions.read(txn_idx, V::clone))
-            .unwrap_or(ReadOutcome::NotFound)
+        self.read_located(key, txn_idx).0
+    }
+
+    /// [`read`](Self::read), with where the key was found, for a [`LocatedReads`].
+    #[inline]
+    pub fn read_located(&self, key: &K, txn_idx: TxnIndex) -> (ReadOutcome<V>, Location<'_, K, V>) {
+        let node = self.index.locate(key, txn_idx);
+        let outcome = match node {
+            // SAFETY: the index is not cleared while `&self` is borrowed.
+            Some(node) => unsafe { node.versions() }.read(txn_idx, V::clone),
+            None => ReadOutcome::NotFound,
+        };
+        let location = Location {
+            node,
+            owner: self.address(),
+            memory: PhantomData,
+        };
+        (outcome, location)
+    }
+
+    /// An empty read set for reads located by this memory.
+    pub fn located_reads(&self) -> LocatedReads<'_, K, V> {
+        LocatedReads {
+            owner: self.address(),
+            reads: Reads::new(),
+            memory: PhantomData,
+        }
+    }
+
+    /// This memory's address, which tells its [`Location`]s from another memory's: it
+    /// does not move while they borrow it.
+    #[inline]
+    fn address(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// `reads` as this memory's slots keep them: reads located by another memory (a
+    /// caller's mistake) are kept by key.
+    fn adopt(&self, reads: LocatedReads<'_, K, V>) -> Reads<K, V> {
+        if reads.owner == self.address() {
+            return reads.reads;
+        }
+        let Reads { found, mut missed } = reads.reads;
+        for (node, kind) in found {
+            // SAFETY: `LocatedReads::push` keeps only nodes of the memory that made the
+            // read set, which stays borrowed (so not cleared) while the read set lives.
+            let key = unsafe { node.key() }.clone();
+            missed.push(ReadDescriptor { key, kind });
+        }
+        Reads {
+            found: SmallVec::new(),
+            missed,
+        }
     }
 
     /// A writer for one thread: [`Writer::record`] and [`Writer::record_with_output`]
@@ -249,11 +372,19 @@ where
         self.writer().record(version, reads, writes)
     }
 
+    /// Reads recorded by key.
+    fn keyed(reads: ReadSet<K>) -> Reads<K, V> {
+        Reads {
+            found: SmallVec::new(),
+            missed: reads.into_iter().collect(),
+        }
+    }
+
     fn record_inner(
         &self,
         cursor: &mut NodeCursor<'_, K, V>,
         version: Version,
-        reads: ReadSet<K>,
+        reads: Reads<K, V>,
         writes: WriteSet<K, V>,
         output: Option<O>,
     ) -> bool {
@@ -311,7 +442,17 @@ where
             return false;
         };
         let slot = lock(slot);
-        slot.reads.iter().all(|read| {
+        let found: &[_] = if slot.generation == self.generation {
+            &slot.reads.found
+        } else {
+            &[]
+        };
+        found.iter().all(|&(node, kind)| {
+            // SAFETY: as in `record_inner`: a node of this generation, and the index is
+            // not cleared while `&self` is borrowed. A key's node is its only one in the
+            // block, so this reads what a lookup of the key would.
+            unsafe { node.versions() }.read(txn_idx, |_| ()).kind() == Some(kind)
+        }) && slot.reads.missed.iter().all(|read| {
             let now = self
                 .index
                 .with(&read.key, |versions| versions.read(txn_idx, |_| ()))
@@ -351,7 +492,8 @@ where
         let mut slot = lock(slot);
         self.final_writes_of(txn_idx, &slot, base, out)?;
         slot.written.clear();
-        slot.reads.clear();
+        slot.reads.found.clear();
+        slot.reads.missed.clear();
         Ok(slot.output.take())
     }
 
@@ -405,19 +547,22 @@ where
     /// `txn_idx` must be below [`num_txns`](MVMemory::num_txns); a write to the same key
     /// twice in `writes` keeps the last.
     pub fn record(&mut self, version: Version, reads: ReadSet<K>, writes: WriteSet<K, V>) -> bool {
+        let reads = MVMemory::<K, V, O>::keyed(reads);
         self.memory
             .record_inner(&mut self.nodes, version, reads, writes, None)
     }
 
-    /// [`record`](Self::record), keeping `output` as the transaction's output (replacing
-    /// the previous incarnation's); [`MVMemory::finish_txn`] takes it.
+    /// [`record`](Self::record) with reads located by [`MVMemory::read_located`], keeping
+    /// `output` as the transaction's output (replacing the previous incarnation's);
+    /// [`MVMemory::finish_txn`] takes it.
     pub fn record_with_output(
         &mut self,
         version: Version,
-        reads: ReadSet<K>,
+        reads: LocatedReads<'_, K, V>,
         writes: WriteSet<K, V>,
         output: O,
     ) -> bool {
+        let reads = self.memory.adopt(reads);
         self.memory
             .record_inner(&mut self.nodes, version, reads, writes, Some(output))
     }
