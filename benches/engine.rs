@@ -1,4 +1,5 @@
-//! Criterion microbenches of the engine: multi-version memory reads and writes, scheduler
+//! Criterion microbenches of the engine: multi-version memory reads, writes and
+//! validations (read sets of 66-byte keys, located or by key), scheduler
 //! task throughput, and a block of 10,000 mock transactions that each spin about 2 µs on
 //! distinct keys, sequential against Block-STM at 1 and 2 threads.
 //!
@@ -7,7 +8,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use executor::mock::{independent_block, spin, EmptyStorage, MockVm};
 use executor::{ParallelExecutor, SequentialExecutor};
-use mvmemory::{MVMemory, ReadSet, Version, WriteOp, WriteSet};
+use mvmemory::{MVMemory, ReadDescriptor, ReadSet, Version, WriteOp, WriteSet};
 use scheduler::{Scheduler, Task, Worker};
 use std::hint::black_box;
 use std::time::Instant;
@@ -59,7 +60,71 @@ fn mvmemory(c: &mut Criterion) {
             }
         })
     });
+    for located in [false, true] {
+        let mem = read_sets(n, located);
+        let name = if located {
+            "validate_10k/located"
+        } else {
+            "validate_10k/by_key"
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                for txn_idx in n..2 * n {
+                    black_box(mem.validate_read_set(txn_idx));
+                }
+            })
+        });
+    }
     group.finish();
+}
+
+/// A key of a TOS state key's size.
+type WideKey = [u8; 66];
+
+fn wide_key(i: usize) -> WideKey {
+    let mut key = [7u8; 66];
+    key[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    key
+}
+
+/// Memory for `2 n` transactions: the first `n` write 1,000 keys of 66 bytes, each of the
+/// others read four of them (as the executor records reads, or by key) and write nothing.
+fn read_sets(n: usize, located: bool) -> MVMemory<WideKey, u64> {
+    let mem = MVMemory::<WideKey, u64>::new(2 * n);
+    let version = |txn_idx| Version {
+        txn_idx,
+        incarnation: 0,
+    };
+    {
+        let mut writer = mem.writer();
+        for i in 0..n {
+            let mut w = WriteSet::new();
+            w.push((wide_key(i % 1_000), WriteOp::Value(1)));
+            writer.record(version(i), ReadSet::new(), w);
+        }
+        for txn_idx in n..2 * n {
+            let keys = (0..4).map(|k| wide_key((txn_idx * 7 + k * 251) % 1_000));
+            if located {
+                let mut reads = mem.located_reads();
+                for key in keys {
+                    let (outcome, location) = mem.read_located(&key, txn_idx);
+                    if let Some(kind) = outcome.kind() {
+                        reads.push(location, &key, kind);
+                    }
+                }
+                writer.record_with_output(version(txn_idx), reads, WriteSet::new(), ());
+            } else {
+                let reads = keys
+                    .filter_map(|key| {
+                        let kind = mem.read(&key, txn_idx).kind()?;
+                        Some(ReadDescriptor { key, kind })
+                    })
+                    .collect();
+                writer.record(version(txn_idx), reads, WriteSet::new());
+            }
+        }
+    }
+    mem
 }
 
 fn scheduler(c: &mut Criterion) {
