@@ -158,15 +158,52 @@ pub struct ReadDescriptor<K> {
 /// [`LocatedReads`]).
 pub type ReadSet<K> = SmallVec<[ReadDescriptor<K>; 4]>;
 
+/// A [`ReadKind`] in 16 bytes instead of 24, as a slot keeps it: what validation compares.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Observed {
+    /// 0: storage; 1: a version (`value` its transaction); 2: resolved; 3: unresolved.
+    tag: u32,
+    incarnation: Incarnation,
+    /// The version's transaction, or the number.
+    value: u64,
+}
+
+impl From<ReadKind> for Observed {
+    #[inline]
+    fn from(kind: ReadKind) -> Self {
+        let (tag, incarnation, value) = match kind {
+            ReadKind::Storage => (0, 0, 0),
+            // Lossless: `usize` is at most 64 bits on every target Rust supports.
+            ReadKind::Version(version) => (1, version.incarnation, version.txn_idx as u64),
+            ReadKind::Resolved(n) => (2, 0, n),
+            ReadKind::Unresolved(n) => (3, 0, n),
+        };
+        Observed {
+            tag,
+            incarnation,
+            value,
+        }
+    }
+}
+
+impl<T> ReadOutcome<T> {
+    /// Whether this outcome is a completed read that observed `observed`.
+    #[inline]
+    fn observed(&self, observed: Observed) -> bool {
+        self.kind().map(Observed::from) == Some(observed)
+    }
+}
+
 /// The read set of one incarnation as a transaction's slot keeps it.
 struct Reads<K, V> {
     /// Reads of keys that had a node in the index when read: validation re-reads the
     /// node's versions directly (no hashing, no walk of a chain, no key compared), and
-    /// the slot holds 8 bytes per read instead of the key.
-    found: SmallVec<[(NodeRef<K, V>, ReadKind); 4]>,
+    /// the slot holds 24 bytes per read (the node and what it observed) instead of the
+    /// key and a `ReadKind` (96 bytes for a 66-byte key).
+    found: SmallVec<[(NodeRef<K, V>, Observed); 4]>,
     /// Reads of keys not in the index when read (and reads recorded by key): validation
     /// looks them up again, as a lower transaction may have written the key since.
-    missed: SmallVec<[ReadDescriptor<K>; 1]>,
+    missed: SmallVec<[(K, Observed); 1]>,
 }
 
 impl<K, V> Reads<K, V> {
@@ -205,11 +242,10 @@ impl<'m, K: Clone, V> LocatedReads<'m, K, V> {
     #[inline]
     pub fn push(&mut self, location: Location<'m, K, V>, key: &K, kind: ReadKind) {
         match location.node {
-            Some(node) if location.owner == self.owner => self.reads.found.push((node, kind)),
-            _ => self.reads.missed.push(ReadDescriptor {
-                key: key.clone(),
-                kind,
-            }),
+            Some(node) if location.owner == self.owner => {
+                self.reads.found.push((node, kind.into()));
+            }
+            _ => self.reads.missed.push((key.clone(), kind.into())),
         }
     }
 
@@ -336,22 +372,25 @@ where
         self as *const Self as usize
     }
 
-    /// `reads` as this memory's slots keep them: reads located by another memory (a
-    /// caller's mistake) are kept by key.
-    fn adopt(&self, reads: LocatedReads<'_, K, V>) -> Reads<K, V> {
-        if reads.owner == self.address() {
-            return reads.reads;
+    /// Puts `reads` into a slot's `slot_reads`, keeping by key the reads another memory
+    /// located (a caller's mistake).
+    #[inline]
+    fn adopt(&self, reads: LocatedReads<'_, K, V>, slot_reads: &mut Reads<K, V>) {
+        *slot_reads = reads.reads;
+        if reads.owner != self.address() {
+            Self::rekey(slot_reads);
         }
-        let Reads { found, mut missed } = reads.reads;
-        for (node, kind) in found {
+    }
+
+    /// Keeps by key the reads of `reads` that another memory located.
+    #[cold]
+    fn rekey(reads: &mut Reads<K, V>) {
+        let Reads { found, missed } = reads;
+        for (node, observed) in found.drain(..) {
             // SAFETY: `LocatedReads::push` keeps only nodes of the memory that made the
             // read set, which stays borrowed (so not cleared) while the read set lives.
             let key = unsafe { node.key() }.clone();
-            missed.push(ReadDescriptor { key, kind });
-        }
-        Reads {
-            found: SmallVec::new(),
-            missed,
+            missed.push((key, observed));
         }
     }
 
@@ -373,10 +412,15 @@ where
     }
 
     /// Reads recorded by key.
+    #[inline]
     fn keyed(reads: ReadSet<K>) -> Reads<K, V> {
+        let mut missed = SmallVec::new();
+        if !reads.is_empty() {
+            missed.extend(reads.into_iter().map(|read| (read.key, read.kind.into())));
+        }
         Reads {
             found: SmallVec::new(),
-            missed: reads.into_iter().collect(),
+            missed,
         }
     }
 
@@ -384,7 +428,7 @@ where
         &self,
         cursor: &mut NodeCursor<'_, K, V>,
         version: Version,
-        reads: Reads<K, V>,
+        store_reads: impl FnOnce(&mut Reads<K, V>),
         writes: WriteSet<K, V>,
         output: Option<O>,
     ) -> bool {
@@ -420,7 +464,8 @@ where
         let wrote_new_location = read_around.iter().any(|node| !previous.contains(node));
         slot.generation = self.generation;
         slot.written = nodes;
-        slot.reads = reads;
+        // Into the slot in place: the read set is moved once, from the caller's.
+        store_reads(&mut slot.reads);
         slot.output = output;
         wrote_new_location
     }
@@ -447,17 +492,18 @@ where
         } else {
             &[]
         };
-        found.iter().all(|&(node, kind)| {
+        found.iter().all(|&(node, observed)| {
             // SAFETY: as in `record_inner`: a node of this generation, and the index is
             // not cleared while `&self` is borrowed. A key's node is its only one in the
             // block, so this reads what a lookup of the key would.
-            unsafe { node.versions() }.read(txn_idx, |_| ()).kind() == Some(kind)
-        }) && slot.reads.missed.iter().all(|read| {
-            let now = self
-                .index
-                .with(&read.key, |versions| versions.read(txn_idx, |_| ()))
-                .unwrap_or(ReadOutcome::NotFound);
-            now.kind() == Some(read.kind)
+            unsafe { node.versions() }
+                .read(txn_idx, |_| ())
+                .observed(observed)
+        }) && slot.reads.missed.iter().all(|(key, observed)| {
+            self.index
+                .with(key, |versions| versions.read(txn_idx, |_| ()))
+                .unwrap_or(ReadOutcome::NotFound)
+                .observed(*observed)
         })
     }
 
@@ -547,9 +593,13 @@ where
     /// `txn_idx` must be below [`num_txns`](MVMemory::num_txns); a write to the same key
     /// twice in `writes` keeps the last.
     pub fn record(&mut self, version: Version, reads: ReadSet<K>, writes: WriteSet<K, V>) -> bool {
-        let reads = MVMemory::<K, V, O>::keyed(reads);
-        self.memory
-            .record_inner(&mut self.nodes, version, reads, writes, None)
+        self.memory.record_inner(
+            &mut self.nodes,
+            version,
+            |slot_reads| *slot_reads = MVMemory::<K, V, O>::keyed(reads),
+            writes,
+            None,
+        )
     }
 
     /// [`record`](Self::record) with reads located by [`MVMemory::read_located`], keeping
@@ -562,9 +612,13 @@ where
         writes: WriteSet<K, V>,
         output: O,
     ) -> bool {
-        let reads = self.memory.adopt(reads);
-        self.memory
-            .record_inner(&mut self.nodes, version, reads, writes, Some(output))
+        self.memory.record_inner(
+            &mut self.nodes,
+            version,
+            |slot_reads| self.memory.adopt(reads, slot_reads),
+            writes,
+            Some(output),
+        )
     }
 }
 

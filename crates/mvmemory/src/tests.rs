@@ -451,3 +451,35 @@ fn slots_left_unfinished_by_a_block_are_empty_in_the_next() {
     assert_eq!(mem.read(&9, 3), ReadOutcome::NotFound);
     assert_eq!(finals(&mem, 0).unwrap(), vec![(60, 2), (70, 3)]);
 }
+
+#[test]
+fn observed_reads_compare_as_their_kinds() {
+    let kinds = [
+        ReadKind::Storage,
+        ReadKind::Version(v(0, 0)),
+        ReadKind::Version(v(0, 1)),
+        ReadKind::Version(v(1, 0)),
+        ReadKind::Version(v(usize::MAX, u32::MAX)),
+        ReadKind::Resolved(0),
+        ReadKind::Resolved(1),
+        ReadKind::Unresolved(0),
+        ReadKind::Unresolved(1),
+        ReadKind::Unresolved(u64::MAX),
+    ];
+    for a in kinds {
+        for b in kinds {
+            assert_eq!(
+                Observed::from(a) == Observed::from(b),
+                a == b,
+                "{a:?} {b:?}"
+            );
+        }
+    }
+    // What a slot keeps per read, against a read by key.
+    assert_eq!(std::mem::size_of::<Observed>(), 16);
+    assert_eq!(
+        std::mem::size_of::<(NodeRef<[u8; 66], u64>, Observed)>(),
+        24
+    );
+    assert_eq!(std::mem::size_of::<ReadDescriptor<[u8; 66]>>(), 96);
+}
