@@ -315,6 +315,7 @@ impl<'a, K, V> NodeCursor<'a, K, V> {
     }
 
     /// Writes `node` into the next free slot, taking a chunk if needed; returns the slot.
+    #[inline]
     fn alloc(&mut self, node: Node<K, V>) -> NonNull<Node<K, V>> {
         if self.next == CHUNK || self.chunk.is_null() {
             self.chunk = self.index.take_chunk();
