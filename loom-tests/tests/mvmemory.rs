@@ -144,16 +144,22 @@ fn validation_racing_a_lower_write() {
             kind: ReadKind::Storage,
         });
         mem.record(v(2, 0), reads, Default::default());
-        let writer = {
-            let mem = mem.clone();
-            thread::spawn(move || {
-                mem.record(v(1, 0), no_reads(), one_write(4, WriteOp::Value(9)));
-            })
-        };
-        let _ = mem.validate_read_set(2);
-        writer.join().unwrap();
-        assert!(!mem.validate_read_set(2));
+        validate_while_transaction_1_writes_key_4(mem);
     });
+}
+
+/// Validates transaction 2 while transaction 1 writes key 4, which 2 read: whatever the
+/// first validation says, the one after the write must fail.
+fn validate_while_transaction_1_writes_key_4(mem: Arc<MVMemory<u8, u64>>) {
+    let writer = {
+        let mem = mem.clone();
+        thread::spawn(move || {
+            mem.record(v(1, 0), no_reads(), one_write(4, WriteOp::Value(9)));
+        })
+    };
+    let _ = mem.validate_read_set(2);
+    writer.join().unwrap();
+    assert!(!mem.validate_read_set(2));
 }
 
 /// The same with the read located: validation follows the read's node instead of looking
@@ -169,15 +175,7 @@ fn located_validation_racing_a_lower_write() {
         reads.push(location, &4, ReadKind::Version(v(0, 0)));
         mem.writer()
             .record_with_output(v(2, 0), reads, Default::default(), ());
-        let writer = {
-            let mem = mem.clone();
-            thread::spawn(move || {
-                mem.record(v(1, 0), no_reads(), one_write(4, WriteOp::Value(9)));
-            })
-        };
-        let _ = mem.validate_read_set(2);
-        writer.join().unwrap();
-        assert!(!mem.validate_read_set(2));
+        validate_while_transaction_1_writes_key_4(mem);
     });
 }
 
