@@ -18,7 +18,7 @@
 //!   incarnation is aborted;
 //! - [`validate_read_set`](MVMemory::validate_read_set): re-read every key and compare.
 //!   The executor records its reads as [`LocatedReads`]: a read that found its key's node
-//!   ([`MVMemory::read_located`]) keeps the node (8 bytes, not the key), and validation
+//!   ([`MVMemory::read_located`]) keeps the node (8 bytes) instead of the key, and validation
 //!   re-reads that node's versions without hashing the key or walking the index (a key
 //!   has one node per block, never removed). Only reads that found no node keep the key
 //!   and look it up again: a lower transaction may have inserted it since;
@@ -259,6 +259,24 @@ impl<'m, K: Clone, V> LocatedReads<'m, K, V> {
         self.len() == 0
     }
 }
+
+impl<K, V> std::fmt::Debug for LocatedReads<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocatedReads")
+            .field("found", &self.reads.found.len())
+            .field("missed", &self.reads.missed.len())
+            .finish()
+    }
+}
+
+impl<K, V> std::fmt::Debug for Location<'_, K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Location")
+            .field("found", &self.node.is_some())
+            .finish()
+    }
+}
+
 /// The writes of one incarnation, one per key.
 pub type WriteSet<K, V> = SmallVec<[(K, WriteOp<V>); 4]>;
 

@@ -250,7 +250,9 @@ fn reads_located_by_another_memory_are_kept_by_key() {
     other.record(v(0, 0), smallvec![], smallvec![(1, WriteOp::Value(1))]);
     let mut reads = mem.located_reads();
     let (outcome, location) = other.read_located(&1, 3);
+    assert_eq!(format!("{location:?}"), "Location { found: true }");
     reads.push(location, &1, outcome.kind().unwrap());
+    assert_eq!(format!("{reads:?}"), "LocatedReads { found: 0, missed: 1 }");
     mem.writer()
         .record_with_output(v(3, 1), reads, smallvec![], ());
     drop(other);
