@@ -433,6 +433,8 @@ where
     #[inline]
     fn keyed(reads: ReadSet<K>) -> Reads<K, V> {
         let mut missed = SmallVec::new();
+        // Most read sets recorded by key are empty (the engine's own reads are located);
+        // moving an empty one through an iterator copied its whole inline buffer.
         if !reads.is_empty() {
             missed.extend(reads.into_iter().map(|read| (read.key, read.kind.into())));
         }
