@@ -410,7 +410,7 @@ pub fn genesis_changes(
                     address,
                     DataKey::from_hex(key).context("contract storage key is not hex")?,
                 ),
-                StateValue::Data(Some(hex(value, "storage value")?.into())),
+                StateValue::data(Some(hex(value, "storage value")?.into())),
             ));
         }
         for (asset, &amount) in &c.balances {
@@ -457,8 +457,10 @@ pub fn genesis_line(changes: &[(StateKey, StateValue)]) -> Line {
             });
         match (k, v) {
             (StateKey::ContractModule(_), StateValue::Module(m)) => entry.module = hex(m),
-            (StateKey::ContractData(_, key), StateValue::Data(Some(value))) => {
-                entry.storage.insert(key.to_hex(), hex(value));
+            (StateKey::ContractData(_, key), value) => {
+                if let Some(Some(value)) = value.as_data() {
+                    entry.storage.insert(key.to_hex(), hex(&value));
+                }
             }
             (StateKey::ContractBalance(_, asset), StateValue::Number(n)) => {
                 entry.balances.insert(asset.to_hex(), *n);

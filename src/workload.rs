@@ -260,7 +260,7 @@ impl Generator {
                             TOKEN_CONTRACT,
                             DataKey::new(&self.accounts[s].public.0),
                         ),
-                        StateValue::Data(Some(
+                        StateValue::data(Some(
                             programs::token_balance(TOKEN_GENESIS_BALANCE).into(),
                         )),
                     ));

@@ -60,7 +60,7 @@ pub use error::{StorageError, TosError, TxError};
 pub use sequential::SequentialTosExecutor;
 pub use snapshot::BlockState;
 pub use state::{Bytes, DataKey};
-pub use state::{StateKey, StateValue};
+pub use state::{DataRef, DataWord, StateKey, StateValue};
 pub use storage::{
     AsyncTosStorage, Change, MemoryStore, RedbStore, TosStorage, Versioned, VersionedBalance,
     VersionedNonce, FORMAT_VERSION,

@@ -82,10 +82,14 @@ impl Call<'_, '_, '_> {
         let key = DataKey::new(key);
         if !self.data.contains_key(&key) {
             let state_key = StateKey::ContractData(self.contract, key);
-            let value = match self.state.get(&state_key) {
-                Ok(None | Some(StateValue::Data(None))) => None,
-                Ok(Some(StateValue::Data(Some(bytes)))) => Some(bytes),
-                Ok(Some(other)) => {
+            let value = match self
+                .state
+                .get(&state_key)
+                .map(|v| v.map(StateValue::into_data))
+            {
+                Ok(None) => None,
+                Ok(Some(Ok(bytes))) => bytes,
+                Ok(Some(Err(other))) => {
                     return self.fail(TosError::CorruptState(format!(
                         "{state_key:?} holds {other:?}"
                     )))
@@ -363,7 +367,7 @@ impl SequentialTosExecutor {
                     if dirty {
                         contract_writes.push((
                             StateKey::ContractData(contract, key),
-                            StateValue::Data(value),
+                            StateValue::data(value),
                         ));
                     }
                 }

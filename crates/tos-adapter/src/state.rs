@@ -199,17 +199,124 @@ impl std::hash::Hash for StateKey {
 }
 
 /// A value of TOS state.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Every variant is a tag and at most one word, so that the compiler passes a value in two
+/// registers: a wider variant would make every value an in-memory aggregate, which cost
+/// the transfers of `p2p:2` about 10% (`docs/BENCHMARKS.md`, "Session 7").
+#[derive(Clone, Debug)]
 pub enum StateValue {
     /// A nonce, a balance or an accumulator.
     Number(u64),
     /// A multisig configuration; `None` once deleted.
     MultiSig(Option<SharedMultiSig>),
-    /// A contract storage entry; `None` once deleted.
+    /// A contract storage entry; `None` once deleted. [`StateValue::data`] holds an entry of
+    /// exactly 8 bytes as a [`StateValue::DataWord`] instead; the two compare equal.
     Data(Option<Bytes>),
+    /// A contract storage entry of exactly 8 bytes (a `u64`: what contracts store most,
+    /// balances and counters), held in the value itself. Writing it allocates nothing,
+    /// reading it takes no reference count, and dropping it frees nothing: under Block-STM,
+    /// which keeps every version a block writes until the block ends, that took a fifth
+    /// off the time of a `token` block on one worker (`docs/BENCHMARKS.md`, "Session 7").
+    DataWord(DataWord),
     /// A contract's code.
     Module(Bytes),
 }
+
+/// Eight bytes of contract storage, held as the `u64` whose native-endian bytes they are.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DataWord(u64);
+
+impl DataWord {
+    /// The word holding `bytes`.
+    pub fn new(bytes: [u8; 8]) -> Self {
+        Self(u64::from_ne_bytes(bytes))
+    }
+
+    /// The bytes.
+    pub fn to_bytes(self) -> [u8; 8] {
+        self.0.to_ne_bytes()
+    }
+}
+
+impl std::fmt::Debug for DataWord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DataWord({})", crate::types::to_hex(&self.to_bytes()))
+    }
+}
+
+/// A contract storage entry's bytes, borrowed from a [`StateValue`] (or copied out of a
+/// [`DataWord`]).
+#[derive(Clone, Copy, Debug)]
+pub enum DataRef<'a> {
+    /// The bytes of a [`StateValue::DataWord`].
+    Word([u8; 8]),
+    /// The bytes of a [`StateValue::Data`].
+    Bytes(&'a [u8]),
+}
+
+impl std::ops::Deref for DataRef<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            DataRef::Word(bytes) => bytes,
+            DataRef::Bytes(bytes) => bytes,
+        }
+    }
+}
+
+impl StateValue {
+    /// A contract storage entry (`None`: deleted), held as cheaply as it can be: 8 bytes
+    /// as a [`StateValue::DataWord`], anything else as [`StateValue::Data`].
+    pub fn data(bytes: Option<Bytes>) -> Self {
+        match bytes.as_deref().map(<[u8; 8]>::try_from) {
+            Some(Ok(word)) => StateValue::DataWord(DataWord::new(word)),
+            _ => StateValue::Data(bytes),
+        }
+    }
+
+    /// The contract storage entry this value is (`Some(None)`: deleted), or `None` if it
+    /// is not one.
+    pub fn as_data(&self) -> Option<Option<DataRef<'_>>> {
+        match self {
+            StateValue::Data(bytes) => Some(bytes.as_deref().map(DataRef::Bytes)),
+            StateValue::DataWord(word) => Some(Some(DataRef::Word(word.to_bytes()))),
+            StateValue::Number(_) | StateValue::MultiSig(_) | StateValue::Module(_) => None,
+        }
+    }
+
+    /// The contract storage entry this value is (`None`: deleted), as [`Bytes`] (a
+    /// [`StateValue::DataWord`]'s are copied into new ones); the value itself if it is
+    /// not an entry.
+    pub fn into_data(self) -> Result<Option<Bytes>, Self> {
+        match self {
+            StateValue::Data(bytes) => Ok(bytes),
+            StateValue::DataWord(word) => Ok(Some(Bytes::from(&word.to_bytes()[..]))),
+            other => Err(other),
+        }
+    }
+}
+
+impl PartialEq for StateValue {
+    /// By content: a [`StateValue::DataWord`] equals a [`StateValue::Data`] of the same
+    /// bytes.
+    fn eq(&self, other: &Self) -> bool {
+        use StateValue::*;
+        match (self, other) {
+            (Number(a), Number(b)) => a == b,
+            (MultiSig(a), MultiSig(b)) => a == b,
+            (Module(a), Module(b)) => a == b,
+            (Data(a), Data(b)) => a == b,
+            (DataWord(a), DataWord(b)) => a == b,
+            (DataWord(word), Data(Some(bytes))) | (Data(Some(bytes)), DataWord(word)) => {
+                **bytes == word.to_bytes()
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StateValue {}
 
 impl DeltaValue for StateValue {
     #[inline]
@@ -221,7 +328,10 @@ impl DeltaValue for StateValue {
     fn as_u64(&self) -> Option<u64> {
         match self {
             StateValue::Number(n) => Some(*n),
-            StateValue::MultiSig(_) | StateValue::Data(_) | StateValue::Module(_) => None,
+            StateValue::MultiSig(_)
+            | StateValue::Data(_)
+            | StateValue::DataWord(_)
+            | StateValue::Module(_) => None,
         }
     }
 }
@@ -235,6 +345,42 @@ mod tests {
         assert_eq!(std::mem::align_of::<StateKey>(), 1);
         assert_eq!(std::mem::size_of::<StateKey>(), 66);
         assert_eq!(std::mem::size_of::<StateValue>(), 16);
+    }
+
+    #[test]
+    fn eight_byte_entries_are_held_inline_and_equal_however_held() {
+        let eight = Bytes::from(vec![1, 2, 3, 4, 5, 6, 7, 8]);
+        let inline = StateValue::data(Some(eight.clone()));
+        assert!(matches!(inline, StateValue::DataWord(_)));
+        let shared = StateValue::Data(Some(eight.clone()));
+        assert_eq!(inline, shared);
+        assert_eq!(shared, inline);
+        assert_ne!(
+            inline,
+            StateValue::data(Some(vec![1, 2, 3, 4, 5, 6, 7, 9].into()))
+        );
+        assert_ne!(
+            inline,
+            StateValue::Number(u64::from_ne_bytes([1, 2, 3, 4, 5, 6, 7, 8]))
+        );
+        // Not a number to the engine's delta folding.
+        assert_eq!(inline.as_u64(), None);
+        for value in [&inline, &shared] {
+            assert_eq!(value.as_data().flatten().as_deref(), Some(&eight[..]));
+            assert_eq!(value.clone().into_data().unwrap(), Some(eight.clone()));
+        }
+        // Other lengths, and a deletion, stay `Data`.
+        for bytes in [vec![], vec![1; 7], vec![1; 9], vec![1; 100]] {
+            let value = StateValue::data(Some(bytes.clone().into()));
+            assert!(matches!(&value, StateValue::Data(Some(b)) if **b == *bytes));
+        }
+        assert!(matches!(StateValue::data(None), StateValue::Data(None)));
+        assert_eq!(
+            StateValue::data(None).as_data().map(|d| d.is_none()),
+            Some(true)
+        );
+        assert!(StateValue::Number(1).as_data().is_none());
+        assert!(StateValue::Number(1).into_data().is_err());
     }
 
     #[test]

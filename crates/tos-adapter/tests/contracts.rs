@@ -86,14 +86,11 @@ fn run(store: &MemoryStore, txs: &[Transaction]) -> BlockExecution {
 }
 
 fn data(store: &impl TosStorage, contract: Hash, key: &[u8]) -> Option<Vec<u8>> {
-    match store
+    let value = store
         .get_versioned(&StateKey::ContractData(contract, key.into()), 1)
-        .unwrap()
-        .map(|v| v.value)
-    {
-        Some(StateValue::Data(Some(bytes))) => Some(bytes.to_vec()),
-        _ => None,
-    }
+        .unwrap()?
+        .value;
+    Some(value.as_data()??.to_vec())
 }
 
 fn number(store: &impl TosStorage, key: StateKey) -> u64 {
@@ -511,6 +508,17 @@ fn many_independent_token_transfers_run_under_block_stm() {
         execution.path
     );
     assert!(execution.results.iter().all(|r| r.success()));
+    // The holders' 8-byte balances are written inline (no allocation per version).
+    let entries: Vec<&StateValue> = execution
+        .changes
+        .iter()
+        .filter(|(key, _)| matches!(key, StateKey::ContractData(..)))
+        .map(|(_, value)| value)
+        .collect();
+    assert_eq!(entries.len(), holders.len());
+    assert!(entries
+        .iter()
+        .all(|value| matches!(value, StateValue::DataWord(_))));
     run(&store, &txs);
     // Holder 5 sent 6 and received 38 (from holder 37).
     assert_eq!(

@@ -50,10 +50,10 @@ pub(crate) struct ContractOverlay {
 pub(crate) struct CallEffects<'o>(&'o ContractOverlay);
 
 fn data_value(key: &StateKey, value: Option<StateValue>) -> Result<Option<Bytes>, TosError> {
-    match value {
-        None | Some(StateValue::Data(None)) => Ok(None),
-        Some(StateValue::Data(Some(bytes))) => Ok(Some(bytes)),
-        Some(other) => Err(TosError::CorruptState(format!("{key:?} holds {other:?}"))),
+    match value.map(StateValue::into_data) {
+        None => Ok(None),
+        Some(Ok(bytes)) => Ok(bytes),
+        Some(Err(other)) => Err(TosError::CorruptState(format!("{key:?} holds {other:?}"))),
     }
 }
 
@@ -154,7 +154,7 @@ impl CallEffects<'_> {
         for entry in overlay.data.iter().filter(|d| d.dirty) {
             view.write(
                 StateKey::ContractData(overlay.contract, entry.key),
-                StateValue::Data(entry.value.clone()),
+                StateValue::data(entry.value.clone()),
             );
         }
         for balance in &overlay.balances {

@@ -135,6 +135,10 @@ fn encode_value(value: &StateValue, previous: Option<u64>, out: &mut Vec<u8>) {
             out.push(4);
             out.extend_from_slice(bytes);
         }
+        StateValue::DataWord(word) => {
+            out.push(4);
+            out.extend_from_slice(&word.to_bytes());
+        }
         StateValue::Module(bytes) => {
             out.push(5);
             out.extend_from_slice(bytes);
@@ -171,7 +175,7 @@ fn decode_value(bytes: &[u8]) -> Result<(StateValue, Option<u64>), StorageError>
             })))
         }
         [3] => StateValue::Data(None),
-        [4, data @ ..] => StateValue::Data(Some(data.into())),
+        [4, data @ ..] => StateValue::data(Some(data.into())),
         [5, module @ ..] => StateValue::Module(module.into()),
         _ => return Err(corrupt()),
     };
@@ -382,6 +386,7 @@ impl TosStorage for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::DataWord;
 
     #[test]
     fn keys_and_values_round_trip() {
@@ -408,11 +413,35 @@ mod tests {
                 }))),
                 Some(0),
             ),
+            (StateValue::Data(None), None),
+            (StateValue::data(Some(vec![1, 2, 3].into())), Some(1)),
+            (StateValue::data(Some(vec![4; 8].into())), Some(2)),
+            (StateValue::data(Some(vec![5; 40].into())), None),
+            (StateValue::Module(vec![6; 64].into()), None),
         ] {
             let mut bytes = Vec::new();
             encode_value(&value, prev, &mut bytes);
             assert_eq!(decode_value(&bytes).unwrap(), (value, prev));
         }
+        // An 8-byte entry is stored as the same bytes however it is held, and read back
+        // inline.
+        let word = [8, 7, 6, 5, 4, 3, 2, 1];
+        let (mut inline, mut shared) = (Vec::new(), Vec::new());
+        encode_value(
+            &StateValue::DataWord(DataWord::new(word)),
+            None,
+            &mut inline,
+        );
+        encode_value(
+            &StateValue::Data(Some(word.to_vec().into())),
+            None,
+            &mut shared,
+        );
+        assert_eq!(inline, shared);
+        assert!(matches!(
+            decode_value(&shared).unwrap().0,
+            StateValue::DataWord(w) if w.to_bytes() == word
+        ));
         assert!(decode_key(&[9, 1]).is_err());
         assert!(decode_value(&[0, 1, 2]).is_err());
     }
