@@ -215,7 +215,7 @@ pub enum StateValue {
     /// A contract storage entry of exactly 8 bytes (a `u64`: what contracts store most,
     /// balances and counters), held in the value itself. Writing it allocates nothing,
     /// reading it takes no reference count, and dropping it frees nothing: under Block-STM,
-    /// which keeps every version a block writes until the block ends, that took a fifth
+    /// which keeps every version a block writes until the block ends, that took about 13%
     /// off the time of a `token` block on one worker (`docs/BENCHMARKS.md`, "Session 7").
     DataWord(DataWord),
     /// A contract's code.
