@@ -8,7 +8,9 @@
 //! ```
 //!
 //! Modes: `sequential` (the engine's sequential executor), `block-stm-N` (Block-STM on N
-//! threads, no probe and no fallback), `oracle` (the TOS adapter's sequential executor),
+//! threads, no probe and no fallback), `block-executor-N` (the drop-in `TosBlockExecutor`
+//! on N threads, signatures off: probe, Block-STM and accumulators, the path `tos-blockstm
+//! bench` measures), `oracle` (the TOS adapter's sequential executor),
 //! `two-at-once` (the sequential executor on two threads at once, each running the
 //! whole block). Runs: 20 by default.
 
@@ -17,8 +19,8 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::Instant;
 use tos_adapter::{
-    fixed_modules, BlockState, MemoryStore, SequentialTosExecutor, TosBlockExecutor, TosStorage,
-    TosVm,
+    fixed_modules, BlockState, ExecutionConfig, MemoryStore, SequentialTosExecutor,
+    TosBlockExecutor, TosStorage, TosVm,
 };
 use tos_blockstm::workload::{Generator, Workload};
 
@@ -34,6 +36,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut vm = TosVm::new(false);
     vm.fixed_modules = Some(Arc::new(fixed_modules(&block, &state)?));
     let oracle = SequentialTosExecutor::new(false);
+    let block_executor = match mode.strip_prefix("block-executor-") {
+        Some(threads) => Some(TosBlockExecutor::new(ExecutionConfig {
+            max_parallelism: threads.parse()?,
+            verify_signatures: false,
+            ..ExecutionConfig::default()
+        })?),
+        None => None,
+    };
     let engine = match mode.strip_prefix("block-stm-") {
         Some(threads) => Some(ParallelExecutor::new(threads.parse()?)),
         None => None,
@@ -46,15 +56,18 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let start = Instant::now();
-        match (mode.as_str(), &engine) {
-            (_, Some(engine)) => engine.execute_block(&vm, &state, &block).map(drop)?,
-            ("sequential", None) => sequential()?,
-            ("oracle", None) => oracle.execute_on(&state, 1, &block).map(drop)?,
-            ("two-at-once", None) => std::thread::scope(|scope| -> Result<(), Box<dyn Error>> {
-                let other = scope.spawn(sequential);
-                sequential()?;
-                Ok(other.join().map_err(|_| "the second thread panicked")??)
-            })?,
+        match (mode.as_str(), &engine, &block_executor) {
+            (_, Some(engine), _) => engine.execute_block(&vm, &state, &block).map(drop)?,
+            (_, _, Some(executor)) => executor.execute_prepared(&state, 1, &block).map(drop)?,
+            ("sequential", None, None) => sequential()?,
+            ("oracle", None, None) => oracle.execute_on(&state, 1, &block).map(drop)?,
+            ("two-at-once", None, None) => {
+                std::thread::scope(|scope| -> Result<(), Box<dyn Error>> {
+                    let other = scope.spawn(sequential);
+                    sequential()?;
+                    Ok(other.join().map_err(|_| "the second thread panicked")??)
+                })?
+            }
             _ => return Err(format!("unknown mode {mode}").into()),
         }
         times.push(start.elapsed().as_secs_f64() * 1e3);
