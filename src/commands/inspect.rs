@@ -68,8 +68,11 @@ pub fn main(args: InspectArgs) -> Result<()> {
                         let entry = contracts.entry(c.to_hex()).or_insert_with(empty_contract);
                         entry["module_bytes"] = json!(module.len());
                     }
-                    (StateKey::ContractData(c, k), value) if value.as_data().is_some() => {
-                        if let Some(Some(value)) = value.as_data() {
+                    (
+                        StateKey::ContractData(c, k),
+                        StateValue::Data(_) | StateValue::DataWord(_),
+                    ) => {
+                        if let Some(Some(value)) = version.value.as_data() {
                             let entry = contracts.entry(c.to_hex()).or_insert_with(empty_contract);
                             entry["storage"][k.to_hex()] = json!(hex(&value));
                         }

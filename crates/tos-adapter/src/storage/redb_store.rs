@@ -130,15 +130,14 @@ fn encode_value(value: &StateValue, previous: Option<u64>, out: &mut Vec<u8>) {
                 out.extend_from_slice(&p.0);
             }
         }
-        StateValue::Data(None) => out.push(3),
-        StateValue::Data(Some(bytes)) => {
-            out.push(4);
-            out.extend_from_slice(bytes);
-        }
-        StateValue::DataWord(word) => {
-            out.push(4);
-            out.extend_from_slice(&word.to_bytes());
-        }
+        // Either form of an entry, by its bytes.
+        StateValue::Data(_) | StateValue::DataWord(_) => match value.as_data().flatten() {
+            None => out.push(3),
+            Some(bytes) => {
+                out.push(4);
+                out.extend_from_slice(&bytes);
+            }
+        },
         StateValue::Module(bytes) => {
             out.push(5);
             out.extend_from_slice(bytes);
