@@ -8,15 +8,17 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use executor::{ParallelExecutor, SequentialExecutor};
 use std::sync::Arc;
 use std::time::Duration;
+use tos_adapter::contract::default_contract_vm;
+use tos_adapter::execution::fixed_modules;
 use tos_adapter::{
-    fixed_modules, BlockState, ExecutionConfig, MemoryStore, SequentialTosExecutor,
-    TosBlockExecutor, TosStorage, TosVm, Transaction,
+    BlockMode, BlockState, ExecutionConfig, MemoryStore, SequentialTosExecutor, TosBlockExecutor,
+    TosStorage, TosVm, Transaction, DEVNET_CHAIN_ID,
 };
 use tos_blockstm::workload::{Generator, Workload};
 
 /// A store holding `workload`'s genesis, and one block of `txs` transactions on it.
 fn genesis_and_block(workload: Workload, txs: usize) -> (MemoryStore, Vec<Transaction>) {
-    let mut generator = Generator::new(workload, txs, 1, false);
+    let mut generator = Generator::new(workload, txs, 1);
     let store = MemoryStore::new();
     store.write_block(0, &generator.genesis().unwrap()).unwrap();
     let block = generator.block();
@@ -26,8 +28,8 @@ fn genesis_and_block(workload: Workload, txs: usize) -> (MemoryStore, Vec<Transa
 fn bench_block(c: &mut Criterion, group: &str, workload: Workload, txs: usize) {
     let (store, block) = genesis_and_block(workload, txs);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let state =
-        BlockState::preload(&store, 0, TosBlockExecutor::declared_keys(&block), cores).unwrap();
+    let keys = TosBlockExecutor::declared_keys(&block, false);
+    let state = BlockState::preload(&store, 0, keys, cores).unwrap();
     let sequential = SequentialTosExecutor::new(false);
     let parallel = TosBlockExecutor::new(ExecutionConfig {
         verify_signatures: false,
@@ -41,10 +43,18 @@ fn bench_block(c: &mut Criterion, group: &str, workload: Workload, txs: usize) {
         .measurement_time(Duration::from_millis(800))
         .throughput(Throughput::Elements(txs as u64));
     g.bench_with_input(BenchmarkId::new("sequential", txs), &block, |b, block| {
-        b.iter(|| sequential.execute_on(&state, 1, block).unwrap())
+        b.iter(|| {
+            sequential
+                .execute_on(&state, 1, block, BlockMode::Dag)
+                .unwrap()
+        })
     });
     g.bench_with_input(BenchmarkId::new("block_stm", txs), &block, |b, block| {
-        b.iter(|| parallel.execute_prepared(&state, 1, block).unwrap())
+        b.iter(|| {
+            parallel
+                .execute_prepared(&state, 1, block, BlockMode::Dag)
+                .unwrap()
+        })
     });
     g.finish();
 }
@@ -85,9 +95,15 @@ fn contracts(c: &mut Criterion) {
 fn engine_overhead(c: &mut Criterion) {
     let txs = 10_000;
     let (store, block) = genesis_and_block(Workload::Token(1_000), txs);
-    let state = BlockState::preload(&store, 0, TosBlockExecutor::declared_keys(&block), 2).unwrap();
-    let mut vm = TosVm::new(false);
-    vm.fixed_modules = Some(Arc::new(fixed_modules(&block, &state).unwrap()));
+    let state =
+        BlockState::preload(&store, 0, TosBlockExecutor::declared_keys(&block, false), 2).unwrap();
+    let vm: TosVm<Transaction> = TosVm::new(
+        u64::from(DEVNET_CHAIN_ID),
+        false,
+        false,
+        default_contract_vm(),
+        Some(Arc::new(fixed_modules(&block, &state).unwrap())),
+    );
     let sequential = || {
         SequentialExecutor
             .execute_block(&vm, &state, &block)

@@ -1,23 +1,17 @@
-//! The block file format (JSON lines) and the results and state JSON of BLOCKS.md.
+//! The block file format (JSON lines), and the results and state JSON (docs/FORMATS.md).
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use tos_adapter::{
-    BurnPayload, DataKey, DeployContractPayload, Hash, InvokeConstructorPayload,
-    InvokeContractPayload, MultiSigPayload, PublicKey, Signature, StateKey, StateValue,
-    Transaction, TransactionType, TransferPayload, TxError, TxResult,
+    from_hex, to_hex, BlockMode, DataKey, Global, Hash, PublicKey, StateKey, StateValue,
+    Transaction, TxError, TxResult, DEVNET_CHAIN_ID,
 };
 
 /// The longest line `replay` reads: a larger one is refused before it is parsed, so a
 /// hostile file cannot exhaust memory.
 pub const MAX_LINE_BYTES: usize = 256 << 20;
-
-/// Transfers one transaction may list in a file. The rules accept at most 500; up to this
-/// many parse (and are rejected by the rules, as `TransferCount`), more make the line
-/// malformed.
-pub const MAX_FILE_TRANSFERS: usize = 4096;
 
 /// Parses one line of a block file.
 pub fn parse_line(line: &str) -> Result<Line> {
@@ -51,36 +45,6 @@ where
     deserializer.deserialize_map(Visitor)
 }
 
-/// A list of transfers, refusing more than [`MAX_FILE_TRANSFERS`] before reading them all.
-fn bounded_transfers<'de, D>(deserializer: D) -> Result<Vec<TransferJson>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    struct Visitor;
-    impl<'de> serde::de::Visitor<'de> for Visitor {
-        type Value = Vec<TransferJson>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a list of transfers")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(transfer) = seq.next_element()? {
-                if out.len() == MAX_FILE_TRANSFERS {
-                    return Err(serde::de::Error::custom(format!(
-                        "more than {MAX_FILE_TRANSFERS} transfers in one transaction"
-                    )));
-                }
-                out.push(transfer);
-            }
-            Ok(out)
-        }
-    }
-    deserializer.deserialize_seq(Visitor)
-}
-
 /// Decodes every line of `data` as `replay` would, to the transactions, discarding the
 /// result: what the fuzz target and its regression corpus exercise. Never panics.
 pub fn decode_for_fuzzing(data: &[u8]) {
@@ -91,16 +55,134 @@ pub fn decode_for_fuzzing(data: &[u8]) {
         match parse_line(line) {
             Ok(Line::Block { transactions, .. }) => {
                 for tx in &transactions {
-                    let _ = tx.to_transaction();
+                    let _ = transaction(tx);
                 }
             }
             Ok(Line::Genesis {
+                network_chain_id,
+                total_supply,
                 accounts,
                 contracts,
             }) => {
-                let _ = genesis_changes(&accounts, &contracts);
+                let _ = genesis_changes(network_chain_id, total_supply, &accounts, &contracts);
             }
             Err(_) => {}
+        }
+    }
+}
+
+fn devnet() -> u64 {
+    u64::from(DEVNET_CHAIN_ID)
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A JSON value that refuses an object key given twice, anywhere inside it.
+struct StrictValue(Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = StrictValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::from(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::String(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::String(v)))
+            }
+            fn visit_unit<E>(self) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<StrictValue, E> {
+                Ok(StrictValue(Value::Null))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<StrictValue, A::Error> {
+                let mut out = Vec::new();
+                while let Some(StrictValue(v)) = seq.next_element()? {
+                    out.push(v);
+                }
+                Ok(StrictValue(Value::Array(out)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<StrictValue, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some((key, StrictValue(value))) =
+                    map.next_entry::<String, StrictValue>()?
+                {
+                    if out.insert(key.clone(), value).is_some() {
+                        return Err(serde::de::Error::custom(format!("duplicate key `{key}`")));
+                    }
+                }
+                Ok(StrictValue(Value::Object(out)))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+fn strict_values<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Value>, D::Error> {
+    let values: Vec<StrictValue> = Vec::deserialize(deserializer)?;
+    Ok(values.into_iter().map(|v| v.0).collect())
+}
+
+/// The keys a transaction object may have: `wire_hex` and TOS's JSON form's.
+const TRANSACTION_KEYS: [&str; 13] = [
+    "wire_hex",
+    "version",
+    "chain_id",
+    "source",
+    "tx_type",
+    "payload",
+    "fee",
+    "fee_type",
+    "nonce",
+    "reference_hash",
+    "reference_topoheight",
+    "signature",
+    "multisig",
+];
+
+/// A block's mode as the file writes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeJson {
+    /// [`BlockMode::Dag`].
+    #[default]
+    Dag,
+    /// [`BlockMode::Accept`].
+    Accept,
+}
+
+impl From<ModeJson> for BlockMode {
+    fn from(mode: ModeJson) -> Self {
+        match mode {
+            ModeJson::Dag => BlockMode::Dag,
+            ModeJson::Accept => BlockMode::Accept,
         }
     }
 }
@@ -111,10 +193,15 @@ pub fn decode_for_fuzzing(data: &[u8]) {
 pub enum Line {
     /// The state at topoheight 0.
     Genesis {
+        /// The chain id every transaction must carry (default 3, devnet).
+        #[serde(default = "devnet")]
+        network_chain_id: u64,
+        /// The total supply (default 0; no transaction changes it).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        total_supply: u64,
         /// Funded accounts.
         accounts: Vec<GenesisAccount>,
-        /// Deployed contracts (an extension of BLOCKS.md's genesis line, absent when none:
-        /// what the contract workloads start from).
+        /// Deployed contracts (absent when none).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         contracts: Vec<GenesisContract>,
     },
@@ -122,8 +209,12 @@ pub enum Line {
     Block {
         /// Its topoheight.
         topoheight: u64,
-        /// Its transactions.
-        transactions: Vec<TxJson>,
+        /// DAG execution (default) or block acceptance.
+        #[serde(default)]
+        mode: ModeJson,
+        /// Its transactions: `{"wire_hex"}`, TOS's JSON form, or both.
+        #[serde(deserialize_with = "strict_values")]
+        transactions: Vec<Value>,
     },
 }
 
@@ -158,93 +249,6 @@ pub struct GenesisContract {
     pub balances: BTreeMap<String, u64>,
 }
 
-/// A transaction.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TxJson {
-    source: String,
-    nonce: u64,
-    fee: u64,
-    #[serde(default)]
-    signature: Option<String>,
-    data: DataJson,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-enum DataJson {
-    Transfers(#[serde(deserialize_with = "bounded_transfers")] Vec<TransferJson>),
-    Burn(BurnJson),
-    Multisig(MultisigJson),
-    DeployContract(DeployJson),
-    InvokeContract(InvokeJson),
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConstructorJson {
-    max_gas: u64,
-    #[serde(default, deserialize_with = "unique_map")]
-    deposits: BTreeMap<String, u64>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeployJson {
-    module: String,
-    #[serde(default)]
-    invoke: Option<ConstructorJson>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InvokeJson {
-    contract: String,
-    entry_id: u16,
-    max_gas: u64,
-    #[serde(default, deserialize_with = "unique_map")]
-    deposits: BTreeMap<String, u64>,
-    #[serde(default)]
-    parameters: Vec<String>,
-}
-
-fn deposits(map: &BTreeMap<String, u64>) -> Result<Vec<(Hash, u64)>> {
-    map.iter()
-        .map(|(asset, &amount)| Ok((hash(asset, "deposit asset")?, amount)))
-        .collect()
-}
-
-fn deposits_json(deposits: &[(Hash, u64)]) -> BTreeMap<String, u64> {
-    deposits
-        .iter()
-        .map(|(asset, amount)| (asset.to_hex(), *amount))
-        .collect()
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TransferJson {
-    asset: String,
-    destination: String,
-    amount: u64,
-    #[serde(default)]
-    extra_data: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BurnJson {
-    asset: String,
-    amount: u64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MultisigJson {
-    threshold: u8,
-    participants: Vec<String>,
-}
-
 fn key(s: &str, what: &str) -> Result<PublicKey> {
     PublicKey::from_hex(s).with_context(|| format!("{what} `{s}` is not 64 hex characters"))
 }
@@ -253,152 +257,73 @@ fn hash(s: &str, what: &str) -> Result<Hash> {
     Hash::from_hex(s).with_context(|| format!("{what} `{s}` is not 64 hex characters"))
 }
 
-impl TxJson {
-    /// The transaction, with every hex field checked.
-    pub fn to_transaction(&self) -> Result<Transaction> {
-        let data = match &self.data {
-            DataJson::Transfers(transfers) => TransactionType::Transfers(
-                transfers
-                    .iter()
-                    .map(|t| {
-                        Ok(TransferPayload {
-                            asset: hash(&t.asset, "asset")?,
-                            destination: key(&t.destination, "destination")?,
-                            amount: t.amount,
-                            extra_data: t
-                                .extra_data
-                                .as_deref()
-                                .map(tos_adapter::types::from_hex)
-                                .transpose()
-                                .context("extra_data is not hex")?,
-                        })
-                    })
-                    .collect::<Result<_>>()?,
-            ),
-            DataJson::Burn(b) => TransactionType::Burn(BurnPayload {
-                asset: hash(&b.asset, "asset")?,
-                amount: b.amount,
-            }),
-            DataJson::Multisig(m) => TransactionType::MultiSig(MultiSigPayload {
-                threshold: m.threshold,
-                participants: m
-                    .participants
-                    .iter()
-                    .map(|p| key(p, "participant"))
-                    .collect::<Result<_>>()?,
-            }),
-            DataJson::DeployContract(d) => {
-                TransactionType::DeployContract(Box::new(DeployContractPayload {
-                    module: tos_adapter::types::from_hex(&d.module).context("module is not hex")?,
-                    invoke: d
-                        .invoke
-                        .as_ref()
-                        .map(|c| -> Result<_> {
-                            Ok(InvokeConstructorPayload {
-                                max_gas: c.max_gas,
-                                deposits: deposits(&c.deposits)?,
-                            })
-                        })
-                        .transpose()?,
-                }))
-            }
-            DataJson::InvokeContract(i) => {
-                TransactionType::InvokeContract(Box::new(InvokeContractPayload {
-                    contract: hash(&i.contract, "contract")?,
-                    deposits: deposits(&i.deposits)?,
-                    entry_id: i.entry_id,
-                    max_gas: i.max_gas,
-                    parameters: i
-                        .parameters
-                        .iter()
-                        .map(|p| tos_adapter::types::from_hex(p).context("a parameter is not hex"))
-                        .collect::<Result<_>>()?,
-                }))
-            }
-        };
-        let signature = match &self.signature {
-            None => None,
-            Some(hex) => {
-                let bytes = tos_adapter::types::from_hex(hex).context("signature is not hex")?;
-                let bytes: [u8; 64] = bytes.try_into().map_err(|b: Vec<u8>| {
-                    anyhow::anyhow!("signature has {} bytes, expected 64", b.len())
-                })?;
-                Some(Signature::from_bytes(&bytes))
-            }
-        };
-        Ok(Transaction {
-            version: 0,
-            source: key(&self.source, "source")?,
-            nonce: self.nonce,
-            fee: self.fee,
-            data,
-            signature,
-        })
+/// A transaction of a block line: its wire bytes (`"wire_hex"`), TOS's JSON form, or
+/// both, which must then be the same transaction.
+pub fn transaction(value: &Value) -> Result<Transaction> {
+    let object = value
+        .as_object()
+        .context("a transaction is not an object")?;
+    if let Some(unknown) = object
+        .keys()
+        .find(|k| !TRANSACTION_KEYS.contains(&k.as_str()))
+    {
+        bail!("unknown field `{unknown}` in a transaction");
     }
-
-    /// The JSON form of `tx`.
-    pub fn from_transaction(tx: &Transaction) -> Self {
-        let data = match &tx.data {
-            TransactionType::Transfers(transfers) => DataJson::Transfers(
-                transfers
-                    .iter()
-                    .map(|t| TransferJson {
-                        asset: t.asset.to_hex(),
-                        destination: t.destination.to_hex(),
-                        amount: t.amount,
-                        extra_data: t.extra_data.as_deref().map(tos_adapter::types::to_hex),
-                    })
-                    .collect(),
-            ),
-            TransactionType::Burn(b) => DataJson::Burn(BurnJson {
-                asset: b.asset.to_hex(),
-                amount: b.amount,
-            }),
-            TransactionType::MultiSig(m) => DataJson::Multisig(MultisigJson {
-                threshold: m.threshold,
-                participants: m.participants.iter().map(PublicKey::to_hex).collect(),
-            }),
-            TransactionType::DeployContract(d) => DataJson::DeployContract(DeployJson {
-                module: tos_adapter::types::to_hex(&d.module),
-                invoke: d.invoke.as_ref().map(|c| ConstructorJson {
-                    max_gas: c.max_gas,
-                    deposits: deposits_json(&c.deposits),
-                }),
-            }),
-            TransactionType::InvokeContract(i) => DataJson::InvokeContract(InvokeJson {
-                contract: i.contract.to_hex(),
-                entry_id: i.entry_id,
-                max_gas: i.max_gas,
-                deposits: deposits_json(&i.deposits),
-                parameters: i
-                    .parameters
-                    .iter()
-                    .map(|p| tos_adapter::types::to_hex(p))
-                    .collect(),
-            }),
-        };
-        Self {
-            source: tx.source.to_hex(),
-            nonce: tx.nonce,
-            fee: tx.fee,
-            signature: tx
-                .signature
-                .map(|s| tos_adapter::types::to_hex(&s.to_bytes())),
-            data,
+    let from_wire = match object.get("wire_hex") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(hex)) => {
+            let bytes = from_hex(hex).context("wire_hex is not hex")?;
+            Some(Transaction::from_wire(&bytes)?)
         }
+        Some(_) => bail!("wire_hex is not a string"),
+    };
+    let has_json = object.keys().any(|k| k != "wire_hex");
+    let from_json = if has_json {
+        let mut json = value.clone();
+        if let Some(map) = json.as_object_mut() {
+            map.remove("wire_hex");
+        }
+        Some(tos_adapter::tx::json::from_json(&json)?)
+    } else {
+        None
+    };
+    match (from_wire, from_json) {
+        (Some(wire), Some(json)) if wire != json => {
+            bail!("wire_hex and the JSON form are different transactions")
+        }
+        (Some(wire), _) => Ok(wire),
+        (None, Some(json)) => Ok(json),
+        (None, None) => bail!("a transaction needs wire_hex or TOS's JSON form"),
     }
 }
 
-/// The genesis line's accounts as state changes.
+/// A transaction as a block line writes it: its wire bytes.
+pub fn transaction_json(tx: &Transaction) -> Value {
+    json!({ "wire_hex": to_hex(&tx.to_wire()) })
+}
+
+/// The genesis line as state changes. Every listed account exists (its nonce is stored,
+/// zero or not).
 pub fn genesis_changes(
+    network_chain_id: u64,
+    total_supply: u64,
     accounts: &[GenesisAccount],
     contracts: &[GenesisContract],
 ) -> Result<Vec<(StateKey, StateValue)>> {
-    let mut changes = Vec::new();
+    let mut changes = vec![(
+        StateKey::Global(Global::NetworkChainId),
+        StateValue::Number(network_chain_id),
+    )];
+    if total_supply > 0 {
+        changes.push((
+            StateKey::Global(Global::TotalSupply),
+            StateValue::Number(total_supply),
+        ));
+    }
     for c in contracts {
         let address = hash(&c.address, "contract address")?;
         let hex = |s: &str, what: &str| {
-            tos_adapter::types::from_hex(s).with_context(|| format!("contract {what} is not hex"))
+            from_hex(s).with_context(|| format!("contract {what} is not hex"))
         };
         changes.push((
             StateKey::ContractModule(address),
@@ -422,9 +347,7 @@ pub fn genesis_changes(
     }
     for a in accounts {
         let account = key(&a.account, "account")?;
-        if a.nonce > 0 {
-            changes.push((StateKey::Nonce(account), StateValue::Number(a.nonce)));
-        }
+        changes.push((StateKey::Nonce(account), StateValue::Number(a.nonce)));
         for (asset, &amount) in &a.balances {
             changes.push((
                 StateKey::Balance(account, hash(asset, "asset")?),
@@ -435,16 +358,27 @@ pub fn genesis_changes(
     Ok(changes)
 }
 
-/// The genesis line for state changes (balances and nonces).
+/// The genesis line for state changes (accounts, contracts, the chain id).
 pub fn genesis_line(changes: &[(StateKey, StateValue)]) -> Line {
     let mut accounts: BTreeMap<PublicKey, GenesisAccount> = BTreeMap::new();
     let mut contracts: BTreeMap<Hash, GenesisContract> = BTreeMap::new();
-    let hex = tos_adapter::types::to_hex;
+    let mut network_chain_id = devnet();
+    let mut total_supply = 0;
     for (k, v) in changes {
         let contract = match k {
             StateKey::ContractModule(c)
             | StateKey::ContractData(c, _)
             | StateKey::ContractBalance(c, _) => c,
+            StateKey::Global(global) => {
+                if let StateValue::Number(n) = v {
+                    match global {
+                        Global::NetworkChainId => network_chain_id = *n,
+                        Global::TotalSupply => total_supply = *n,
+                        _ => {}
+                    }
+                }
+                continue;
+            }
             _ => continue,
         };
         let entry = contracts
@@ -456,10 +390,10 @@ pub fn genesis_line(changes: &[(StateKey, StateValue)]) -> Line {
                 balances: BTreeMap::new(),
             });
         match (k, v) {
-            (StateKey::ContractModule(_), StateValue::Module(m)) => entry.module = hex(m),
+            (StateKey::ContractModule(_), StateValue::Module(m)) => entry.module = to_hex(m),
             (StateKey::ContractData(_, key), value) => {
                 if let Some(Some(value)) = value.as_data() {
-                    entry.storage.insert(key.to_hex(), hex(&value));
+                    entry.storage.insert(key.to_hex(), to_hex(&value));
                 }
             }
             (StateKey::ContractBalance(_, asset), StateValue::Number(n)) => {
@@ -488,33 +422,64 @@ pub fn genesis_line(changes: &[(StateKey, StateValue)]) -> Line {
         }
     }
     Line::Genesis {
+        network_chain_id,
+        total_supply,
         accounts: accounts.into_values().collect(),
         contracts: contracts.into_values().collect(),
     }
 }
 
-/// One line of the results file.
-pub fn result_json(topoheight: u64, index: usize, result: &TxResult) -> Value {
-    json!({
+/// One line of the results file. `block_rejected`: the transaction's block was rejected
+/// in acceptance mode (`executed` false for those after the rejecting one).
+pub fn result_json(
+    topoheight: u64,
+    index: usize,
+    tx_hash: &Hash,
+    result: Option<&TxResult>,
+    block_rejected: bool,
+) -> Value {
+    let mut line = json!({
         "topoheight": topoheight,
         "index": index,
-        "tx_hash": result.tx_hash.to_hex(),
-        "success": result.success(),
-        "error": result.error.as_ref().map(error_json),
-        "fee_paid": result.fee_paid,
-        "gas_used": result.gas_used,
-    })
+        "tx_hash": tx_hash.to_hex(),
+    });
+    match result {
+        Some(result) => {
+            line["success"] = json!(result.success());
+            line["error_code"] = json!(result.code());
+            line["error"] = result.error.as_ref().map_or(Value::Null, error_json);
+            line["gas_used"] = json!(result.gas_used);
+            if let Some(failure) = &result.call_failure {
+                line["call_failure"] = json!(failure);
+            }
+        }
+        None => {
+            line["executed"] = json!(false);
+            line["success"] = json!(false);
+            line["error_code"] = Value::Null;
+            line["error"] = Value::Null;
+        }
+    }
+    if block_rejected {
+        line["block_rejected"] = json!(true);
+    }
+    line
 }
 
-/// A rejection as JSON: its kind, its fields and its message.
+/// A rejection as JSON: its kind, TOS's code and its name, its message and its figures.
 pub fn error_json(error: &TxError) -> Value {
-    let mut value = json!({ "kind": error.kind(), "message": error.to_string() });
+    let mut value = json!({
+        "kind": error.kind(),
+        "code": error.code(),
+        "code_name": error.code_name(),
+        "message": error.to_string(),
+    });
     match error {
-        TxError::InvalidNonce { expected, got } => {
+        TxError::NonceTooLow { expected, got } | TxError::NonceTooHigh { expected, got } => {
             value["expected"] = json!(expected);
             value["got"] = json!(got);
         }
-        TxError::InsufficientFunds {
+        TxError::InsufficientBalance {
             asset,
             available,
             required,
@@ -523,9 +488,20 @@ pub fn error_json(error: &TxError) -> Value {
             value["available"] = json!(available);
             value["required"] = json!(required);
         }
-        TxError::TransferCount { count } => value["count"] = json!(count),
-        TxError::ContractNotFound(contract) => value["contract"] = json!(contract.to_hex()),
-        TxError::ContractFailed { reason } => value["reason"] = json!(reason),
+        TxError::InsufficientFee {
+            available,
+            required,
+        } => {
+            value["available"] = json!(available);
+            value["required"] = json!(required);
+        }
+        TxError::ChainIdMismatch { expected, got } => {
+            value["expected"] = json!(expected);
+            value["got"] = json!(got);
+        }
+        TxError::ContractNotFound(contract) | TxError::ContractExists(contract) => {
+            value["contract"] = json!(contract.to_hex())
+        }
         _ => {}
     }
     value

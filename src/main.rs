@@ -5,13 +5,15 @@
 //! - `bench`: sequential against parallel on the workloads of WORKLOADS.md.
 //! - `replay`: execute and commit the blocks of a file (BLOCKS.md).
 //! - `inspect`: show an account, or the whole state as JSON.
+//! - `conformance`: TOS's conformance server, for TOS's harness.
 //! - `engine`: the engine benchmark on mock transactions.
 
 mod commands;
 
 use clap::{Parser, Subcommand};
 use commands::{
-    bench::BenchArgs, engine::EngineArgs, inspect::InspectArgs, replay::ReplayArgs, run::RunArgs,
+    bench::BenchArgs, conformance::ConformanceArgs, engine::EngineArgs, inspect::InspectArgs,
+    replay::ReplayArgs, run::RunArgs,
 };
 
 /// Block-STM parallel block executor for the TOS blockchain.
@@ -41,6 +43,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Show an account's state and history, or the whole state as JSON.
     Inspect(InspectArgs),
+    /// TOS's conformance server (the HTTP API of TOS's harness).
+    Conformance(ConformanceArgs),
     /// The engine benchmark on mock transactions of a calibrated cost.
     Engine(EngineArgs),
 }
@@ -71,6 +75,7 @@ fn main() {
         Some(Command::Bench(args)) => commands::bench::main(args),
         Some(Command::Replay(args)) => commands::replay::main(args),
         Some(Command::Inspect(args)) => commands::inspect::main(args),
+        Some(Command::Conformance(args)) => commands::conformance::main(args),
         Some(Command::Engine(args)) => commands::engine::main(args),
     };
     if let Err(error) = result {

@@ -1,4 +1,5 @@
-//! The workloads of WORKLOADS.md: deterministic TOS blocks for a seed.
+//! The workloads (docs/WORKLOADS.md): deterministic blocks of real, signed TOS
+//! transactions (devnet, chain id 3) for a seed.
 
 use anyhow::{bail, Context, Result};
 use executor::mock::mix;
@@ -6,11 +7,12 @@ use std::collections::HashMap;
 use std::fmt;
 use tos_adapter::contract::programs;
 use tos_adapter::{
-    BurnPayload, DataKey, Hash, InvokeContractPayload, KeyPair, MultiSigPayload, PublicKey,
-    StateKey, StateValue, Transaction, TransactionType, TransferPayload, COIN_VALUE, TOS_ASSET,
+    BurnPayload, DataKey, Global, Hash, InvokeContractPayload, KeyPair, MultiSigPayload,
+    MultiSigSignature, PublicKey, StateKey, StateValue, Transaction, TransactionType,
+    TransferPayload, ValueCell, COIN_VALUE, DEVNET_CHAIN_ID, TOS_ASSET,
 };
 
-/// A second asset, for the `mixed` and `amm` workloads.
+/// A second asset, for the `mixed` workload.
 pub const SECOND_ASSET: Hash = Hash([0x5a; 32]);
 
 /// Where the contract workloads find their contract (deployed in the genesis).
@@ -161,58 +163,62 @@ impl Rng {
     }
 }
 
-/// An account of a workload: its key (real when signing) and its public key.
-#[derive(Clone)]
-pub struct Account {
-    /// The signing key, when signatures are on.
-    pub key: Option<KeyPair>,
-    /// The public key.
-    pub public: PublicKey,
-}
-
-/// Generates a workload's genesis and blocks, keeping each account's nonce across blocks.
-pub struct Generator {
-    workload: Workload,
-    txs_per_block: usize,
-    sign: bool,
-    rng: Rng,
-    accounts: Vec<Account>,
-    /// Senders (indices into `accounts`) and receivers, by role.
-    senders: Vec<usize>,
-    receivers: Vec<usize>,
-    nonces: HashMap<PublicKey, u64>,
-}
+/// The fee every generated transaction pays.
+pub const FEE: u64 = 1_000;
 
 /// Balance each funded account starts with: enough for a long run of small payments.
 pub const GENESIS_BALANCE: u64 = 1_000_000 * COIN_VALUE;
 
-fn account(seed: u64, index: u64, sign: bool) -> Account {
+/// Generates a workload's genesis and blocks, keeping each account's nonce (and
+/// multisig) across blocks.
+pub struct Generator {
+    workload: Workload,
+    txs_per_block: usize,
+    rng: Rng,
+    keys: Vec<KeyPair>,
+    /// Senders (indices into `keys`) and receivers, by role.
+    senders: Vec<usize>,
+    receivers: Vec<usize>,
+    nonces: HashMap<PublicKey, u64>,
+    /// Each account's multisig participants (indices into `keys`) once it set one up.
+    multisigs: HashMap<PublicKey, Vec<usize>>,
+}
+
+/// Runs `f` over `items` on every core, in order.
+fn par_map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<U>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// The key of account `index` of a workload seeded with `seed`.
+fn account_key(seed: u64, index: u64) -> KeyPair {
     let mut seed_bytes = [0u8; 16];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     seed_bytes[8..].copy_from_slice(&index.to_le_bytes());
-    if sign {
-        let key = KeyPair::from_seed(&seed_bytes);
-        Account {
-            public: key.public_key(),
-            key: Some(key),
-        }
-    } else {
-        // Without signatures any 32 bytes make an account: no curve arithmetic needed.
-        let mut public = [0u8; 32];
-        for (i, chunk) in public.chunks_mut(8).enumerate() {
-            chunk.copy_from_slice(&mix(seed ^ mix(index) ^ (i as u64)).to_le_bytes());
-        }
-        Account {
-            key: None,
-            public: PublicKey(public),
-        }
-    }
+    KeyPair::from_seed(&seed_bytes)
+}
+
+/// A transaction built and not yet signed: who signs it, and a multisig participant who
+/// co-signs it.
+struct Unsigned {
+    tx: Transaction,
+    signer: usize,
+    participant: Option<usize>,
 }
 
 impl Generator {
-    /// A generator of `workload` blocks of `txs_per_block` transactions for `seed`;
-    /// `sign` gives every transaction a real signature.
-    pub fn new(workload: Workload, txs_per_block: usize, seed: u64, sign: bool) -> Self {
+    /// A generator of `workload` blocks of `txs_per_block` transactions for `seed`.
+    pub fn new(workload: Workload, txs_per_block: usize, seed: u64) -> Self {
         let n = txs_per_block.max(1);
         let (senders, receivers): (usize, usize) = match workload {
             Workload::Independent | Workload::HotSender(_) | Workload::HotReceiver(_) => {
@@ -222,24 +228,27 @@ impl Generator {
             Workload::Mixed => (n, n / 2 + 2),
             Workload::Amm | Workload::Counter => (n + 1, 0),
         };
-        let accounts: Vec<Account> = (0..(senders + receivers) as u64)
-            .map(|i| account(seed, i, sign))
-            .collect();
+        let indices: Vec<u64> = (0..(senders + receivers) as u64).collect();
+        let keys = par_map(&indices, |&i| account_key(seed, i));
         Self {
             workload,
             txs_per_block,
-            sign,
             rng: Rng::new(seed),
             senders: (0..senders).collect(),
             receivers: (senders..senders + receivers).collect(),
-            accounts,
+            keys,
             nonces: HashMap::new(),
+            multisigs: HashMap::new(),
         }
     }
 
-    /// The genesis state: every sender funded in TOS (and the second asset for `mixed`);
-    /// for a contract workload, its contract deployed (the token's holders funded, the
-    /// pool filled).
+    fn public(&self, account: usize) -> PublicKey {
+        self.keys[account].public_key()
+    }
+
+    /// The genesis state: the network's chain id and supply, every sender funded in TOS
+    /// (and the second asset for `mixed`); for a contract workload, its contract deployed
+    /// (the token's holders funded, the pool's reserves).
     pub fn genesis(&self) -> Result<Vec<(StateKey, StateValue)>> {
         let mut changes = Vec::new();
         let module = |m: std::result::Result<Vec<u8>, String>| -> Result<StateValue> {
@@ -256,13 +265,8 @@ impl Generator {
                 ));
                 for &s in &self.senders {
                     changes.push((
-                        StateKey::ContractData(
-                            TOKEN_CONTRACT,
-                            DataKey::new(&self.accounts[s].public.0),
-                        ),
-                        StateValue::data(Some(
-                            programs::token_balance(TOKEN_GENESIS_BALANCE).into(),
-                        )),
+                        StateKey::ContractData(TOKEN_CONTRACT, DataKey::new(&self.public(s).0)),
+                        StateValue::data(Some(programs::stored_u64(TOKEN_GENESIS_BALANCE).into())),
                     ));
                 }
             }
@@ -271,10 +275,10 @@ impl Generator {
                     StateKey::ContractModule(AMM_CONTRACT),
                     module(programs::amm())?,
                 ));
-                for asset in [TOS_ASSET, SECOND_ASSET] {
+                for reserve in [programs::AMM_RESERVE_A, programs::AMM_RESERVE_B] {
                     changes.push((
-                        StateKey::ContractBalance(AMM_CONTRACT, asset),
-                        StateValue::Number(AMM_GENESIS_RESERVE),
+                        StateKey::ContractData(AMM_CONTRACT, DataKey::new(reserve)),
+                        StateValue::data(Some(programs::stored_u64(AMM_GENESIS_RESERVE).into())),
                     ));
                 }
             }
@@ -285,7 +289,8 @@ impl Generator {
             _ => {}
         }
         for &s in &self.senders {
-            let public = self.accounts[s].public;
+            let public = self.public(s);
+            changes.push((StateKey::Nonce(public), StateValue::Number(0)));
             changes.push((
                 StateKey::Balance(public, TOS_ASSET),
                 StateValue::Number(GENESIS_BALANCE),
@@ -297,20 +302,37 @@ impl Generator {
                 ));
             }
         }
+        let supply = GENESIS_BALANCE.saturating_mul(self.senders.len() as u64);
+        changes.push((
+            StateKey::Global(Global::NetworkChainId),
+            StateValue::Number(u64::from(DEVNET_CHAIN_ID)),
+        ));
+        changes.push((
+            StateKey::Global(Global::TotalSupply),
+            StateValue::Number(supply),
+        ));
         Ok(changes)
     }
 
-    /// Sets the nonces the next block starts from (read from storage when continuing).
+    /// Sets the nonce the next block starts from for `account` (read from storage when
+    /// continuing a run).
     pub fn set_nonce(&mut self, account: PublicKey, nonce: u64) {
         self.nonces.insert(account, nonce);
     }
 
+    /// Records `account`'s multisig participants (read from storage when continuing a
+    /// run), so that its transactions carry a participant's signature.
+    pub fn set_multisig(&mut self, account: PublicKey, participants: &[PublicKey]) {
+        let indices = participants
+            .iter()
+            .filter_map(|p| self.keys.iter().position(|k| k.public_key() == *p))
+            .collect();
+        self.multisigs.insert(account, indices);
+    }
+
     /// Every account that may send.
     pub fn sender_keys(&self) -> Vec<PublicKey> {
-        self.senders
-            .iter()
-            .map(|&s| self.accounts[s].public)
-            .collect()
+        self.senders.iter().map(|&s| self.public(s)).collect()
     }
 
     fn next_nonce(&mut self, account: PublicKey) -> u64 {
@@ -320,36 +342,28 @@ impl Generator {
         current
     }
 
-    fn tx(&mut self, from: usize, nonce: u64, fee: u64, data: TransactionType) -> Transaction {
-        let source = self.accounts[from].public;
-        let mut tx = Transaction {
-            version: 0,
-            source,
-            nonce,
-            fee,
-            data,
-            signature: None,
-        };
-        if self.sign {
-            if let Some(key) = &self.accounts[from].key {
-                tx.signature = Some(key.sign(&tx.signing_bytes()));
-            }
+    fn tx(&mut self, from: usize, nonce: u64, data: TransactionType) -> Unsigned {
+        let source = self.public(from);
+        let participant = self.multisigs.get(&source).and_then(|p| p.first().copied());
+        Unsigned {
+            tx: Transaction::new(DEVNET_CHAIN_ID, source, nonce, FEE, data),
+            signer: from,
+            participant,
         }
-        tx
     }
 
-    fn pay(&mut self, from: usize, to: usize, amount: u64) -> Transaction {
-        let nonce = self.next_nonce(self.accounts[from].public);
+    fn pay(&mut self, from: usize, to: usize, amount: u64) -> Unsigned {
+        let nonce = self.next_nonce(self.public(from));
         let data = TransactionType::Transfers(vec![TransferPayload {
             asset: TOS_ASSET,
-            destination: self.accounts[to].public,
+            destination: self.public(to),
             amount,
             extra_data: None,
         }]);
-        self.tx(from, nonce, 1_000, data)
+        self.tx(from, nonce, data)
     }
 
-    /// The next block's transactions.
+    /// The next block's transactions, signed.
     pub fn block(&mut self) -> Vec<Transaction> {
         let n = self.txs_per_block;
         let mut txs = Vec::with_capacity(n);
@@ -400,44 +414,47 @@ impl Generator {
                     let from = self.rng.below(k) as usize;
                     let to = (from + 1 + self.rng.below(k - 1) as usize) % k as usize;
                     let amount = 1 + self.rng.below(1_000);
-                    let to = self.accounts[self.senders[to]].public;
+                    let to = self.public(self.senders[to]);
                     let parameters = programs::token_transfer(&to, amount);
-                    txs.push(self.call(self.senders[from], TOKEN_CONTRACT, parameters, vec![]));
+                    txs.push(self.call(self.senders[from], TOKEN_CONTRACT, parameters));
                 }
             }
             Workload::Amm => {
                 for i in 0..n {
-                    let deposit = vec![(TOS_ASSET, 1 + self.rng.below(1_000))];
-                    let parameters = programs::amm_swap(&SECOND_ASSET);
-                    txs.push(self.call(self.senders[i], AMM_CONTRACT, parameters, deposit));
+                    let parameters = programs::amm_swap(1 + self.rng.below(1_000));
+                    txs.push(self.call(self.senders[i], AMM_CONTRACT, parameters));
                 }
             }
             Workload::Counter => {
                 for i in 0..n {
-                    txs.push(self.call(self.senders[i], COUNTER_CONTRACT, vec![], vec![]));
+                    txs.push(self.call(self.senders[i], COUNTER_CONTRACT, vec![]));
                 }
             }
         }
-        txs
+        let keys = &self.keys;
+        par_map(&txs, |u| {
+            let mut tx = u.tx.clone();
+            if let Some(p) = u.participant {
+                tx.multisig = Some(vec![MultiSigSignature {
+                    id: 0,
+                    signature: keys[p].sign(&tx.multisig_message().0),
+                }]);
+            }
+            tx.signed(&keys[u.signer])
+        })
     }
 
     /// A call of `contract`'s main entry from `from`.
-    fn call(
-        &mut self,
-        from: usize,
-        contract: Hash,
-        parameters: Vec<Vec<u8>>,
-        deposits: Vec<(Hash, u64)>,
-    ) -> Transaction {
-        let nonce = self.next_nonce(self.accounts[from].public);
+    fn call(&mut self, from: usize, contract: Hash, parameters: Vec<ValueCell>) -> Unsigned {
+        let nonce = self.next_nonce(self.public(from));
         let data = TransactionType::InvokeContract(Box::new(InvokeContractPayload {
             contract,
-            deposits,
+            deposits: vec![],
             entry_id: programs::ENTRY_MAIN,
             max_gas: CONTRACT_MAX_GAS,
             parameters,
         }));
-        self.tx(from, nonce, 1_000, data)
+        self.tx(from, nonce, data)
     }
 
     /// A Zipf-distributed receiver: receiver `r` with probability ∝ 1/(r+1).
@@ -449,11 +466,11 @@ impl Generator {
         self.receivers[r.min(self.receivers.len() - 1)]
     }
 
-    fn mixed_block(&mut self, txs: &mut Vec<Transaction>) {
+    fn mixed_block(&mut self, txs: &mut Vec<Unsigned>) {
         let n = self.txs_per_block;
         for i in 0..n {
             let from = self.senders[i % self.senders.len()];
-            let public = self.accounts[from].public;
+            let public = self.public(from);
             let kind = self.rng.below(100);
             let tx = if kind < 2 {
                 // Fails: a nonce from the future (not consumed).
@@ -461,22 +478,22 @@ impl Generator {
                 let to = self.zipf_receiver();
                 let data = TransactionType::Transfers(vec![TransferPayload {
                     asset: TOS_ASSET,
-                    destination: self.accounts[to].public,
+                    destination: self.public(to),
                     amount: 1,
                     extra_data: None,
                 }]);
-                self.tx(from, nonce, 1_000, data)
+                self.tx(from, nonce, data)
             } else if kind < 4 {
                 // Fails: more than the sender holds (the nonce is not consumed either).
                 let nonce = self.nonces.get(&public).copied().unwrap_or(0);
                 let to = self.zipf_receiver();
                 let data = TransactionType::Transfers(vec![TransferPayload {
                     asset: TOS_ASSET,
-                    destination: self.accounts[to].public,
+                    destination: self.public(to),
                     amount: u64::MAX / 2,
                     extra_data: None,
                 }]);
-                self.tx(from, nonce, 1_000, data)
+                self.tx(from, nonce, data)
             } else if kind < 12 {
                 let nonce = self.next_nonce(public);
                 let asset = if self.rng.chance(50) {
@@ -488,28 +505,30 @@ impl Generator {
                 self.tx(
                     from,
                     nonce,
-                    1_000,
                     TransactionType::Burn(BurnPayload { asset, amount }),
                 )
             } else if kind < 15 {
                 let nonce = self.next_nonce(public);
                 let count = 1 + self.rng.below(3) as usize;
-                let mut unique: Vec<PublicKey> = Vec::with_capacity(count);
+                let mut chosen: Vec<usize> = Vec::with_capacity(count);
                 for _ in 0..count {
                     let r = self.zipf_receiver();
-                    unique.push(self.accounts[r].public);
+                    if !chosen.contains(&r) {
+                        chosen.push(r);
+                    }
                 }
-                unique.sort_unstable();
-                unique.dedup();
-                self.tx(
+                let participants = chosen.iter().map(|&r| self.public(r)).collect();
+                // Signed under the multisig it replaces, if any; later ones under this.
+                let tx = self.tx(
                     from,
                     nonce,
-                    1_000,
                     TransactionType::MultiSig(MultiSigPayload {
                         threshold: 1,
-                        participants: unique,
+                        participants,
                     }),
-                )
+                );
+                self.multisigs.insert(public, chosen);
+                tx
             } else {
                 let nonce = self.next_nonce(public);
                 let count = 1 + self.rng.below(3) as usize;
@@ -522,13 +541,13 @@ impl Generator {
                             } else {
                                 SECOND_ASSET
                             },
-                            destination: self.accounts[to].public,
+                            destination: self.public(to),
                             amount: 1 + self.rng.below(10_000),
                             extra_data: None,
                         }
                     })
                     .collect();
-                self.tx(from, nonce, 1_000, TransactionType::Transfers(transfers))
+                self.tx(from, nonce, TransactionType::Transfers(transfers))
             };
             txs.push(tx);
         }
@@ -561,8 +580,8 @@ mod tests {
 
     #[test]
     fn blocks_are_deterministic_with_consecutive_nonces() {
-        let a = Generator::new(Workload::P2p(10), 100, 7, false).block();
-        let b = Generator::new(Workload::P2p(10), 100, 7, false).block();
+        let a = Generator::new(Workload::P2p(10), 100, 7).block();
+        let b = Generator::new(Workload::P2p(10), 100, 7).block();
         assert_eq!(a, b);
         let mut seen: HashMap<PublicKey, u64> = HashMap::new();
         for tx in &a {

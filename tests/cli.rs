@@ -263,19 +263,21 @@ fn genesis() -> String {
     )
 }
 
+/// A block of one unsigned transfer from `A`, in TOS's JSON form.
 fn block(topoheight: u64, amount: &str, destination: &str) -> String {
     format!(
-        r#"{{"type": "block", "topoheight": {topoheight}, "transactions": [{{"source": "{A}", "nonce": {n}, "fee": 10, "signature": null, "data": {{"transfers": [{{"asset": "{TOS}", "destination": "{destination}", "amount": {amount}, "extra_data": null}}]}}}}]}}"#,
+        r#"{{"type": "block", "topoheight": {topoheight}, "transactions": [{{"version": 1, "chain_id": 3, "source": "{A}", "tx_type": "transfers", "payload": [{{"asset": "{TOS}", "destination": "{destination}", "amount": {amount}, "extra_data": null}}], "fee": 10, "fee_type": 0, "nonce": {n}, "reference_hash": null, "reference_topoheight": 0, "signature": null}}]}}"#,
         n = topoheight - 1
     )
 }
 
 /// A block whose one transaction lists 100,000 transfers.
 fn huge_block() -> String {
-    let transfer = format!(r#"{{"asset": "{TOS}", "destination": "{B}", "amount": 1}}"#);
+    let transfer =
+        format!(r#"{{"asset": "{TOS}", "destination": "{B}", "amount": 1, "extra_data": null}}"#);
     let transfers = vec![transfer; 100_000].join(",");
     format!(
-        r#"{{"type": "block", "topoheight": 1, "transactions": [{{"source": "{A}", "nonce": 0, "fee": 10, "data": {{"transfers": [{transfers}]}}}}]}}"#
+        r#"{{"type": "block", "topoheight": 1, "transactions": [{{"version": 1, "chain_id": 3, "source": "{A}", "tx_type": "transfers", "payload": [{transfers}], "fee": 10, "fee_type": 0, "nonce": 0, "signature": null}}]}}"#
     )
 }
 

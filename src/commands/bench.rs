@@ -10,8 +10,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 use tos_adapter::{
-    BlockState, ExecutionConfig, MemoryStore, SequentialTosExecutor, StateKey, StateValue,
-    TosBlockExecutor, TosStorage, TosVm,
+    contract::default_contract_vm, BlockMode, BlockState, ExecutionConfig, MemoryStore,
+    SequentialTosExecutor, StateKey, StateValue, TosBlockExecutor, TosStorage, TosVm, Transaction,
+    DEVNET_CHAIN_ID,
 };
 use tos_blockstm::workload::{Generator, Workload};
 
@@ -30,7 +31,8 @@ pub struct BenchArgs {
     /// Runs of each executor per row; the median is reported.
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
-    /// Sign every transaction and verify signatures during execution.
+    /// Verify every transaction's signature during execution (transactions are always
+    /// signed).
     #[arg(long)]
     pub verify_signatures: bool,
     /// Seed of the workloads.
@@ -127,15 +129,22 @@ pub fn main(args: BenchArgs) -> Result<()> {
 }
 
 fn bench_workload(args: &BenchArgs, workload: Workload, threads: &[usize]) -> Result<Vec<Row>> {
-    let mut generator = Generator::new(workload, args.txs, args.seed, args.verify_signatures);
+    let mut generator = Generator::new(workload, args.txs, args.seed);
     let store = MemoryStore::new();
     store.write_block(0, &generator.genesis()?)?;
     let txs = generator.block();
-    let state = BlockState::preload(&store, 0, TosBlockExecutor::declared_keys(&txs), cores())?;
-    let vm = TosVm::new(args.verify_signatures);
+    let keys = TosBlockExecutor::declared_keys(&txs, args.verify_signatures);
+    let state = BlockState::preload(&store, 0, keys, cores())?;
+    let vm: TosVm<Transaction> = TosVm::new(
+        u64::from(DEVNET_CHAIN_ID),
+        args.verify_signatures,
+        false,
+        default_contract_vm(),
+        None,
+    );
     let critical_path = executor::critical_path(&vm, &state, &txs)?.max(1);
     let oracle = SequentialTosExecutor::new(args.verify_signatures);
-    let expected = oracle.execute_on(&state, 1, &txs)?;
+    let expected = oracle.execute_on(&state, 1, &txs, BlockMode::Dag)?;
     let want: BTreeMap<&StateKey, &StateValue> =
         expected.changes.iter().map(|(k, v)| (k, v)).collect();
     let mut rows = Vec::new();
@@ -153,12 +162,12 @@ fn bench_workload(args: &BenchArgs, workload: Workload, threads: &[usize]) -> Re
             for turn in [run % 2, 1 - run % 2] {
                 if turn == 0 {
                     let start = Instant::now();
-                    let sequential = oracle.execute_on(&state, 1, &txs)?;
+                    let sequential = oracle.execute_on(&state, 1, &txs, BlockMode::Dag)?;
                     seq.push(start.elapsed());
                     drop(std::hint::black_box(sequential));
                 } else {
                     let start = Instant::now();
-                    let execution = executor.execute_prepared(&state, 1, &txs)?;
+                    let execution = executor.execute_prepared(&state, 1, &txs, BlockMode::Dag)?;
                     par.push(start.elapsed());
                     last = Some(execution);
                 }

@@ -1,12 +1,12 @@
 //! `tos-blockstm inspect`: an account's state and version history, or the whole latest
-//! state as the JSON of BLOCKS.md.
+//! state as JSON (docs/FORMATS.md).
 
 use super::open_existing_db;
 use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
-use tos_adapter::{PublicKey, StateKey, StateValue, TosStorage};
+use tos_adapter::{Global, PublicKey, StateKey, StateValue, TosStorage};
 
 /// Options of `tos-blockstm inspect`.
 #[derive(Args, Debug)]
@@ -44,7 +44,8 @@ pub fn main(args: InspectArgs) -> Result<()> {
             let mut burned: Map<String, Value> = Map::new();
             let mut contracts: Map<String, Value> = Map::new();
             let mut gas_fee_total = 0;
-            let hex = tos_adapter::types::to_hex;
+            let hex = tos_adapter::to_hex;
+            let mut global: Map<String, Value> = Map::new();
             for (key, version) in &latest {
                 match (key, &version.value) {
                     (StateKey::Nonce(a), StateValue::Number(n)) => {
@@ -81,11 +82,23 @@ pub fn main(args: InspectArgs) -> Result<()> {
                         let entry = contracts.entry(c.to_hex()).or_insert_with(empty_contract);
                         entry["balances"][asset.to_hex()] = json!(n);
                     }
+                    (StateKey::Global(g), StateValue::Number(n)) => {
+                        let name = match g {
+                            Global::NetworkChainId => "network_chain_id",
+                            Global::TotalSupply => "total_supply",
+                            Global::BlockHeight => "block_height",
+                            Global::Timestamp => "timestamp",
+                        };
+                        global.insert(name.to_owned(), json!(n));
+                    }
                     _ => bail!("corrupt state: {key:?} holds {:?}", version.value),
                 }
             }
+            let summary = store.summary()?;
             let state = json!({
                 "topoheight": store.topoheight()?,
+                "global": global,
+                "state_digest": summary.digest().to_hex(),
                 "accounts": accounts,
                 "gas_fee_total": gas_fee_total,
                 "burned": burned,
@@ -95,12 +108,14 @@ pub fn main(args: InspectArgs) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&state)?);
             } else {
                 println!(
-                    "topoheight {}: {} accounts, {} contracts, gas fees {}, burned {}",
+                    "topoheight {}: {} accounts, {} contracts, gas fees {}, burned {}, block height {}, state digest {}",
                     state["topoheight"],
                     state["accounts"].as_object().map_or(0, Map::len),
                     state["contracts"].as_object().map_or(0, Map::len),
                     gas_fee_total,
-                    state["burned"]
+                    state["burned"],
+                    summary.block_height,
+                    state["state_digest"].as_str().unwrap_or_default()
                 );
             }
         }

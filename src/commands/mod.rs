@@ -1,6 +1,7 @@
 //! The binary's commands.
 
 pub mod bench;
+pub mod conformance;
 pub mod engine;
 pub mod inspect;
 pub mod replay;

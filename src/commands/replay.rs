@@ -6,8 +6,10 @@ use clap::Args;
 use indicatif::ProgressBar;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
-use tos_adapter::{ExecutionConfig, TosBlockExecutor, TosStorage, Transaction};
-use tos_blockstm::blockfile::{genesis_changes, parse_line, result_json, Line, MAX_LINE_BYTES};
+use tos_adapter::{BlockMode, ExecutionConfig, TosBlockExecutor, TosStorage, Transaction};
+use tos_blockstm::blockfile::{
+    genesis_changes, parse_line, result_json, transaction, Line, MAX_LINE_BYTES,
+};
 
 /// Options of `tos-blockstm replay`.
 #[derive(Args, Debug)]
@@ -24,7 +26,7 @@ pub struct ReplayArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Do not verify signatures (transactions may then carry none).
+    /// Do not verify signatures (transactions may then carry none, or invalid ones).
     #[arg(long)]
     pub no_verify_signatures: bool,
     /// Execution configuration file (TOML); `TOS_BLOCKSTM_*` variables override it, flags
@@ -57,7 +59,7 @@ pub fn main(args: ReplayArgs) -> Result<()> {
         None => None,
     };
     let progress = ProgressBar::new_spinner();
-    let (mut blocks, mut txs) = (0u64, 0u64);
+    let (mut blocks, mut txs, mut rejected_blocks) = (0u64, 0u64, 0u64);
     let mut reader = BufReader::new(file);
     let mut buffer = Vec::new();
     for number in 1.. {
@@ -83,6 +85,8 @@ pub fn main(args: ReplayArgs) -> Result<()> {
         let parsed: Line = parse_line(line).map_err(at)?;
         match parsed {
             Line::Genesis {
+                network_chain_id,
+                total_supply,
                 accounts,
                 contracts,
             } => {
@@ -91,11 +95,14 @@ pub fn main(args: ReplayArgs) -> Result<()> {
                         "a genesis may only be the first line, on an empty database"
                     )));
                 }
-                let changes = genesis_changes(&accounts, &contracts).map_err(at)?;
+                let changes =
+                    genesis_changes(network_chain_id, total_supply, &accounts, &contracts)
+                        .map_err(at)?;
                 store.write_block(0, &changes).map_err(|e| at(e.into()))?;
             }
             Line::Block {
                 topoheight,
+                mode,
                 transactions,
             } => {
                 let expected = store.topoheight()? + 1;
@@ -107,23 +114,38 @@ pub fn main(args: ReplayArgs) -> Result<()> {
                 let block: Vec<Transaction> = transactions
                     .iter()
                     .enumerate()
-                    .map(|(i, tx)| {
-                        tx.to_transaction()
-                            .with_context(|| format!("transaction {i}"))
-                    })
+                    .map(|(i, tx)| transaction(tx).with_context(|| format!("transaction {i}")))
                     .collect::<Result<_>>()
                     .map_err(at)?;
                 let execution = executor
-                    .execute_block(&store, topoheight, &block)
+                    .execute_block(&store, topoheight, &block, BlockMode::from(mode))
                     .map_err(|e| at(e.into()))?;
-                executor
-                    .commit(&store, &execution)
-                    .map_err(|e| at(e.into()))?;
+                let rejected = execution.rejection().map(|(i, e)| (i, e.code()));
+                if rejected.is_none() {
+                    executor
+                        .commit(&store, &execution)
+                        .map_err(|e| at(e.into()))?;
+                }
                 if let Some(out) = results.as_mut() {
-                    for (i, r) in execution.results.iter().enumerate() {
-                        serde_json::to_writer(&mut *out, &result_json(topoheight, i, r))?;
+                    for (i, tx) in block.iter().enumerate() {
+                        let line = result_json(
+                            topoheight,
+                            i,
+                            &tx.hash(),
+                            execution.results.get(i),
+                            rejected.is_some(),
+                        );
+                        serde_json::to_writer(&mut *out, &line)?;
                         out.write_all(b"\n")?;
                     }
+                }
+                if let Some((index, code)) = rejected {
+                    rejected_blocks += 1;
+                    eprintln!(
+                        "{}: line {number}: block at topoheight {topoheight} rejected by its transaction {index} (code {code:#06x}); nothing of it was written",
+                        args.blocks.display()
+                    );
+                    continue;
                 }
                 blocks += 1;
                 txs += block.len() as u64;
@@ -137,7 +159,7 @@ pub fn main(args: ReplayArgs) -> Result<()> {
         out.flush()?;
     }
     println!(
-        "replayed {blocks} blocks, {txs} transactions; database at topoheight {}",
+        "replayed {blocks} blocks, {txs} transactions ({rejected_blocks} blocks rejected); database at topoheight {}",
         store.topoheight()?
     );
     Ok(())

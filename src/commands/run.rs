@@ -10,9 +10,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tos_adapter::{
-    ExecutionConfig, SequentialTosExecutor, StateKey, StateValue, TosBlockExecutor, TosStorage,
+    BlockMode, ExecutionConfig, SequentialTosExecutor, StateKey, StateValue, TosBlockExecutor,
+    TosStorage,
 };
-use tos_blockstm::blockfile::{genesis_line, Line, TxJson};
+use tos_blockstm::blockfile::{genesis_line, transaction_json, Line, ModeJson};
 use tos_blockstm::workload::{Generator, Workload};
 
 /// Options of `tos-blockstm run`.
@@ -36,7 +37,8 @@ pub struct RunArgs {
     /// Do not check each block against the sequential executor.
     #[arg(long)]
     pub no_verify: bool,
-    /// Sign every transaction and verify signatures during execution.
+    /// Verify every transaction's signature during execution (transactions are always
+    /// signed).
     #[arg(long)]
     pub verify_signatures: bool,
     /// Seed of the workload.
@@ -73,7 +75,8 @@ struct Totals {
 
 /// Runs `run`.
 pub fn main(args: RunArgs) -> Result<()> {
-    // `run` signs nothing unless asked: generated workloads are pure state transitions.
+    // `run` verifies no signature unless asked: the daemon verifies them before a block is
+    // applied, so what the executor gets is pure state transitions.
     let mut config = super::load_config(
         ExecutionConfig {
             verify_signatures: false,
@@ -119,10 +122,10 @@ pub fn main(args: RunArgs) -> Result<()> {
         None => None,
     };
     eprintln!(
-        "generating {} accounts for {} ({} transactions per block, seed {})…",
-        args.txs, args.workload, args.txs, args.seed
+        "generating keys for {} ({} transactions per block, seed {})…",
+        args.workload, args.txs, args.seed
     );
-    let mut generator = Generator::new(args.workload, args.txs, args.seed, sign);
+    let mut generator = Generator::new(args.workload, args.txs, args.seed);
     if store.is_empty()? {
         let genesis = generator.genesis()?;
         store
@@ -142,6 +145,9 @@ pub fn main(args: RunArgs) -> Result<()> {
             if let Some((_, nonce)) = store.get_nonce_at_maximum_topoheight(&account, topo)? {
                 generator.set_nonce(account, nonce.nonce);
             }
+            if let Some((_, multisig)) = store.get_multisig_at_maximum_topoheight(&account, topo)? {
+                generator.set_multisig(account, &multisig.participants);
+            }
         }
         eprintln!("continuing {} from topoheight {topo}", args.db.display());
         if export.is_some() {
@@ -160,11 +166,11 @@ pub fn main(args: RunArgs) -> Result<()> {
         let topoheight = store.topoheight()? + 1;
         let state = executor.prepare(&store, topoheight, &txs)?;
         let start = Instant::now();
-        let execution = executor.execute_prepared(&state, topoheight, &txs)?;
+        let execution = executor.execute_prepared(&state, topoheight, &txs, BlockMode::Dag)?;
         totals.parallel += start.elapsed();
         if !args.no_verify {
             let start = Instant::now();
-            let expected = oracle.execute_on(&state, topoheight, &txs)?;
+            let expected = oracle.execute_on(&state, topoheight, &txs, BlockMode::Dag)?;
             totals.sequential += start.elapsed();
             let got: BTreeMap<&StateKey, &StateValue> =
                 execution.changes.iter().map(|(k, v)| (k, v)).collect();
@@ -181,7 +187,8 @@ pub fn main(args: RunArgs) -> Result<()> {
                 out,
                 &Line::Block {
                     topoheight,
-                    transactions: txs.iter().map(TxJson::from_transaction).collect(),
+                    mode: ModeJson::Dag,
+                    transactions: txs.iter().map(transaction_json).collect(),
                 },
             )?;
         }

@@ -1,22 +1,29 @@
-//! Contracts: every syscall, gas and its split, refunds, failures, deploys and invokes in
-//! one block, each checked against the sequential oracle and Block-STM at 1, 2, 4 and 8
-//! threads, and on the stores.
+//! Contracts: every syscall, gas metering and charging, failed calls, deploys and
+//! invokes in one block, each checked against the sequential oracle and Block-STM at 1,
+//! 2, 4 and 8 threads, and on the stores.
+//!
+//! TOS's rules (its executable spec, checked by its vectors): a call is charged its fee
+//! and all of its `max_gas`, whatever it uses; deposits move nothing; a failed call is
+//! applied (charged) with its changes discarded; a deploy takes 1 TOS and stores the
+//! module at the daemon's address.
 
 mod common;
 
 use common::*;
 use executor::{ExecutionPath, ParallelExecutor, SequentialReason, TxnOutput};
 use std::collections::BTreeMap;
-use tos_adapter::contract::{gas_burned, programs};
+use tos_adapter::contract::{default_contract_vm, programs};
 use tos_adapter::{
-    contract_address, BlockExecution, BlockState, ExecutionConfig, Hash, KeyPair, MemoryStore,
-    RedbStore, SequentialTosExecutor, StateKey, StateValue, TosBlockExecutor, TosStorage, TosVm,
-    Transaction, TxError, BURN_PER_CONTRACT, TOS_ASSET,
+    contract_address, BlockExecution, BlockMode, BlockState, ExecutionConfig, Global, Hash,
+    KeyPair, MemoryStore, RedbStore, SequentialTosExecutor, StateKey, StateValue, TosBlockExecutor,
+    TosStorage, TosVm, Transaction, TxError, BURN_PER_CONTRACT, DEVNET_CHAIN_ID, TOS_ASSET,
 };
 
 const INITIAL: u64 = 1_000_000_000_000;
 const KV: Hash = Hash([0xc1; 32]);
 const KV_FUNDS: u64 = 1_000;
+const GAS: u64 = 10_000;
+const FEE: u64 = 10;
 
 fn accounts() -> Vec<KeyPair> {
     (1..=4).map(key).collect()
@@ -28,6 +35,7 @@ fn store_with(extra: Vec<(StateKey, StateValue)>) -> MemoryStore {
     let store = MemoryStore::new();
     let mut changes = Vec::new();
     for k in accounts() {
+        changes.push((StateKey::Nonce(k.public_key()), StateValue::Number(0)));
         for asset in [TOS_ASSET, OTHER_ASSET] {
             changes.push((
                 StateKey::Balance(k.public_key(), asset),
@@ -47,18 +55,24 @@ fn store_with(extra: Vec<(StateKey, StateValue)>) -> MemoryStore {
 }
 
 /// Executes `txs` on `store` with the oracle, with Block-STM at 1, 2, 4 and 8 threads
-/// (accumulators in state, every block forced parallel) and with the drop-in executor;
-/// asserts they agree, commits, and returns the oracle's execution.
+/// (accumulators in state) and with the block executor forced onto Block-STM; asserts
+/// they agree, commits, and returns the oracle's execution.
 fn run(store: &MemoryStore, txs: &[Transaction]) -> BlockExecution {
     let oracle = SequentialTosExecutor::new(true)
-        .execute_block(store, 1, txs)
+        .execute_block(store, 1, txs, BlockMode::Dag)
         .unwrap();
     let expected = changes(&oracle);
-    let state = BlockState::preload(store, 0, TosBlockExecutor::declared_keys(txs), 2).unwrap();
-    let vm = TosVm {
-        accumulators_in_state: true,
-        ..TosVm::new(true)
-    };
+    let mut engine_expected = expected.clone();
+    engine_expected.remove(&StateKey::Global(Global::BlockHeight));
+    let state =
+        BlockState::preload(store, 0, TosBlockExecutor::declared_keys(txs, true), 2).unwrap();
+    let vm: TosVm<Transaction> = TosVm::new(
+        u64::from(DEVNET_CHAIN_ID),
+        true,
+        true,
+        default_contract_vm(),
+        None,
+    );
     for threads in [1, 2, 4, 8] {
         let out = ParallelExecutor::new(threads)
             .execute_block(&vm, &state, txs)
@@ -73,10 +87,12 @@ fn run(store: &MemoryStore, txs: &[Transaction]) -> BlockExecution {
             .collect();
         assert_eq!(results, oracle.results, "results at {threads} threads");
         let got: BTreeMap<_, _> = out.writes.into_iter().collect();
-        assert_eq!(got, expected, "state at {threads} threads");
+        assert_eq!(got, engine_expected, "state at {threads} threads");
     }
-    let executor = TosBlockExecutor::new(config(2)).unwrap();
-    let execution = executor.execute_block(store, 1, txs).unwrap();
+    let executor = TosBlockExecutor::new(forced(2)).unwrap();
+    let execution = executor
+        .execute_block(store, 1, txs, BlockMode::Dag)
+        .unwrap();
     assert_eq!(execution.results, oracle.results);
     assert_eq!(changes(&execution), expected);
     assert_eq!(execution.gas_fee, oracle.gas_fee);
@@ -104,362 +120,315 @@ fn contract_balance(store: &impl TosStorage, contract: Hash) -> u64 {
     number(store, StateKey::ContractBalance(contract, TOS_ASSET))
 }
 
-#[test]
-fn a_store_costs_its_instructions_plus_the_syscall_and_the_gas_is_split() {
-    let store = store_with(vec![]);
-    let [alice, ..] = &accounts()[..] else {
-        unreachable!()
-    };
-    let tx = invoke(alice, 0, KV, 1, vec![kv_key(1), vec![9; 8]], vec![], 10_000);
-    let execution = run(&store, &[tx]);
-    let result = &execution.results[0];
-    assert!(result.success(), "{result:?}");
-    // 14 instructions on the store path, plus 200 + 8 (key) + 8 (value) for the syscall.
-    assert_eq!(result.gas_used, 14 + 216);
-    let burned = gas_burned(230);
-    assert_eq!(burned, 69);
-    assert_eq!(result.fee_paid, 10 + 230 - 69);
-    assert_eq!(result.burned, 69);
-    assert_eq!(execution.gas_fee, 10 + 230 - 69);
-    assert_eq!(execution.burned.get(&TOS_ASSET), Some(&69));
-    // Unused gas refunded: the source pays the fee and the gas used.
-    assert_eq!(balance(&store, alice, TOS_ASSET), INITIAL - 10 - 230);
-    assert_eq!(data(&store, KV, &kv_key(1)), Some(vec![9; 8]));
-    assert_eq!(nonce(&store, alice), 1);
+fn kv(from: &KeyPair, nonce: u64, entry: u16, parameters: Vec<Vec<u8>>) -> Transaction {
+    invoke(from, nonce, KV, entry, parameters, vec![], GAS)
 }
 
 #[test]
-fn out_of_gas_charges_all_of_max_gas_refunds_deposits_and_discards_changes() {
+fn a_call_is_charged_its_fee_and_all_of_its_max_gas_and_meters_what_it_uses() {
     let store = store_with(vec![]);
     let alice = key(1);
-    let txs = [
-        invoke(
-            &alice,
-            0,
-            KV,
-            9,
-            vec![kv_key(1)],
-            vec![(OTHER_ASSET, 5)],
-            1_000,
-        ),
-        // A store with too little gas for its syscall.
-        invoke(&alice, 1, KV, 1, vec![kv_key(2), vec![1; 8]], vec![], 20),
-    ];
-    let execution = run(&store, &txs);
-    for result in &execution.results {
-        assert_eq!(
-            result.error,
-            Some(TxError::ContractFailed {
-                reason: "out of gas".into()
-            })
-        );
-    }
-    assert_eq!(execution.results[0].gas_used, 1_000);
-    assert_eq!(execution.results[1].gas_used, 20);
-    assert_eq!(balance(&store, &alice, TOS_ASSET), INITIAL - 20 - 1_020);
-    assert_eq!(balance(&store, &alice, OTHER_ASSET), INITIAL);
-    assert_eq!(
-        number(&store, StateKey::ContractBalance(KV, OTHER_ASSET)),
-        0
+    let execution = run(
+        &store,
+        &[kv(&alice, 0, 1, vec![kv_key(1), b"hello".to_vec()])],
     );
-    assert_eq!(data(&store, KV, &kv_key(2)), None);
-    assert_eq!(nonce(&store, &alice), 2);
+    let result = &execution.results[0];
+    assert!(
+        result.success() && result.call_failure.is_none(),
+        "{result:?}"
+    );
+    // Some instructions and a store of 8 + 5 bytes, well under max_gas.
+    assert!(
+        result.gas_used > 200 + 13 && result.gas_used < 1_000,
+        "{}",
+        result.gas_used
+    );
+    assert_eq!(result.fee_paid, FEE + GAS);
+    assert_eq!(execution.gas_fee, FEE + GAS);
+    assert_eq!(balance(&store, &alice, TOS_ASSET), INITIAL - FEE - GAS);
+    assert_eq!(nonce(&store, &alice), 1);
+    assert_eq!(data(&store, KV, &kv_key(1)), Some(b"hello".to_vec()));
+    // Nothing is burned by a call.
+    assert!(execution.burned.values().all(|&b| b == 0));
 }
 
 #[test]
-fn a_failed_call_is_charged_and_its_deposits_and_changes_are_undone() {
+fn a_failed_call_is_applied_and_charged_and_its_changes_discarded() {
     let store = store_with(vec![]);
     let alice = key(1);
-    let txs = [invoke(
-        &alice,
-        0,
-        KV,
-        5,
-        vec![kv_key(3), vec![1; 8]],
-        vec![(TOS_ASSET, 100)],
-        10_000,
-    )];
-    let execution = run(&store, &txs);
-    let result = &execution.results[0];
-    assert_eq!(
-        result.error,
-        Some(TxError::ContractFailed {
-            reason: "exit code 7".into()
-        })
+    let execution = run(
+        &store,
+        &[
+            // Stores, then exits with 7.
+            kv(&alice, 0, 5, vec![kv_key(1), b"lost".to_vec()]),
+            // Loops until the gas runs out.
+            kv(&alice, 1, 9, vec![]),
+            // An unknown entry: exit code 9.
+            kv(&alice, 2, 77, vec![]),
+        ],
     );
-    assert!(result.gas_used > 200);
+    let r = &execution.results;
+    assert!(r.iter().all(|r| r.success()), "{r:?}");
+    assert_eq!(r[0].call_failure.as_deref(), Some("exit code 7"));
+    assert_eq!(r[1].call_failure.as_deref(), Some("out of gas"));
+    assert_eq!(r[1].gas_used, GAS);
+    assert_eq!(r[2].call_failure.as_deref(), Some("exit code 9"));
+    assert_eq!(data(&store, KV, &kv_key(1)), None);
     assert_eq!(
         balance(&store, &alice, TOS_ASSET),
-        INITIAL - 10 - result.gas_used
+        INITIAL - 3 * (FEE + GAS)
     );
-    assert_eq!(contract_balance(&store, KV), KV_FUNDS);
-    assert_eq!(data(&store, KV, &kv_key(3)), None);
-    assert_eq!(nonce(&store, &alice), 1);
-    assert_eq!(execution.gas_fee, result.fee_paid);
+    assert_eq!(nonce(&store, &alice), 3);
 }
 
 #[test]
 fn every_syscall_does_what_it_says() {
     let store = store_with(vec![]);
+    let [alice, bob, ..] = &accounts()[..] else {
+        unreachable!()
+    };
+    let carol = key(40);
+    let execution = run(
+        &store,
+        &[
+            kv(alice, 0, 1, vec![kv_key(1), b"abc".to_vec()]),
+            kv(alice, 1, 4, vec![kv_key(1), kv_key(2)]),
+            kv(alice, 2, 2, vec![kv_key(1)]),
+            kv(alice, 3, 6, vec![kv_key(3)]),
+            kv(alice, 4, 7, vec![kv_key(4)]),
+            kv(alice, 5, 8, vec![kv_key(5), b"a log line".to_vec()]),
+            // The contract pays carol, an account that does not exist yet, and bob.
+            kv(
+                bob,
+                0,
+                3,
+                vec![carol.public_key().0.to_vec(), 300u64.to_le_bytes().to_vec()],
+            ),
+            kv(
+                bob,
+                1,
+                3,
+                vec![bob.public_key().0.to_vec(), 200u64.to_le_bytes().to_vec()],
+            ),
+            // More than it holds: the call fails.
+            kv(
+                bob,
+                2,
+                3,
+                vec![bob.public_key().0.to_vec(), 1_000u64.to_le_bytes().to_vec()],
+            ),
+            // Copy of an absent key: exit code 5.
+            kv(alice, 6, 4, vec![kv_key(8), kv_key(9)]),
+        ],
+    );
+    let r = &execution.results;
+    assert!(r.iter().all(|r| r.success()), "{r:?}");
+    let failures: Vec<_> = r.iter().map(|r| r.call_failure.is_some()).collect();
+    assert_eq!(
+        failures,
+        [false, false, false, false, false, false, false, false, true, true]
+    );
+    assert_eq!(data(&store, KV, &kv_key(1)), None);
+    assert_eq!(data(&store, KV, &kv_key(2)), Some(b"abc".to_vec()));
+    assert_eq!(
+        data(&store, KV, &kv_key(3)),
+        Some(alice.public_key().0.to_vec())
+    );
+    assert_eq!(
+        data(&store, KV, &kv_key(4)),
+        Some(KV_FUNDS.to_le_bytes().to_vec())
+    );
+    assert_eq!(contract_balance(&store, KV), KV_FUNDS - 500);
+    assert_eq!(balance(&store, &carol, TOS_ASSET), 300);
+    assert_eq!(
+        balance(&store, bob, TOS_ASSET),
+        INITIAL - 3 * (FEE + GAS) + 200
+    );
+    // Carol exists now: she was created by the contract's transfer.
+    let summary = store.summary().unwrap();
+    assert!(summary.account(&carol.public_key()).is_some());
+}
+
+#[test]
+fn the_rules_of_a_call_reject_before_anything_is_charged() {
+    let store = store_with(vec![]);
     let alice = key(1);
-    let bob = key(2);
-    let txs = [
-        invoke(
+    let cases = [
+        (
+            invoke(&alice, 0, Hash([0xee; 32]), 1, vec![], vec![], GAS),
+            TxError::ContractNotFound(Hash([0xee; 32])),
+        ),
+        (
+            invoke(&alice, 0, KV, 1, vec![], vec![(TOS_ASSET, 0)], GAS),
+            TxError::InvalidFormat("a deposit of zero"),
+        ),
+        (
+            invoke(&alice, 0, KV, 1, vec![], vec![], 1_000_000_001),
+            TxError::InvalidPayload("max_gas above 10^9"),
+        ),
+        (
+            invoke(&key(9), 0, KV, 1, vec![], vec![], GAS),
+            TxError::AccountNotFound,
+        ),
+    ];
+    for (tx, expected) in cases {
+        let execution = SequentialTosExecutor::new(true)
+            .execute_block(&store, 1, std::slice::from_ref(&tx), BlockMode::Dag)
+            .unwrap();
+        assert_eq!(execution.results[0].error, Some(expected.clone()));
+        let parallel = TosBlockExecutor::new(forced(2))
+            .unwrap()
+            .execute_block(&store, 1, &[tx], BlockMode::Dag)
+            .unwrap();
+        assert_eq!(parallel.results, execution.results);
+        // Only the block height changes.
+        assert_eq!(parallel.changes.len(), 1, "{expected}");
+    }
+}
+
+#[test]
+fn deposits_move_nothing() {
+    let store = store_with(vec![]);
+    let alice = key(1);
+    let execution = run(
+        &store,
+        &[invoke(
             &alice,
             0,
             KV,
-            1,
-            vec![kv_key(1), b"hello".to_vec()],
-            vec![],
-            10_000,
-        ),
-        // Copy key 1 to key 2, then delete key 1.
-        invoke(&alice, 1, KV, 4, vec![kv_key(1), kv_key(2)], vec![], 10_000),
-        invoke(&alice, 2, KV, 2, vec![kv_key(1)], vec![], 10_000),
-        // Copying an absent key fails (exit code 5).
-        invoke(&alice, 3, KV, 4, vec![kv_key(1), kv_key(3)], vec![], 10_000),
-        // The caller.
-        invoke(&bob, 0, KV, 6, vec![kv_key(4)], vec![], 10_000),
-        // The deposit and the balance with it.
-        invoke(
-            &bob,
-            1,
-            KV,
             7,
-            vec![kv_key(5)],
-            vec![(TOS_ASSET, 300)],
-            10_000,
-        ),
-        // Transfers out: to bob, within the balance; then more than it holds.
-        invoke(
-            &alice,
-            4,
-            KV,
-            3,
-            vec![bob.public_key().0.to_vec(), 600u64.to_le_bytes().to_vec()],
-            vec![],
-            10_000,
-        ),
-        invoke(
-            &alice,
-            5,
-            KV,
-            3,
-            vec![bob.public_key().0.to_vec(), 5_000u64.to_le_bytes().to_vec()],
-            vec![],
-            10_000,
-        ),
-        invoke(
-            &alice,
-            6,
-            KV,
-            8,
-            vec![kv_key(0), b"log me".to_vec()],
-            vec![],
-            10_000,
-        ),
-    ];
-    let execution = run(&store, &txs);
-    let r = &execution.results;
-    for i in [0, 1, 2, 4, 5, 6, 8] {
-        assert!(r[i].success(), "{i}: {:?}", r[i]);
-    }
-    assert_eq!(
-        r[3].error,
-        Some(TxError::ContractFailed {
-            reason: "exit code 5".into()
-        })
+            vec![kv_key(1)],
+            vec![(TOS_ASSET, 5_000), (OTHER_ASSET, 7)],
+            GAS,
+        )],
     );
+    assert!(execution.results[0].success());
+    assert_eq!(balance(&store, &alice, TOS_ASSET), INITIAL - FEE - GAS);
+    assert_eq!(balance(&store, &alice, OTHER_ASSET), INITIAL);
+    assert_eq!(contract_balance(&store, KV), KV_FUNDS);
+    // The contract saw its own balance only.
     assert_eq!(
-        r[7].error,
-        Some(TxError::ContractFailed {
-            reason: "transfer of 5000 exceeds the contract's balance".into()
-        })
+        data(&store, KV, &kv_key(1)),
+        Some(KV_FUNDS.to_le_bytes().to_vec())
     );
-    assert_eq!(data(&store, KV, &kv_key(1)), None);
-    assert_eq!(data(&store, KV, &kv_key(2)), Some(b"hello".to_vec()));
-    assert_eq!(data(&store, KV, &kv_key(3)), None);
-    assert_eq!(
-        data(&store, KV, &kv_key(4)),
-        Some(bob.public_key().0.to_vec())
-    );
-    let mut money = 300u64.to_le_bytes().to_vec();
-    money.extend_from_slice(&(KV_FUNDS + 300).to_le_bytes());
-    assert_eq!(data(&store, KV, &kv_key(5)), Some(money));
-    assert_eq!(contract_balance(&store, KV), KV_FUNDS + 300 - 600);
-    let bob_paid: u64 = r[4].gas_used + r[5].gas_used + 20 + 300;
-    assert_eq!(balance(&store, &bob, TOS_ASSET), INITIAL - bob_paid + 600);
-    // The log path: 2 + 9 dispatch instructions, 4 for the call, 3 to exit; 20 + 6 bytes.
-    assert_eq!(r[8].gas_used, 18 + 26);
 }
 
 #[test]
-fn a_missing_contract_or_a_bad_module_rejects_and_changes_nothing() {
+fn a_deploy_takes_one_tos_and_is_invoked_in_the_same_block() {
     let store = store_with(vec![]);
     let alice = key(1);
-    let nowhere = Hash([0xee; 32]);
-    let txs = [
-        invoke(&alice, 0, nowhere, 1, vec![], vec![], 10_000),
-        deploy(&alice, 0, vec![1, 2, 3], None),
-        deploy(&alice, 0, vec![0xff; 16], None),
-    ];
-    let execution = run(&store, &txs);
-    assert_eq!(
-        execution.results[0].error,
-        Some(TxError::ContractNotFound(nowhere))
+    let module = kv_module();
+    let address = contract_address(&alice.public_key(), &module);
+    let execution = run(
+        &store,
+        &[
+            deploy(&alice, 0, module.clone(), None),
+            invoke(
+                &alice,
+                1,
+                address,
+                1,
+                vec![kv_key(1), b"new".to_vec()],
+                vec![],
+                GAS,
+            ),
+            // The same code from the same deployer: the address is taken.
+            deploy(&alice, 2, module.clone(), None),
+        ],
     );
-    for result in &execution.results[1..] {
-        match &result.error {
-            Some(TxError::ContractFailed { reason }) => {
-                assert!(reason.starts_with("invalid module"), "{reason}")
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-    for result in &execution.results {
-        assert_eq!((result.fee_paid, result.gas_used, result.burned), (0, 0, 0));
-    }
-    assert_eq!(nonce(&store, &alice), 0);
-    assert_eq!(balance(&store, &alice, TOS_ASSET), INITIAL);
-}
-
-#[test]
-fn a_deploy_is_invoked_in_the_same_block() {
-    let store = store_with(vec![]);
-    let [alice, bob, carol, _] = &accounts()[..] else {
-        unreachable!()
-    };
-    let module = programs::counter().unwrap();
-    let counter = contract_address(&alice.public_key(), 0, &module);
-    let bump = |from: &KeyPair, nonce| invoke(from, nonce, counter, 1, vec![], vec![], 10_000);
-    let txs = [
-        // Before the deploy: not there yet.
-        bump(bob, 0),
-        deploy(alice, 0, module.clone(), None),
-        bump(bob, 0),
-        bump(carol, 0),
-        bump(alice, 1),
-        bump(carol, 1),
-    ];
-    let execution = run(&store, &txs);
+    let r = &execution.results;
+    assert!(r[0].success() && r[1].success(), "{r:?}");
+    assert_eq!(r[2].error, Some(TxError::ContractExists(address)));
+    assert_eq!(data(&store, address, &kv_key(1)), Some(b"new".to_vec()));
     assert_eq!(
-        execution.results[0].error,
-        Some(TxError::ContractNotFound(counter))
+        balance(&store, &alice, TOS_ASSET),
+        INITIAL - BURN_PER_CONTRACT - 2 * FEE - GAS
     );
-    assert!(execution.results[1..].iter().all(|r| r.success()));
-    assert_eq!(
-        data(&store, counter, b"count"),
-        Some(4u64.to_le_bytes().to_vec())
-    );
-    assert_eq!(
-        store
-            .get_versioned(&StateKey::ContractModule(counter), 1)
-            .unwrap()
-            .map(|v| v.value),
-        Some(StateValue::Module(module.into()))
-    );
-    // The deploy burns one TOS and pays its fee; no constructor, no gas.
-    assert_eq!(execution.results[1].burned, BURN_PER_CONTRACT);
-    assert_eq!(
-        balance(&store, alice, TOS_ASSET),
-        INITIAL - 10 - BURN_PER_CONTRACT - 10 - execution.results[4].gas_used
-    );
+    // The deploy's 1 TOS is not counted as burned.
+    assert!(execution.burned.values().all(|&b| b == 0));
 }
 
 #[test]
 fn a_constructor_runs_and_a_failed_one_stores_no_module() {
     let store = store_with(vec![]);
     let alice = key(1);
-    let bob = key(2);
-    let token = programs::token().unwrap();
-    let token_at = contract_address(&alice.public_key(), 0, &token);
-    let failing = failing_module();
-    let failing_at = contract_address(&alice.public_key(), 2, &failing);
-    let txs = [
-        deploy(&alice, 0, token, Some((10_000, vec![]))),
-        invoke(
-            &alice,
-            1,
-            token_at,
-            programs::ENTRY_MAIN,
-            programs::token_transfer(&bob.public_key(), 250),
-            vec![],
-            10_000,
-        ),
-        deploy(&alice, 2, failing, Some((1_000, vec![(TOS_ASSET, 50)]))),
-        invoke(&bob, 0, failing_at, 1, vec![], vec![], 1_000),
-    ];
-    let execution = run(&store, &txs);
+    let good = programs::counter().unwrap();
+    let bad = failing_module();
+    let execution = run(
+        &store,
+        &[
+            deploy(&alice, 0, good.clone(), Some((GAS, vec![]))),
+            deploy(&alice, 1, bad.clone(), Some((GAS, vec![]))),
+        ],
+    );
     let r = &execution.results;
-    assert!(r[0].success() && r[1].success(), "{r:?}");
-    assert_eq!(
-        data(&store, token_at, &alice.public_key().0),
-        Some((programs::TOKEN_SUPPLY - 250).to_le_bytes().to_vec())
-    );
-    assert_eq!(
-        data(&store, token_at, &bob.public_key().0),
-        Some(250u64.to_le_bytes().to_vec())
-    );
-    assert_eq!(
-        r[2].error,
-        Some(TxError::ContractFailed {
-            reason: "exit code 1".into()
-        })
-    );
-    assert_eq!(r[2].gas_used, 2);
-    // No module, the burn and the deposit refunded, 30% of its gas burned.
-    assert_eq!(r[2].burned, 0);
-    assert_eq!(r[3].error, Some(TxError::ContractNotFound(failing_at)));
-    assert_eq!(
+    assert!(r[0].success() && r[0].call_failure.is_none(), "{r:?}");
+    assert!(r[1].success());
+    assert_eq!(r[1].call_failure.as_deref(), Some("exit code 1"));
+    let module = |address| {
         store
-            .get_versioned(&StateKey::ContractModule(failing_at), 1)
-            .unwrap(),
-        None
+            .get_versioned(&StateKey::ContractModule(address), 1)
+            .unwrap()
+            .map(|v| v.value)
+    };
+    assert!(module(contract_address(&alice.public_key(), &good)).is_some());
+    assert!(module(contract_address(&alice.public_key(), &bad)).is_none());
+    // Both charged the burn, their max_gas and their fee.
+    assert_eq!(
+        balance(&store, &alice, TOS_ASSET),
+        INITIAL - 2 * (BURN_PER_CONTRACT + GAS + FEE)
     );
-    assert_eq!(contract_balance(&store, failing_at), 0);
-    let spent = 10 + BURN_PER_CONTRACT + r[0].gas_used + 10 + r[1].gas_used + 10 + 2;
-    assert_eq!(balance(&store, &alice, TOS_ASSET), INITIAL - spent);
-    assert_eq!(nonce(&store, &alice), 3);
 }
 
 #[test]
-fn an_amm_swap_pays_out_at_the_pool_price() {
+fn an_amm_swap_moves_the_reserves_at_the_pool_price() {
     let amm = Hash([0xa1; 32]);
-    let pool = 1_000_000_000;
+    let pool = 1_000_000_000u64;
     let store = store_with(genesis_contract(
         amm,
         programs::amm().unwrap(),
+        vec![
+            (programs::AMM_RESERVE_A.to_vec(), programs::stored_u64(pool)),
+            (programs::AMM_RESERVE_B.to_vec(), programs::stored_u64(pool)),
+        ],
         vec![],
-        vec![(TOS_ASSET, pool), (OTHER_ASSET, pool)],
     ));
     let alice = key(1);
     let swap = |nonce, amount| {
-        invoke(
+        let mut tx = invoke(
             &alice,
             nonce,
             amm,
             programs::ENTRY_MAIN,
-            programs::amm_swap(&OTHER_ASSET),
-            vec![(TOS_ASSET, amount)],
-            10_000,
-        )
+            vec![],
+            vec![],
+            GAS,
+        );
+        if let tos_adapter::TransactionType::InvokeContract(call) = &mut tx.data {
+            call.parameters = programs::amm_swap(amount);
+        }
+        tx.signed(&alice)
     };
     let execution = run(&store, &[swap(0, 1_000), swap(1, 1_000), swap(2, 0)]);
     let r = &execution.results;
-    assert!(r[0].success() && r[1].success(), "{r:?}");
-    assert_eq!(
-        r[2].error,
-        Some(TxError::ContractFailed {
-            reason: "exit code 3".into()
-        })
+    assert!(
+        r[0].call_failure.is_none() && r[1].call_failure.is_none(),
+        "{r:?}"
     );
+    assert_eq!(r[2].call_failure.as_deref(), Some("exit code 3"));
     // pool * 1000 / (pool + 1000) = 999.999, then (pool - 999) * 1000 / (pool + 2000) =
     // 999.997: 999 each, rounded down.
-    assert_eq!(balance(&store, &alice, OTHER_ASSET), INITIAL + 999 + 999);
-    assert_eq!(contract_balance(&store, amm), pool + 2_000);
     assert_eq!(
-        number(&store, StateKey::ContractBalance(amm, OTHER_ASSET)),
-        pool - 999 - 999
+        data(&store, amm, programs::AMM_RESERVE_A),
+        Some((pool + 2_000).to_le_bytes().to_vec())
+    );
+    assert_eq!(
+        data(&store, amm, programs::AMM_RESERVE_B),
+        Some((pool - 999 - 999).to_le_bytes().to_vec())
+    );
+    assert_eq!(
+        data(&store, amm, &alice.public_key().0),
+        Some((999u64 + 999).to_le_bytes().to_vec())
     );
 }
 
@@ -472,11 +441,12 @@ fn many_independent_token_transfers_run_under_block_stm() {
         programs::token().unwrap(),
         holders
             .iter()
-            .map(|h| (h.public_key().0.to_vec(), programs::token_balance(1_000)))
+            .map(|h| (h.public_key().0.to_vec(), programs::stored_u64(1_000)))
             .collect(),
         vec![],
     );
     for h in &holders {
+        genesis.push((StateKey::Nonce(h.public_key()), StateValue::Number(0)));
         genesis.push((
             StateKey::Balance(h.public_key(), TOS_ASSET),
             StateValue::Number(INITIAL),
@@ -494,14 +464,19 @@ fn many_independent_token_transfers_run_under_block_stm() {
                 0,
                 token,
                 programs::ENTRY_MAIN,
-                programs::token_transfer(&to, 1 + i as u64),
+                programs::token_transfer(&to, 1 + i as u64)
+                    .into_iter()
+                    .map(|c| c.contract_bytes())
+                    .collect(),
                 vec![],
                 10_000,
             )
         })
         .collect();
     let executor = TosBlockExecutor::new(config(2)).unwrap();
-    let execution = executor.execute_block(&store, 1, &txs).unwrap();
+    let execution = executor
+        .execute_block(&store, 1, &txs, BlockMode::Dag)
+        .unwrap();
     assert!(
         matches!(execution.path, ExecutionPath::Parallel),
         "{:?}",
@@ -532,7 +507,9 @@ fn many_independent_token_transfers_run_under_block_stm() {
     })
     .unwrap();
     let store = store_with(vec![]);
-    let sequential = off.execute_block(&store, 1, &txs[..2]).unwrap();
+    let sequential = off
+        .execute_block(&store, 1, &txs[..2], BlockMode::Dag)
+        .unwrap();
     assert_eq!(
         sequential.path,
         ExecutionPath::Sequential(SequentialReason::Disabled)
@@ -616,12 +593,7 @@ fn the_probe_sends_chains_of_calls_sequential_and_the_rest_parallel() {
         programs::token().unwrap(),
         holders
             .iter()
-            .map(|h| {
-                (
-                    h.public_key().0.to_vec(),
-                    programs::token_balance(1_000_000),
-                )
-            })
+            .map(|h| (h.public_key().0.to_vec(), programs::stored_u64(1_000_000)))
             .collect(),
         vec![],
     );
@@ -632,6 +604,7 @@ fn the_probe_sends_chains_of_calls_sequential_and_the_rest_parallel() {
         vec![],
     ));
     for h in &holders {
+        genesis.push((StateKey::Nonce(h.public_key()), StateValue::Number(0)));
         genesis.push((
             StateKey::Balance(h.public_key(), TOS_ASSET),
             StateValue::Number(INITIAL),
@@ -646,7 +619,10 @@ fn the_probe_sends_chains_of_calls_sequential_and_the_rest_parallel() {
                 (i / holders.len()) as u64,
                 token,
                 programs::ENTRY_MAIN,
-                programs::token_transfer(&to, 1 + i as u64),
+                programs::token_transfer(&to, 1 + i as u64)
+                    .into_iter()
+                    .map(|c| c.contract_bytes())
+                    .collect(),
                 vec![],
                 10_000,
             )
@@ -660,14 +636,16 @@ fn the_probe_sends_chains_of_calls_sequential_and_the_rest_parallel() {
         for verify in [false, true] {
             let store = store_with(genesis.clone());
             let oracle = SequentialTosExecutor::new(verify)
-                .execute_block(&store, 1, txs)
+                .execute_block(&store, 1, txs, BlockMode::Dag)
                 .unwrap();
             let executor = TosBlockExecutor::new(ExecutionConfig {
                 verify_signatures: verify,
                 ..config(2)
             })
             .unwrap();
-            let execution = executor.execute_block(&store, 1, txs).unwrap();
+            let execution = executor
+                .execute_block(&store, 1, txs, BlockMode::Dag)
+                .unwrap();
             assert_eq!(execution.results, oracle.results);
             assert_eq!(changes(&execution), changes(&oracle));
             assert_eq!(execution.gas_fee, oracle.gas_fee);
@@ -690,161 +668,4 @@ fn the_probe_sends_chains_of_calls_sequential_and_the_rest_parallel() {
             }
         }
     }
-}
-
-/// An sBPF (version 0) ELF module: the `relative_call` program of `solana-sbpf`'s own test
-/// suite (its entry returns `2 * input[0] + 1` through two internal calls in 16
-/// instructions), read from the crate's sources that cargo unpacked to build it.
-#[test]
-fn an_elf_module_deploys_and_runs() {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")))
-        .expect("CARGO_HOME or HOME");
-    let elf = std::fs::read_dir(home.join("registry/src"))
-        .expect("cargo's registry sources")
-        .flatten()
-        .map(|index| {
-            index
-                .path()
-                .join("solana-sbpf-0.13.1/tests/elfs/relative_call_sbpfv0.so")
-        })
-        .find(|path| path.exists())
-        .expect("solana-sbpf 0.13.1's test ELF in cargo's registry sources");
-    let module = std::fs::read(elf).unwrap();
-    assert!(module.starts_with(b"\x7fELF"));
-    let store = store_with(vec![]);
-    let alice = key(1);
-    let address = contract_address(&alice.public_key(), 0, &module);
-    let txs = [
-        deploy(&alice, 0, module, None),
-        // The first input byte is the entry id's low byte: 1 gives exit code 3.
-        invoke(&alice, 1, address, 1, vec![], vec![], 1_000),
-    ];
-    let execution = run(&store, &txs);
-    assert!(execution.results[0].success(), "{:?}", execution.results[0]);
-    assert_eq!(
-        execution.results[1].error,
-        Some(TxError::ContractFailed {
-            reason: "exit code 3".into()
-        })
-    );
-    assert_eq!(execution.results[1].gas_used, 16);
-}
-
-/// Through the async storage trait, contract storage (never preloaded) is read on demand
-/// from the worker threads: the same block as through the sync one.
-#[test]
-fn an_async_storage_serves_contract_storage_on_demand() {
-    let store = store_with(genesis_contract(
-        Hash([0x73; 32]),
-        programs::counter().unwrap(),
-        vec![(b"count".to_vec(), 41u64.to_le_bytes().to_vec())],
-        vec![],
-    ));
-    let txs: Vec<Transaction> = (1..=4)
-        .map(|i| invoke(&key(i), 0, Hash([0x73; 32]), 1, vec![], vec![], 10_000))
-        .chain((1..=4).map(|i| {
-            invoke(
-                &key(i),
-                1,
-                KV,
-                4,
-                vec![kv_key(9), kv_key(i)],
-                vec![],
-                10_000,
-            )
-        }))
-        .collect();
-    let executor = TosBlockExecutor::new(config(2)).unwrap();
-    let async_ = sync_and_async_agree(&executor, &store, &txs);
-    executor.commit(&store, &async_).unwrap();
-    assert_eq!(
-        data(&store, Hash([0x73; 32]), b"count"),
-        Some(45u64.to_le_bytes().to_vec())
-    );
-}
-
-/// An async storage whose every read is pending once before it completes (as a read that
-/// waits on I/O): on-demand reads from the workers park and resume.
-struct Yielding<'a>(&'a MemoryStore);
-
-impl tos_adapter::AsyncTosStorage for Yielding<'_> {
-    fn get_versioned_async(
-        &self,
-        key: &StateKey,
-        topoheight: u64,
-    ) -> impl std::future::Future<
-        Output = Result<Option<tos_adapter::Versioned<StateValue>>, tos_adapter::StorageError>,
-    > + Send {
-        let result = self.0.get_versioned(key, topoheight);
-        let mut pending = true;
-        let mut result = Some(result);
-        std::future::poll_fn(move |cx| {
-            if std::mem::take(&mut pending) {
-                // Wake from another thread, a little later, as an I/O completion would.
-                let waker = cx.waker().clone();
-                std::thread::spawn(move || {
-                    std::thread::sleep(std::time::Duration::from_micros(50));
-                    waker.wake();
-                });
-                return std::task::Poll::Pending;
-            }
-            std::task::Poll::Ready(result.take().expect("polled after completion"))
-        })
-    }
-}
-
-#[test]
-fn an_async_storage_whose_reads_wait_still_gives_the_same_block() {
-    // Entries stored below the block, which the calls copy: read on demand.
-    let store = store_with(
-        (1..=4)
-            .map(|i| {
-                (
-                    StateKey::ContractData(KV, kv_key(100 + i).into()),
-                    StateValue::Data(Some(vec![i as u8; 5].into())),
-                )
-            })
-            .collect(),
-    );
-    let txs: Vec<Transaction> = (1..=4)
-        .flat_map(|i| {
-            [
-                invoke(
-                    &key(i),
-                    0,
-                    KV,
-                    4,
-                    vec![kv_key(100 + i), kv_key(i)],
-                    vec![],
-                    10_000,
-                ),
-                invoke(
-                    &key(i),
-                    1,
-                    KV,
-                    4,
-                    vec![kv_key(i), kv_key(i + 10)],
-                    vec![],
-                    10_000,
-                ),
-            ]
-        })
-        .collect();
-    let executor = TosBlockExecutor::new(config(2)).unwrap();
-    let sync = executor.execute_block(&store, 1, &txs).unwrap();
-    let slow = Yielding(&store);
-    let async_ = futures::executor::block_on(executor.execute_block_async(&slow, 0, &txs)).unwrap();
-    assert!(
-        sync.results.iter().all(|r| r.success()),
-        "{:?}",
-        sync.results
-    );
-    assert_eq!(sync.results, async_.results);
-    assert_eq!(changes(&sync), changes(&async_));
-    assert_eq!(
-        changes(&async_).get(&StateKey::ContractData(KV, kv_key(13).into())),
-        Some(&StateValue::Data(Some(vec![3; 5].into())))
-    );
 }

@@ -1,23 +1,26 @@
 //! Proptests: random blocks of every transaction kind (contract deploys and calls of the
 //! kv, counter, token and amm contracts among them), with random conflicts and invalid
-//! transactions, executed with Block-STM at 1, 2, 4 and 8 threads, must equal the
-//! sequential oracle in every result and in the state after commit.
+//! transactions of every TOS error code, executed by Block-STM itself at 1, 2, 4 and 8
+//! threads, must equal the sequential oracle in every result and in the state; and the
+//! block executor forced onto Block-STM, in both block modes, must equal the oracle in
+//! each mode, committed.
 //!
 //! `BLOCKSTM_PROPTEST_CASES=N` runs N blocks instead of 100.
 
 mod common;
 
 use common::*;
+use executor::ExecutionPath;
 use executor::{ParallelExecutor, TxnOutput};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
-use tos_adapter::contract::programs;
+use tos_adapter::contract::{default_contract_vm, programs};
 use tos_adapter::{
-    BlockState, BurnPayload, DeployContractPayload, Hash, InvokeConstructorPayload,
-    InvokeContractPayload, KeyPair, MemoryStore, MultiSigPayload, SequentialTosExecutor, StateKey,
-    StateValue, TosBlockExecutor, TosStorage, TosVm, Transaction, TransactionType, TransferPayload,
-    TOS_ASSET,
+    BlockMode, BlockState, BurnPayload, DeployContractPayload, Global, Hash,
+    InvokeConstructorPayload, InvokeContractPayload, KeyPair, MemoryStore, MultiSigPayload,
+    SequentialTosExecutor, StateKey, StateValue, TosBlockExecutor, TosStorage, TosVm, Transaction,
+    TransactionType, TransferPayload, DEVNET_CHAIN_ID, TOS_ASSET,
 };
 
 const KV: Hash = Hash([0xc1; 32]);
@@ -68,11 +71,16 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
         .collect();
     let store = MemoryStore::new();
     let mut genesis = Vec::new();
-    for k in &keys {
+    // The last account does not exist (nothing stored): its transactions are rejected
+    // with ACCOUNT_NOT_FOUND until someone pays it.
+    for k in &keys[..accounts - 1] {
+        genesis.push((StateKey::Nonce(k.public_key()), StateValue::Number(0)));
         for asset in [TOS_ASSET, OTHER_ASSET] {
             let balance = match rng.below(10) {
                 0 => 0,
                 1 => u64::MAX - rng.below(10_000),
+                // Enough to deploy (a deploy takes 1 TOS).
+                2..=4 => 1_000_000_000 + rng.below(1_000_000_000),
                 _ => 100_000 + rng.below(1_000_000),
             };
             genesis.push((
@@ -82,7 +90,7 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
         }
     }
     // The contracts: kv (every syscall), counter (one hot entry), token (a balance per
-    // account) and amm (a pool of TOS and OTHER_ASSET).
+    // account) and amm (a pool in two storage entries).
     genesis.extend(genesis_contract(
         KV,
         kv_module(),
@@ -99,15 +107,24 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
         TOKEN,
         programs::token().unwrap(),
         keys.iter()
-            .map(|k| (k.public_key().0.to_vec(), programs::token_balance(1_000)))
+            .map(|k| (k.public_key().0.to_vec(), programs::stored_u64(1_000)))
             .collect(),
         vec![],
     ));
     genesis.extend(genesis_contract(
         AMM,
         programs::amm().unwrap(),
+        vec![
+            (
+                programs::AMM_RESERVE_A.to_vec(),
+                programs::stored_u64(1_000_000_000),
+            ),
+            (
+                programs::AMM_RESERVE_B.to_vec(),
+                programs::stored_u64(1_000_000_000),
+            ),
+        ],
         vec![],
-        vec![(TOS_ASSET, 1_000_000_000), (OTHER_ASSET, 1_000_000_000)],
     ));
     store.write_block(0, &genesis).unwrap();
     let verify = rng.chance(20);
@@ -121,7 +138,7 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
             return 0;
         }
         let prefix = SequentialTosExecutor::new(verify)
-            .execute_block(&store, 1, txs)
+            .execute_block(&store, 1, txs, BlockMode::Dag)
             .unwrap();
         match changes(&prefix).get(&StateKey::Nonce(account.public_key())) {
             Some(StateValue::Number(n)) => *n,
@@ -159,7 +176,7 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
             };
             let data = match rng.below(16) {
                 0..=6 => {
-                    let count = match rng.below(30) {
+                    let count = match rng.below(60) {
                         0 => 0,
                         _ => 1 + rng.below(3) as usize,
                     };
@@ -173,7 +190,11 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
                                 },
                                 destination: other(&mut rng),
                                 amount: amount(&mut rng),
-                                extra_data: rng.chance(10).then(|| vec![1, 2, 3]),
+                                extra_data: match rng.below(40) {
+                                    0..=3 => Some(vec![1, 2, 3]),
+                                    4 => Some(vec![9; 129]),
+                                    _ => None,
+                                },
                             })
                             .collect(),
                     )
@@ -198,10 +219,10 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
                 })),
                 12 => TransactionType::InvokeContract(Box::new(InvokeContractPayload {
                     contract: AMM,
-                    deposits: vec![(TOS_ASSET, rng.below(1_500))],
+                    deposits: vec![],
                     entry_id: 1,
                     max_gas: max_gas(&mut rng),
-                    parameters: programs::amm_swap(&OTHER_ASSET),
+                    parameters: programs::amm_swap(rng.below(1_500)),
                 })),
                 13 => {
                     let entries = if rng.chance(95) { 8 } else { 9 };
@@ -235,7 +256,7 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
                         deposits,
                         entry_id,
                         max_gas: max_gas(&mut rng),
-                        parameters,
+                        parameters: cells(parameters),
                     }))
                 }
                 14 => {
@@ -243,13 +264,13 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
                         0 => programs::counter().unwrap(),
                         1 => kv_module(),
                         2 => failing_module(),
-                        _ => vec![rng.below(256) as u8; 1 + rng.below(20) as usize],
+                        _ => {
+                            let mut module = b"\x7fELF".to_vec();
+                            module.extend(vec![rng.below(256) as u8; rng.below(20) as usize]);
+                            module
+                        }
                     };
-                    deployed.push(tos_adapter::contract_address(
-                        &source.public_key(),
-                        nonce,
-                        &module,
-                    ));
+                    deployed.push(tos_adapter::contract_address(&source.public_key(), &module));
                     TransactionType::DeployContract(Box::new(DeployContractPayload {
                         module,
                         invoke: rng.chance(50).then(|| InvokeConstructorPayload {
@@ -271,7 +292,7 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
                     deposits: vec![],
                     entry_id: 1 + rng.below(3) as u16,
                     max_gas: max_gas(&mut rng),
-                    parameters: vec![kv_key(rng.below(4)), vec![1, 2, 3]],
+                    parameters: cells(vec![kv_key(rng.below(4)), vec![1, 2, 3]]),
                 })),
                 _ => {
                     let count = rng.below(4) as usize;
@@ -296,7 +317,11 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
             };
             let mut tx = signed(source, nonce, fee, data);
             if rng.chance(3) {
-                tx.signature = Some(keys[(s + 1) % accounts].sign(&tx.signing_bytes()));
+                tx.signature = keys[(s + 1) % accounts].sign(&tx.signing_bytes());
+            }
+            if rng.chance(2) {
+                tx.chain_id = DEVNET_CHAIN_ID - 1;
+                tx.sign(source);
             }
             txs.push(tx);
         }
@@ -304,22 +329,36 @@ fn random_block(seed: u64, accounts: usize, n: usize) -> (MemoryStore, Vec<Trans
     (store, txs, verify)
 }
 
+fn fail(e: impl std::fmt::Display) -> TestCaseError {
+    TestCaseError::fail(e.to_string())
+}
+
 fn check(seed: u64, accounts: usize, n: usize) -> Result<(), TestCaseError> {
     let (store, txs, verify) = random_block(seed, accounts, n);
     let oracle = SequentialTosExecutor::new(verify)
-        .execute_block(&store, 1, &txs)
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        .execute_block(&store, 1, &txs, BlockMode::Dag)
+        .map_err(fail)?;
     let expected: BTreeMap<StateKey, StateValue> = changes(&oracle);
-    let state = BlockState::preload(&store, 0, TosBlockExecutor::declared_keys(&txs), 2)
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let vm = TosVm {
-        accumulators_in_state: true,
-        ..TosVm::new(verify)
-    };
+    // Block-STM itself, at 1, 2, 4 and 8 threads, accumulators in state: the block's
+    // writes (all but the block height, which the block executor adds).
+    let mut engine_expected = expected.clone();
+    engine_expected.remove(&StateKey::Global(Global::BlockHeight));
+    let state = BlockState::preload(&store, 0, TosBlockExecutor::declared_keys(&txs, verify), 2)
+        .map_err(fail)?;
+    let vm: TosVm<Transaction> = TosVm::new(
+        u64::from(DEVNET_CHAIN_ID),
+        verify,
+        true,
+        default_contract_vm(),
+        None,
+    );
     for executor in executors() {
-        let out = executor
-            .execute_block(&vm, &state, &txs)
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let out = executor.execute_block(&vm, &state, &txs).map_err(fail)?;
+        prop_assert!(
+            !matches!(out.path, ExecutionPath::Sequential(_)),
+            "Block-STM did not run: {:?}",
+            out.path
+        );
         let results: Vec<_> = out
             .outputs
             .into_iter()
@@ -335,28 +374,47 @@ fn check(seed: u64, accounts: usize, n: usize) -> Result<(), TestCaseError> {
             executor.threads()
         );
         let got: BTreeMap<StateKey, StateValue> = out.writes.into_iter().collect();
-        prop_assert_eq!(&got, &expected, "state at {} threads", executor.threads());
+        prop_assert_eq!(
+            &got,
+            &engine_expected,
+            "state at {} threads",
+            executor.threads()
+        );
     }
-    // The drop-in executor, committed: the store's state equals the oracle's.
-    let config = tos_adapter::ExecutionConfig {
-        verify_signatures: verify,
-        ..config(2)
+    // The block executor forced onto Block-STM, in acceptance mode: the oracle's in that
+    // mode (the lowest failing transaction rejects the block).
+    let forced = |threads| {
+        TosBlockExecutor::new(tos_adapter::ExecutionConfig {
+            verify_signatures: verify,
+            ..forced(threads)
+        })
+        .map_err(fail)
     };
-    let block = TosBlockExecutor::new(config).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let accept_oracle = SequentialTosExecutor::new(verify)
+        .execute_block(&store, 1, &txs, BlockMode::Accept)
+        .map_err(fail)?;
+    for threads in [2, 4] {
+        let accept = forced(threads)?
+            .execute_block(&store, 1, &txs, BlockMode::Accept)
+            .map_err(fail)?;
+        if !txs.is_empty() {
+            prop_assert!(!matches!(accept.path, ExecutionPath::Sequential(_)));
+        }
+        prop_assert_eq!(&accept.results, &accept_oracle.results);
+        prop_assert_eq!(accept.rejected, accept_oracle.rejected);
+        prop_assert_eq!(changes(&accept), changes(&accept_oracle));
+    }
+    // The same, in DAG mode, committed: the store's state equals the oracle's.
+    let block = forced(2)?;
     let execution = block
-        .execute_block(&store, 1, &txs)
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        .execute_block(&store, 1, &txs, BlockMode::Dag)
+        .map_err(fail)?;
     prop_assert_eq!(&execution.results, &oracle.results);
     prop_assert_eq!(execution.gas_fee, oracle.gas_fee);
     prop_assert_eq!(&execution.burned, &oracle.burned);
-    block
-        .commit(&store, &execution)
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    block.commit(&store, &execution).map_err(fail)?;
     for (key, value) in &expected {
-        let stored = store
-            .get_versioned(key, 1)
-            .map_err(|e| TestCaseError::fail(e.to_string()))?
-            .map(|v| v.value);
+        let stored = store.get_versioned(key, 1).map_err(fail)?.map(|v| v.value);
         prop_assert_eq!(stored.as_ref(), Some(value));
     }
     Ok(())
@@ -390,13 +448,16 @@ fn random_blocks_are_mostly_accepted_and_reject_every_way() {
     let mut accepted = 0;
     let mut total = 0;
     let mut kinds = std::collections::BTreeSet::new();
-    let (mut contract_calls, mut deploys) = (0, 0);
+    let (mut contract_calls, mut deploys, mut call_failures) = (0, 0, 0);
     for seed in 0..40 {
         let (store, txs, verify) = random_block(seed, 10, 60);
         let oracle = SequentialTosExecutor::new(verify)
-            .execute_block(&store, 1, &txs)
+            .execute_block(&store, 1, &txs, BlockMode::Dag)
             .unwrap();
         for (tx, r) in txs.iter().zip(&oracle.results) {
+            if r.call_failure.is_some() {
+                call_failures += 1;
+            }
             if r.success() {
                 match &tx.data {
                     TransactionType::InvokeContract(_) => contract_calls += 1,
@@ -414,8 +475,9 @@ fn random_blocks_are_mostly_accepted_and_reject_every_way() {
         }
     }
     assert!(accepted * 2 > total, "{accepted} of {total} accepted");
-    assert!(kinds.len() >= 10, "{kinds:?}");
-    assert!(kinds.contains("ContractFailed") && kinds.contains("ContractNotFound"));
+    assert!(kinds.len() >= 14, "{kinds:?}");
+    assert!(kinds.contains("ContractNotFound") && kinds.contains("AccountNotFound"));
+    assert!(call_failures > 10, "{call_failures} failed calls");
     // Contract calls and deploys succeed too, not only fail.
     assert!(
         contract_calls > 100 && deploys > 5,

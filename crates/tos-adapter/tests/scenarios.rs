@@ -5,19 +5,25 @@ mod common;
 
 use common::*;
 use tos_adapter::{
-    ExecutionConfig, MemoryStore, RedbStore, SequentialTosExecutor, StateKey, StateValue,
-    StorageError, TosBlockExecutor, TosError, TosStorage, Transaction, TransactionType,
-    TransferPayload, TxError, FORMAT_VERSION, TOS_ASSET,
+    BlockMode, ExecutionConfig, Global, MemoryStore, MultiSigSignature, RedbStore,
+    SequentialTosExecutor, StateKey, StateValue, StorageError, TosBlockExecutor, TosError,
+    TosStorage, Transaction, TransactionType, TransferPayload, TxError, FORMAT_VERSION, TOS_ASSET,
 };
 
-/// Executes `txs` as the next block with Block-STM (2 threads), checks it against the
-/// oracle, commits it, and returns each transaction's error.
+/// Executes `txs` as the next block with Block-STM (2 threads, forced), checks it
+/// against the oracle, commits it, and returns each transaction's error.
 fn run(store: &impl TosStorage, txs: &[Transaction]) -> Vec<Option<TxError>> {
     let topo = store.topoheight().unwrap() + 1;
-    let executor = TosBlockExecutor::new(config(2)).unwrap();
-    let execution = executor.execute_block(store, topo, txs).unwrap();
+    let executor = TosBlockExecutor::new(forced(2)).unwrap();
+    let execution = executor
+        .execute_block(store, topo, txs, BlockMode::Dag)
+        .unwrap();
+    assert!(!matches!(
+        execution.path,
+        executor::ExecutionPath::Sequential(_)
+    ));
     let oracle = SequentialTosExecutor::new(true)
-        .execute_block(store, topo, txs)
+        .execute_block(store, topo, txs, BlockMode::Dag)
         .unwrap();
     assert_eq!(execution.results, oracle.results);
     assert_eq!(changes(&execution), changes(&oracle));
@@ -83,14 +89,14 @@ fn two_transfers_from_one_sender_end_at_nonce_two() {
 }
 
 #[test]
-fn a_wrong_nonce_is_rejected_with_invalid_nonce() {
+fn a_nonce_ahead_is_rejected_with_nonce_too_high() {
     on_both_stores!(store => {
         let (a, b) = (key(1), key(2));
         genesis(&store, std::slice::from_ref(&a), 1_000);
         let errors = run(&store, &[transfer(&a, 5, b.public_key(), 100)]);
         let error = errors[0].clone().unwrap();
-        assert_eq!(error, TxError::InvalidNonce { expected: 0, got: 5 });
-        assert!(error.to_string().starts_with("Invalid nonce"));
+        assert_eq!(error, TxError::NonceTooHigh { expected: 0, got: 5 });
+        assert!(error.to_string().starts_with("nonce too high"));
         assert_eq!(nonce(&store, &a), 0);
         assert_eq!(balance(&store, &a, TOS_ASSET), 1_000);
         assert_eq!(balance(&store, &b, TOS_ASSET), 0);
@@ -114,9 +120,13 @@ fn rejections_have_their_reason_and_no_effect() {
         )
         .unwrap();
     let mut bad_signature = transfer(&a, 0, b.public_key(), 1);
-    bad_signature.signature = Some(b.sign(&bad_signature.signing_bytes()));
+    bad_signature.signature = b.sign(&bad_signature.signing_bytes());
     let mut no_signature = transfer(&a, 0, b.public_key(), 1);
-    no_signature.signature = None;
+    no_signature.signature = tos_adapter::Signature::ZERO;
+    let mut other_chain = transfer(&a, 0, b.public_key(), 1);
+    other_chain.chain_id = 0;
+    other_chain.sign(&a);
+    let nobody = key(4);
     let many = |n: usize| {
         signed(
             &a,
@@ -138,33 +148,30 @@ fn rejections_have_their_reason_and_no_effect() {
     let cases: Vec<(Transaction, TxError)> = vec![
         (
             transfer(&a, 0, b.public_key(), 5_000),
-            TxError::InsufficientFunds {
+            TxError::InsufficientBalance {
                 asset: TOS_ASSET,
                 available: 1_000,
                 required: 5_010,
             },
         ),
         (transfer(&a, 0, rich.public_key(), 1), TxError::Overflow),
-        (
-            transfer(&a, 0, a.public_key(), 1),
-            TxError::SenderIsReceiver,
-        ),
-        (many(0), TxError::TransferCount { count: 0 }),
-        (many(501), TxError::TransferCount { count: 501 }),
+        (transfer(&a, 0, a.public_key(), 1), TxError::SelfOperation),
+        (many(0), TxError::InvalidFormat("not 1 to 500 transfers")),
+        (many(501), TxError::InvalidFormat("not 1 to 500 transfers")),
         (
             transfer(&a, 1, b.public_key(), 1),
-            TxError::InvalidNonce {
+            TxError::NonceTooHigh {
                 expected: 0,
                 got: 1,
             },
         ),
         (
             multisig(&a, 0, 1, vec![a.public_key()]),
-            TxError::MultiSigParticipants,
+            TxError::InvalidPayload("the source among its participants"),
         ),
         (
             multisig(&a, 0, 1, vec![b.public_key(), b.public_key()]),
-            TxError::MultiSigParticipants,
+            TxError::InvalidSignature,
         ),
         (
             multisig(
@@ -173,17 +180,20 @@ fn rejections_have_their_reason_and_no_effect() {
                 1,
                 (0..256u64).map(|i| key(100 + i).public_key()).collect(),
             ),
-            TxError::MultiSigParticipants,
+            TxError::InvalidPayload("more than 255 participants"),
         ),
         (
             multisig(&a, 0, 2, vec![b.public_key()]),
-            TxError::MultiSigThreshold,
+            TxError::InvalidPayload("a threshold above the participants"),
         ),
         (
             multisig(&a, 0, 0, vec![b.public_key()]),
-            TxError::MultiSigThreshold,
+            TxError::InvalidPayload("a threshold of zero with participants"),
         ),
-        (multisig(&a, 0, 0, vec![]), TxError::MultiSigNotConfigured),
+        (
+            multisig(&a, 0, 0, vec![]),
+            TxError::InvalidPayload("no multisig to delete"),
+        ),
         (
             signed(
                 &a,
@@ -196,7 +206,7 @@ fn rejections_have_their_reason_and_no_effect() {
                     extra_data: None,
                 }]),
             ),
-            TxError::InsufficientFunds {
+            TxError::InsufficientBalance {
                 asset: never_seen,
                 available: 0,
                 required: 1,
@@ -214,17 +224,51 @@ fn rejections_have_their_reason_and_no_effect() {
                     extra_data: None,
                 }]),
             ),
-            TxError::Overflow,
+            TxError::InsufficientFee {
+                available: 1_000,
+                required: u64::MAX,
+            },
+        ),
+        (
+            signed(
+                &a,
+                0,
+                0,
+                TransactionType::Transfers(vec![TransferPayload {
+                    asset: TOS_ASSET,
+                    destination: b.public_key(),
+                    amount: 1,
+                    extra_data: None,
+                }]),
+            ),
+            TxError::FeeZero,
+        ),
+        (burn(&a, 0, 0), TxError::InvalidAmount),
+        (
+            transfer(&nobody, 0, b.public_key(), 1),
+            TxError::AccountNotFound,
+        ),
+        (
+            other_chain,
+            TxError::ChainIdMismatch {
+                expected: 3,
+                got: 0,
+            },
         ),
         (bad_signature, TxError::InvalidSignature),
         (no_signature, TxError::InvalidSignature),
     ];
+    let state = |store: &MemoryStore| {
+        let mut latest = store.latest();
+        latest.retain(|(k, _)| *k != StateKey::Global(Global::BlockHeight));
+        latest
+    };
     for (tx, expected) in cases {
-        let before = store.latest();
+        let before = state(&store);
         let errors = run(&store, std::slice::from_ref(&tx));
         assert_eq!(errors, vec![Some(expected.clone())], "{expected}");
-        // Nothing changed but the (empty) block's height.
-        assert_eq!(store.latest(), before, "{expected} changed state");
+        // Nothing changed but the block height.
+        assert_eq!(state(&store), before, "{expected} changed state");
     }
 }
 
@@ -245,7 +289,7 @@ fn duplicate_nonces_in_one_block_reject_the_second() {
         errors,
         vec![
             None,
-            Some(TxError::InvalidNonce {
+            Some(TxError::NonceTooLow {
                 expected: 1,
                 got: 0
             }),
@@ -271,7 +315,50 @@ fn multisig_is_set_then_deleted() {
         .unwrap()
         .unwrap();
     assert_eq!(config.threshold, 2);
-    assert_eq!(run(&store, &[multisig(&a, 1, 0, vec![])]), vec![None]);
+    // The account's transactions now need both participants' signatures.
+    assert_eq!(
+        run(&store, &[multisig(&a, 1, 0, vec![])]),
+        vec![Some(TxError::InvalidPayload(
+            "a multisig account's transaction without its signatures"
+        ))]
+    );
+    let mut delete = multisig(&a, 1, 0, vec![]);
+    let message = delete.multisig_message();
+    delete.multisig = Some(vec![MultiSigSignature {
+        id: 0,
+        signature: b.sign(&message.0),
+    }]);
+    assert_eq!(
+        run(&store, std::slice::from_ref(&delete)),
+        vec![Some(TxError::InvalidPayload(
+            "multisig signatures not equal to the threshold"
+        ))]
+    );
+    delete.multisig = Some(vec![
+        MultiSigSignature {
+            id: 0,
+            signature: b.sign(&message.0),
+        },
+        MultiSigSignature {
+            id: 1,
+            signature: b.sign(&message.0),
+        },
+    ]);
+    assert_eq!(
+        run(&store, std::slice::from_ref(&delete)),
+        vec![Some(TxError::InvalidSignature)]
+    );
+    delete.multisig = Some(vec![
+        MultiSigSignature {
+            id: 0,
+            signature: b.sign(&message.0),
+        },
+        MultiSigSignature {
+            id: 1,
+            signature: c.sign(&message.0),
+        },
+    ]);
+    assert_eq!(run(&store, &[delete]), vec![None]);
     let topo = store.topoheight().unwrap();
     assert!(store
         .get_multisig_at_maximum_topoheight(&a.public_key(), topo)
@@ -279,7 +366,7 @@ fn multisig_is_set_then_deleted() {
         .is_none());
     assert_eq!(
         run(&store, &[multisig(&a, 2, 0, vec![])]),
-        vec![Some(TxError::MultiSigNotConfigured)]
+        vec![Some(TxError::InvalidPayload("no multisig to delete"))]
     );
 }
 
@@ -290,14 +377,18 @@ fn burns_and_fees_are_the_blocks_totals() {
     genesis(&store, &accounts, 1_000);
     let txs: Vec<_> = accounts.iter().map(|k| burn(k, 0, 7)).collect();
     let executor = TosBlockExecutor::new(config(2)).unwrap();
-    let execution = executor.execute_block(&store, 1, &txs).unwrap();
+    let execution = executor
+        .execute_block(&store, 1, &txs, BlockMode::Dag)
+        .unwrap();
     assert_eq!(execution.gas_fee, 200);
     assert_eq!(execution.burned.get(&TOS_ASSET), Some(&140));
     executor.commit(&store, &execution).unwrap();
-    let execution = executor.execute_block(&store, 2, &txs[..1]).unwrap();
+    let execution = executor
+        .execute_block(&store, 2, &txs[..1], BlockMode::Dag)
+        .unwrap();
     assert_eq!(
         execution.results[0].error,
-        Some(TxError::InvalidNonce {
+        Some(TxError::NonceTooLow {
             expected: 1,
             got: 0
         })
@@ -409,13 +500,15 @@ fn a_storage_error_fails_the_block_and_writes_nothing() {
     let executor = TosBlockExecutor::new(config(2)).unwrap();
     store.fail_reads_of(Some(StateKey::Nonce(accounts[17].public_key())));
     assert!(matches!(
-        executor.execute_block(&store, 1, &txs),
+        executor.execute_block(&store, 1, &txs, BlockMode::Dag),
         Err(TosError::Storage(_))
     ));
     assert_eq!(store.topoheight().unwrap(), 0);
     // A failed write leaves nothing either; a retry succeeds.
     store.fail_reads_of(None);
-    let execution = executor.execute_block(&store, 1, &txs).unwrap();
+    let execution = executor
+        .execute_block(&store, 1, &txs, BlockMode::Dag)
+        .unwrap();
     store.fail_writes(true);
     assert!(executor.commit(&store, &execution).is_err());
     assert_eq!(store.topoheight().unwrap(), 0);
@@ -436,7 +529,7 @@ fn disabled_or_small_blocks_run_sequentially_with_the_same_results() {
         .collect();
     let parallel = TosBlockExecutor::new(config(2))
         .unwrap()
-        .execute_block(&store, 1, &txs)
+        .execute_block(&store, 1, &txs, BlockMode::Dag)
         .unwrap();
     assert_eq!(parallel.path, executor::ExecutionPath::Parallel);
     for config in [
@@ -451,7 +544,7 @@ fn disabled_or_small_blocks_run_sequentially_with_the_same_results() {
     ] {
         let sequential = TosBlockExecutor::new(config)
             .unwrap()
-            .execute_block(&store, 1, &txs)
+            .execute_block(&store, 1, &txs, BlockMode::Dag)
             .unwrap();
         assert!(matches!(
             sequential.path,
@@ -465,7 +558,7 @@ fn disabled_or_small_blocks_run_sequentially_with_the_same_results() {
             max_parallelism: 0,
             ..config(2)
         }),
-        Err(TosError::Settings(_) | TosError::Config(_))
+        Err(tos_adapter::ConfigError::Invalid { .. })
     ));
 }
 
@@ -475,7 +568,7 @@ fn a_block_at_the_wrong_topoheight_is_refused() {
     genesis(&store, &[key(1)], 1_000);
     let executor = TosBlockExecutor::new(config(2)).unwrap();
     assert!(matches!(
-        executor.execute_block(&store, 5, &[]),
+        executor.execute_block(&store, 5, &[], BlockMode::Dag),
         Err(TosError::Topoheight { stored: 0, got: 5 })
     ));
 }
@@ -553,6 +646,9 @@ impl TosStorage for Flaky {
     ) -> Result<Vec<tos_adapter::Versioned<StateValue>>, StorageError> {
         self.inner.history(key)
     }
+    fn latest_entries(&self) -> Result<Vec<(StateKey, StateValue)>, StorageError> {
+        self.inner.latest_entries()
+    }
     fn write_block(
         &self,
         topoheight: u64,
@@ -581,13 +677,15 @@ fn random_read_failures_fail_the_block_and_a_retry_succeeds() {
     store.on.store(true, std::sync::atomic::Ordering::SeqCst);
     for _ in 0..5 {
         assert!(matches!(
-            executor.execute_block(&store, 1, &txs),
+            executor.execute_block(&store, 1, &txs, BlockMode::Dag),
             Err(TosError::Storage(_))
         ));
         assert_eq!(store.topoheight().unwrap(), 0, "nothing written");
     }
     store.on.store(false, std::sync::atomic::Ordering::SeqCst);
-    let execution = executor.execute_block(&store, 1, &txs).unwrap();
+    let execution = executor
+        .execute_block(&store, 1, &txs, BlockMode::Dag)
+        .unwrap();
     assert!(execution.results.iter().all(|r| r.success()));
     executor.commit(&store, &execution).unwrap();
     assert_eq!(balance(&store, &accounts[0], TOS_ASSET), 1_000 - 5 - 10 + 5);

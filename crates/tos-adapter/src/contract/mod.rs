@@ -1,28 +1,23 @@
 //! Contracts: the [`ContractVm`] a contract call runs on, and the [`ContractHost`] through
 //! which it reads and changes state.
 //!
-//! A call runs against a host that buffers every change the contract makes (storage
-//! entries, transfers out of the contract's balance) in an overlay of its own: the
-//! transaction applies the overlay to state only if the call succeeds, so a failed call
-//! discards its contract changes while the nonce, fee and used gas stay charged. Reads go
-//! through the overlay to the transaction's view of state, so under Block-STM each storage
-//! entry, module and contract balance is a versioned key of its own: calls that touch
-//! different entries of one contract run in parallel, calls that touch the same entry are
-//! ordered by validation. Every call gets a fresh VM context; nothing is shared between
-//! incarnations.
+//! The rules run a call against a host that buffers every change the contract makes
+//! (storage entries, transfers out of the contract's balance) and apply it to state only
+//! if the call succeeds (see the rules). Every call gets a fresh VM context; nothing is
+//! shared between incarnations.
 //!
 //! The daemon plugs in its own runtime by implementing [`ContractVm`]; the project's is
-//! [`SbpfVm`], on the `solana-sbpf` interpreter.
+//! [`SbpfVm`], on the `solana-sbpf` interpreter, with modules in an ELF container
+//! ([`elf`]).
 
-mod host;
+pub mod elf;
 pub mod programs;
 mod sbpf;
 
-pub(crate) use host::{ContractOverlay, ViewHost};
-pub use sbpf::{assemble, SbpfVm};
+pub use sbpf::{assemble, SbpfVm, MAX_LOADABLE_MODULE};
 
+use crate::primitives::{Hash, PublicKey};
 use crate::state::Bytes;
-use crate::types::{Hash, PublicKey};
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -38,23 +33,14 @@ pub const GAS_STORAGE_DELETE: u64 = 100;
 pub const GAS_BALANCE: u64 = 50;
 /// Gas of a transfer out of the contract.
 pub const GAS_TRANSFER: u64 = 200;
-/// Gas of reading the caller or a deposit.
+/// Gas of reading the caller.
 pub const GAS_CONTEXT: u64 = 10;
 /// Gas of a log line, plus one per byte.
 pub const GAS_LOG: u64 = 20;
-/// Share of the used gas that is burned, in percent; the rest goes to the fee accumulator.
-pub const GAS_BURN_PERCENT: u64 = 30;
 /// Longest storage key, in bytes.
 pub const MAX_KEY_SIZE: usize = 256;
 /// Longest storage value, in bytes.
 pub const MAX_VALUE_SIZE: usize = 4096;
-
-/// The part of `gas_used` that is burned (30%, rounded down).
-pub fn gas_burned(gas_used: u64) -> u64 {
-    // gas_used <= u64::MAX, so gas_used / 100 * 30 cannot overflow; the remainder part is
-    // below 100 * 30.
-    gas_used / 100 * GAS_BURN_PERCENT + gas_used % 100 * GAS_BURN_PERCENT / 100
-}
 
 /// The host stopped the call for a reason of its own (a dependency on an unfinished
 /// transaction, a storage failure) that it keeps; the VM must return at once.
@@ -69,7 +55,7 @@ pub trait ContractHost {
     fn store(&mut self, key: &[u8], value: &[u8]) -> Result<(), HostAbort>;
     /// Deletes the contract's storage entry `key`; whether it existed.
     fn delete(&mut self, key: &[u8]) -> Result<bool, HostAbort>;
-    /// The contract's balance of `asset`, this call's deposits and transfers included.
+    /// The contract's balance of `asset`, this call's transfers out included.
     fn balance(&mut self, asset: &Hash) -> Result<u64, HostAbort>;
     /// Moves `amount` of `asset` from the contract to `destination`; `Ok(false)` if the
     /// contract holds less.
@@ -88,13 +74,13 @@ pub struct CallInfo<'a> {
     pub contract: Hash,
     /// The transaction's source.
     pub caller: PublicKey,
-    /// The entry point ([`CONSTRUCTOR_ENTRY`](crate::types::CONSTRUCTOR_ENTRY) for a
+    /// The entry point ([`CONSTRUCTOR_ENTRY`](crate::tx::CONSTRUCTOR_ENTRY) for a
     /// constructor).
     pub entry_id: u16,
-    /// The call's parameters.
+    /// The call's parameters, as bytes ([`ValueCell::contract_bytes`]).
+    ///
+    /// [`ValueCell::contract_bytes`]: crate::tx::ValueCell::contract_bytes
     pub parameters: &'a [Vec<u8>],
-    /// The call's deposits (already on the contract's balance).
-    pub deposits: &'a [(Hash, u64)],
 }
 
 /// How a call ended.
@@ -109,7 +95,8 @@ pub struct CallOutcome {
 /// A contract runtime. Implementations must be deterministic: the same module, call and
 /// host answers give the same outcome and the same host calls, on any thread.
 pub trait ContractVm: Send + Sync + Debug {
-    /// Whether `module` can be deployed; `Err` says why not.
+    /// Whether this runtime can load `module`; `Err` says why not. (A deploy does not
+    /// ask: TOS stores any ELF file, and a call of a module that does not load fails.)
     fn validate(&self, module: &[u8]) -> Result<(), String>;
 
     /// Runs `call` on `module` with at most `max_gas`. `Err(HostAbort)` only when a host
@@ -129,21 +116,4 @@ pub type SharedContractVm = Arc<dyn ContractVm>;
 /// The project's runtime: [`SbpfVm`].
 pub fn default_contract_vm() -> SharedContractVm {
     Arc::new(SbpfVm)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::gas_burned;
-
-    #[test]
-    fn thirty_percent_of_gas_is_burned_rounded_down() {
-        assert_eq!(gas_burned(0), 0);
-        assert_eq!(gas_burned(9), 2);
-        assert_eq!(gas_burned(10), 3);
-        assert_eq!(gas_burned(1_001), 300);
-        assert_eq!(
-            gas_burned(u64::MAX),
-            (u128::from(u64::MAX) * 30 / 100) as u64
-        );
-    }
 }

@@ -4,10 +4,11 @@
 //! [`SbpfVm`]: super::SbpfVm
 
 use super::assemble;
-use crate::types::{Hash, PublicKey};
+use crate::primitives::PublicKey;
+use crate::tx::ValueCell;
 
 /// The entry that does the contract's work (the constructor is
-/// [`CONSTRUCTOR_ENTRY`](crate::types::CONSTRUCTOR_ENTRY)).
+/// [`CONSTRUCTOR_ENTRY`](crate::tx::CONSTRUCTOR_ENTRY)).
 pub const ENTRY_MAIN: u16 = 1;
 
 /// `counter`: entry 1 adds one to the storage entry `count` (a little-endian `u64`; absent
@@ -131,15 +132,22 @@ overflow:
     exit
 ";
 
-/// Largest deposit one `amm` swap accepts (keeps `reserve_out * amount_in` in `u64` for
+/// Largest amount one `amm` swap accepts (keeps `reserve_out * amount_in` in `u64` for
 /// reserves up to 10^13).
 pub const AMM_MAX_IN: u64 = 1_000_000;
 
-/// `amm`: a constant-product pool of TOS and one other asset, held as the contract's
-/// balances. Entry 1 with parameters `[asset_out (32 bytes)]` swaps the call's TOS deposit
-/// `d` for `reserve_out * d / reserve_tos_after` of `asset_out`, sent to the caller. Fails
-/// with exit code 2 on bad parameters, 3 on a deposit of 0 or above [`AMM_MAX_IN`], 4 if the
-/// output rounds to 0. Every swap reads and writes both reserves: inherently sequential.
+/// Storage key of the `amm` pool's reserve of its first asset.
+pub const AMM_RESERVE_A: &[u8] = b"ra";
+/// Storage key of the `amm` pool's reserve of its second asset.
+pub const AMM_RESERVE_B: &[u8] = b"rb";
+
+/// `amm`: a constant-product pool whose two reserves are the storage entries `ra` and `rb`
+/// (little-endian `u64`). Entry 1 with parameters `[amount_in (u64)]` swaps `amount_in` of
+/// the first asset for `out = rb * amount_in / (ra + amount_in)` of the second: `ra` grows
+/// by `amount_in`, `rb` shrinks by `out`, and `out` is added to the caller's entry (its
+/// 32 bytes). Fails with exit code 2 on bad parameters, 3 on an amount of 0 or above
+/// [`AMM_MAX_IN`], 4 if the output rounds to 0. Every swap reads and writes both reserves:
+/// inherently sequential.
 pub const AMM_ASM: &str = "
     mov64 r6, r1
     ldxdw r2, [r6+0]
@@ -148,35 +156,76 @@ pub const AMM_ASM: &str = "
     ldxdw r2, [r6+72]
     jlt r2, 1, bad
     ldxdw r2, [r6+80]
-    jne r2, 32, bad
-    mov64 r2, 0
-    stxdw [r10-32], r2
-    stxdw [r10-24], r2
-    stxdw [r10-16], r2
-    stxdw [r10-8], r2
-    mov64 r1, r10
-    add64 r1, -32
-    syscall tos_get_deposit
-    mov64 r7, r0
+    jne r2, 8, bad
+    ldxdw r7, [r6+88]
     jeq r7, 0, bad_amount
     jgt r7, 1000000, bad_amount
+    mov64 r2, 0x6172
+    stxdw [r10-16], r2
+    mov64 r2, 0
+    stxdw [r10-8], r2
+    mov64 r1, r10
+    add64 r1, -16
+    mov64 r2, 2
+    mov64 r3, r10
+    add64 r3, -8
+    mov64 r4, 8
+    syscall tos_storage_load
+    ldxdw r8, [r10-8]
+    mov64 r2, 0x6272
+    stxdw [r10-32], r2
+    mov64 r2, 0
+    stxdw [r10-24], r2
     mov64 r1, r10
     add64 r1, -32
-    syscall tos_get_balance
-    mov64 r8, r0
-    mov64 r1, r6
-    add64 r1, 88
-    syscall tos_get_balance
-    mov64 r9, r0
-    mul64 r9, r7
-    div64 r9, r8
-    jeq r9, 0, nothing
+    mov64 r2, 2
+    mov64 r3, r10
+    add64 r3, -24
+    mov64 r4, 8
+    syscall tos_storage_load
+    ldxdw r9, [r10-24]
+    add64 r8, r7
+    mov64 r7, r9
+    ldxdw r2, [r6+88]
+    mul64 r7, r2
+    div64 r7, r8
+    jeq r7, 0, nothing
+    sub64 r9, r7
+    stxdw [r10-8], r8
+    mov64 r1, r10
+    add64 r1, -16
+    mov64 r2, 2
+    mov64 r3, r10
+    add64 r3, -8
+    mov64 r4, 8
+    syscall tos_storage_store
+    stxdw [r10-24], r9
+    mov64 r1, r10
+    add64 r1, -32
+    mov64 r2, 2
+    mov64 r3, r10
+    add64 r3, -24
+    mov64 r4, 8
+    syscall tos_storage_store
+    mov64 r2, 0
+    stxdw [r10-40], r2
     mov64 r1, r6
     add64 r1, 8
-    mov64 r2, r6
-    add64 r2, 88
-    mov64 r3, r9
-    syscall tos_transfer
+    mov64 r2, 32
+    mov64 r3, r10
+    add64 r3, -40
+    mov64 r4, 8
+    syscall tos_storage_load
+    ldxdw r2, [r10-40]
+    add64 r2, r7
+    stxdw [r10-40], r2
+    mov64 r1, r6
+    add64 r1, 8
+    mov64 r2, 32
+    mov64 r3, r10
+    add64 r3, -40
+    mov64 r4, 8
+    syscall tos_storage_store
 done:
     mov64 r0, 0
     exit
@@ -207,16 +256,16 @@ pub fn amm() -> Result<Vec<u8>, String> {
 }
 
 /// Parameters of a `token` transfer of `amount` to `to`.
-pub fn token_transfer(to: &PublicKey, amount: u64) -> Vec<Vec<u8>> {
-    vec![to.0.to_vec(), amount.to_le_bytes().to_vec()]
+pub fn token_transfer(to: &PublicKey, amount: u64) -> Vec<ValueCell> {
+    vec![ValueCell::Bytes(to.0.to_vec()), ValueCell::u64(amount)]
 }
 
-/// A `token` balance as stored.
-pub fn token_balance(amount: u64) -> Vec<u8> {
+/// A `token` balance, or an `amm` reserve, as stored.
+pub fn stored_u64(amount: u64) -> Vec<u8> {
     amount.to_le_bytes().to_vec()
 }
 
-/// Parameters of an `amm` swap paying out `asset_out`.
-pub fn amm_swap(asset_out: &Hash) -> Vec<Vec<u8>> {
-    vec![asset_out.0.to_vec()]
+/// Parameters of an `amm` swap of `amount_in`.
+pub fn amm_swap(amount_in: u64) -> Vec<ValueCell> {
+    vec![ValueCell::u64(amount_in)]
 }

@@ -1,8 +1,10 @@
 //! [`SbpfVm`]: contracts as sBPF programs on the `solana-sbpf` interpreter.
 //!
-//! A module is sBPF (version 0) bytecode, eight bytes per instruction, as [`assemble`]
-//! produces from assembly text, or an sBPF ELF file (it starts with `\x7fELF`). A call
-//! starts at the first instruction with `r1` pointing to its input, read-only at
+//! A module is an ELF file, as TOS requires of every deployed module: either the project's
+//! bytecode container ([`super::elf`]: sBPF version 0 instructions in a `.text` section,
+//! syscalls called by the hash of their name, what [`assemble`] produces from assembly
+//! text), or an sBPF ELF from the Solana toolchain (program headers, relocated syscalls).
+//! A call starts at the first instruction with `r1` pointing to its input, read-only at
 //! `MM_INPUT_START`:
 //!
 //! | offset | bytes | content |
@@ -12,6 +14,12 @@
 //! | 40 | 32 | the contract's address |
 //! | 72 | 8 | number of parameters `n` |
 //! | 80 | … | `n` times: length (u64), then the bytes, padded to 8 |
+//!
+//! A parameter's bytes are [`ValueCell::contract_bytes`]: a bytes cell's own bytes, a
+//! number's little-endian bytes. Deposits move no funds (see the rules), so a contract
+//! has no syscall to read them.
+//!
+//! [`ValueCell::contract_bytes`]: crate::tx::ValueCell::contract_bytes
 //!
 //! It ends with `exit`: `r0 == 0` is success, anything else a failure. Syscalls (`syscall
 //! name` in assembly; arguments in `r1`-`r5`, result in `r0`):
@@ -24,7 +32,6 @@
 //! | `tos_get_balance` | asset ptr | the contract's balance | 50 |
 //! | `tos_transfer` | destination ptr, asset ptr, amount | 0 (fails the call if the contract holds less) | 200 |
 //! | `tos_get_caller` | out ptr (32 bytes) | 0 | 10 |
-//! | `tos_get_deposit` | asset ptr | the call's deposit of the asset | 10 |
 //! | `tos_log` | ptr, len | 0 | 20 + len |
 //!
 //! Gas is one per instruction plus the syscalls' costs, metered by the interpreter's
@@ -38,7 +45,7 @@ use super::{
     GAS_STORAGE_DELETE, GAS_STORAGE_LOAD, GAS_STORAGE_STORE, GAS_TRANSFER, MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
 };
-use crate::types::{Hash, PublicKey, MAX_MODULE_SIZE};
+use crate::primitives::{Hash, PublicKey};
 use solana_sbpf::{
     aligned_memory::AlignedMemory,
     declare_builtin_function, ebpf,
@@ -304,29 +311,6 @@ declare_builtin_function!(
 );
 
 declare_builtin_function!(
-    /// `tos_get_deposit(asset) -> amount`
-    SyscallGetDeposit,
-    fn rust(
-        ctx: &mut CallContext<'_>,
-        asset: u64,
-        _arg2: u64,
-        _arg3: u64,
-        _arg4: u64,
-        _arg5: u64,
-        mapping: &mut MemoryMapping,
-    ) -> SyscallResult {
-        ctx.charge(GAS_CONTEXT)?;
-        let asset = Hash(read_32(mapping, asset)?);
-        Ok(ctx
-            .call
-            .deposits
-            .iter()
-            .find(|(a, _)| *a == asset)
-            .map_or(0, |&(_, amount)| amount))
-    }
-);
-
-declare_builtin_function!(
     /// `tos_log(ptr, len) -> 0`
     SyscallLog,
     fn rust(
@@ -353,14 +337,13 @@ declare_builtin_function!(
 /// The loader with every syscall registered, for contexts of any lifetime.
 fn loader<'a>() -> Result<Arc<BuiltinProgram<CallContext<'a>>>, String> {
     let mut loader = BuiltinProgram::new_loader(config());
-    let syscalls: [(&str, solana_sbpf::program::BuiltinFunction<CallContext<'a>>); 8] = [
+    let syscalls: [(&str, solana_sbpf::program::BuiltinFunction<CallContext<'a>>); 7] = [
         ("tos_storage_load", SyscallStorageLoad::vm),
         ("tos_storage_store", SyscallStorageStore::vm),
         ("tos_storage_delete", SyscallStorageDelete::vm),
         ("tos_get_balance", SyscallGetBalance::vm),
         ("tos_transfer", SyscallTransfer::vm),
         ("tos_get_caller", SyscallGetCaller::vm),
-        ("tos_get_deposit", SyscallGetDeposit::vm),
         ("tos_log", SyscallLog::vm),
     ];
     for (name, function) in syscalls {
@@ -371,28 +354,33 @@ fn loader<'a>() -> Result<Arc<BuiltinProgram<CallContext<'a>>>, String> {
     Ok(Arc::new(loader))
 }
 
+/// Largest module the runtime loads: larger ones are stored when deployed (TOS's format
+/// allows 10 MiB) but every call of them fails.
+pub const MAX_LOADABLE_MODULE: usize = 512 * 1024;
+
 /// A module as an executable, verified.
 fn load<'a>(
     module: &[u8],
     loader: Arc<BuiltinProgram<CallContext<'a>>>,
 ) -> Result<Executable<CallContext<'a>>, String> {
-    if module.len() > MAX_MODULE_SIZE {
+    if module.len() > MAX_LOADABLE_MODULE {
         return Err(format!(
-            "module of {} bytes (at most {MAX_MODULE_SIZE})",
+            "module of {} bytes (at most {MAX_LOADABLE_MODULE})",
             module.len()
         ));
     }
-    let executable = if module.starts_with(b"\x7fELF") {
-        Executable::from_elf(module, loader).map_err(|e| format!("invalid ELF: {e}"))?
-    } else {
-        if module.is_empty() || module.len() % ebpf::INSN_SIZE != 0 {
-            return Err(format!(
-                "bytecode of {} bytes is not a whole number of instructions",
-                module.len()
-            ));
+    let executable = match super::elf::container_text(module)? {
+        Some(text) => {
+            if text.is_empty() || text.len() % ebpf::INSN_SIZE != 0 {
+                return Err(format!(
+                    "bytecode of {} bytes is not a whole number of instructions",
+                    text.len()
+                ));
+            }
+            Executable::from_text_bytes(text, loader, SBPFVersion::V0, FunctionRegistry::default())
+                .map_err(|e| format!("invalid bytecode: {e}"))?
         }
-        Executable::from_text_bytes(module, loader, SBPFVersion::V0, FunctionRegistry::default())
-            .map_err(|e| format!("invalid bytecode: {e}"))?
+        None => Executable::from_elf(module, loader).map_err(|e| format!("invalid ELF: {e}"))?,
     };
     executable
         .verify::<RequisiteVerifier>()
@@ -536,12 +524,12 @@ impl ContractVm for SbpfVm {
     }
 }
 
-/// Assembles sBPF assembly text into a module (bytecode) for [`SbpfVm`]; `Err` says what
-/// is wrong with the text.
+/// Assembles sBPF assembly text into a module for [`SbpfVm`]: the bytecode in the
+/// project's ELF container. `Err` says what is wrong with the text.
 pub fn assemble(source: &str) -> Result<Vec<u8>, String> {
     let executable = solana_sbpf::assembler::assemble::<CallContext<'_>>(source, loader()?)?;
     executable
         .verify::<RequisiteVerifier>()
         .map_err(|e| format!("rejected by the verifier: {e}"))?;
-    Ok(executable.get_text_bytes().1.to_vec())
+    Ok(super::elf::container(executable.get_text_bytes().1))
 }

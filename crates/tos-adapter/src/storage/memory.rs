@@ -106,6 +106,10 @@ impl TosStorage for MemoryStore {
         }))
     }
 
+    fn latest_entries(&self) -> Result<Vec<(StateKey, StateValue)>, StorageError> {
+        Ok(self.latest())
+    }
+
     fn history(&self, key: &StateKey) -> Result<Vec<Versioned<StateValue>>, StorageError> {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         Ok(inner

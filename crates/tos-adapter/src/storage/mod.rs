@@ -15,8 +15,9 @@ pub use memory::MemoryStore;
 pub use redb_store::{RedbStore, FORMAT_VERSION};
 
 use crate::error::StorageError;
+use crate::primitives::{Hash, PublicKey, SharedMultiSig};
+use crate::state::summary::ChainSummary;
 use crate::state::{StateKey, StateValue};
-use crate::types::{Hash, PublicKey, SharedMultiSig};
 use std::future::Future;
 
 /// A stored version of a value.
@@ -91,6 +92,17 @@ pub trait TosStorage: Sync {
 
     /// Every version of `key`, newest first.
     fn history(&self, key: &StateKey) -> Result<Vec<Versioned<StateValue>>, StorageError>;
+
+    /// Every key's latest value, in key order.
+    fn latest_entries(&self) -> Result<Vec<(StateKey, StateValue)>, StorageError>;
+
+    /// The latest state's global values, accounts and contracts, with its digest
+    /// ([`ChainSummary::digest`]).
+    fn summary(&self) -> Result<ChainSummary, StorageError> {
+        let entries = self.latest_entries()?;
+        ChainSummary::from_entries(entries.iter().map(|(k, v)| (k, v)))
+            .map_err(|e| StorageError::Corrupt(e.to_string()))
+    }
 
     /// Writes `changes` as versions at `topoheight`, each pointing to the topoheight of the
     /// version it replaces, in one atomic write: all of it or nothing. `topoheight` must

@@ -8,16 +8,16 @@
 
 use super::{check_next_topoheight, Change, TosStorage, Versioned};
 use crate::error::StorageError;
-use crate::state::{DataKey, StateKey, StateValue};
-use crate::types::{Hash, MultiSigConfig, PublicKey};
+use crate::primitives::{Hash, MultiSigConfig, PublicKey};
+use crate::state::{DataKey, Global, StateKey, StateValue};
 use redb::{Database, ReadableTable, TableDefinition};
 use std::path::Path;
 use std::sync::Arc;
 
 /// The on-disk format this program writes and reads.
-/// Version 2 added the contract keys and values; a version 1 database is a version 2 one
-/// without them and is upgraded in place on open.
-pub const FORMAT_VERSION: u64 = 2;
+/// Version 2 added the contract keys and values, version 3 the chain's global values; an
+/// older database is a newer one without them and is upgraded in place on open.
+pub const FORMAT_VERSION: u64 = 3;
 
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -75,6 +75,10 @@ pub(crate) fn encode_key(key: &StateKey, out: &mut Vec<u8>) {
             out.extend_from_slice(&contract.0);
             out.extend_from_slice(&asset.0);
         }
+        StateKey::Global(global) => {
+            out.push(8);
+            out.push(*global as u8);
+        }
     }
 }
 
@@ -106,6 +110,10 @@ pub(crate) fn decode_key(bytes: &[u8]) -> Result<StateKey, StorageError> {
         (7, 64) => {
             StateKey::ContractBalance(Hash(bytes32(&rest[..32])?), Hash(bytes32(&rest[32..])?))
         }
+        (8, 1) => match Global::ALL.get(usize::from(rest[0])) {
+            Some(global) => StateKey::Global(*global),
+            None => return Err(StorageError::Corrupt(format!("global value {}", rest[0]))),
+        },
         _ => {
             return Err(StorageError::Corrupt(format!(
                 "key tag {tag}, {} bytes",
@@ -284,6 +292,14 @@ impl RedbStore {
 }
 
 impl TosStorage for RedbStore {
+    fn latest_entries(&self) -> Result<Vec<(StateKey, StateValue)>, StorageError> {
+        Ok(self
+            .latest_all()?
+            .into_iter()
+            .map(|(key, version)| (key, version.value))
+            .collect())
+    }
+
     fn topoheight(&self) -> Result<u64, StorageError> {
         Ok(self.meta("topoheight")?.unwrap_or(0))
     }

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 use tos_adapter::{
-    BlockExecution, BurnPayload, ExecutionConfig, Hash, KeyPair, MemoryStore, MultiSigPayload,
-    PublicKey, StateKey, StateValue, TosBlockExecutor, TosStorage, Transaction, TransactionType,
-    TransferPayload, TOS_ASSET,
+    BlockExecution, BlockMode, BurnPayload, ExecutionConfig, Hash, KeyPair, MemoryStore,
+    MultiSigPayload, PublicKey, StateKey, StateValue, TosBlockExecutor, TosStorage, Transaction,
+    TransactionType, TransferPayload, ValueCell, DEVNET_CHAIN_ID, TOS_ASSET,
 };
 
 pub const OTHER_ASSET: Hash = Hash([7; 32]);
@@ -19,6 +19,7 @@ pub fn key(i: u64) -> KeyPair {
 pub fn genesis(store: &impl TosStorage, accounts: &[KeyPair], balance: u64) {
     let mut changes = Vec::new();
     for k in accounts {
+        changes.push((StateKey::Nonce(k.public_key()), StateValue::Number(0)));
         changes.push((
             StateKey::Balance(k.public_key(), TOS_ASSET),
             StateValue::Number(balance),
@@ -32,16 +33,7 @@ pub fn genesis(store: &impl TosStorage, accounts: &[KeyPair], balance: u64) {
 }
 
 pub fn signed(from: &KeyPair, nonce: u64, fee: u64, data: TransactionType) -> Transaction {
-    let mut tx = Transaction {
-        version: 0,
-        source: from.public_key(),
-        nonce,
-        fee,
-        data,
-        signature: None,
-    };
-    tx.signature = Some(from.sign(&tx.signing_bytes()));
-    tx
+    Transaction::new(DEVNET_CHAIN_ID, from.public_key(), nonce, fee, data).signed(from)
 }
 
 pub fn transfer(from: &KeyPair, nonce: u64, to: PublicKey, amount: u64) -> Transaction {
@@ -94,6 +86,15 @@ pub fn config(threads: usize) -> ExecutionConfig {
         max_parallelism: threads,
         verify_signatures: true,
         enable_contract_parallel: true,
+        always_parallel: false,
+    }
+}
+
+/// A configuration that runs every block under Block-STM (no cutoff, estimate or probe).
+pub fn forced(threads: usize) -> ExecutionConfig {
+    ExecutionConfig {
+        always_parallel: true,
+        ..config(threads)
     }
 }
 
@@ -133,8 +134,12 @@ pub fn sync_and_async_agree(
     store: &MemoryStore,
     txs: &[Transaction],
 ) -> BlockExecution {
-    let sync = executor.execute_block(store, 1, txs).unwrap();
-    let async_ = futures::executor::block_on(executor.execute_block_async(store, 0, txs)).unwrap();
+    let sync = executor
+        .execute_block(store, 1, txs, BlockMode::Dag)
+        .unwrap();
+    let async_ =
+        futures::executor::block_on(executor.execute_block_async(store, 0, txs, BlockMode::Dag))
+            .unwrap();
     assert_eq!(sync.results, async_.results);
     assert_eq!(changes(&sync), changes(&async_));
     async_
@@ -145,7 +150,7 @@ pub fn sync_and_async_agree(
 /// 3 transfers parameter 1 (u64) of TOS from the contract to the destination; 4 copies the
 /// key's value (at most 64 bytes) to the key in parameter 1, failing with 5 if absent; 5
 /// stores, then fails with exit code 7; 6 stores the caller at the key; 7 stores the TOS
-/// deposit and the TOS balance (16 bytes) at the key; 8 logs parameter 1; 9 loops forever.
+/// balance (8 bytes) at the key; 8 logs parameter 1; 9 loops forever.
 pub const KV_ASM: &str = "
     mov64 r6, r1
     ldxdw r2, [r6+0]
@@ -242,18 +247,14 @@ money:
     stxdw [r10-8], r2
     mov64 r1, r10
     add64 r1, -32
-    syscall tos_get_deposit
-    stxdw [r10-48], r0
-    mov64 r1, r10
-    add64 r1, -32
     syscall tos_get_balance
     stxdw [r10-40], r0
     mov64 r1, r6
     add64 r1, 88
     mov64 r2, 8
     mov64 r3, r10
-    add64 r3, -48
-    mov64 r4, 16
+    add64 r3, -40
+    mov64 r4, 8
     syscall tos_storage_store
     ja ok
 log:
@@ -288,6 +289,11 @@ pub fn kv_key(i: u64) -> Vec<u8> {
     i.to_le_bytes().to_vec()
 }
 
+/// Parameters as bytes cells.
+pub fn cells(parameters: Vec<Vec<u8>>) -> Vec<ValueCell> {
+    parameters.into_iter().map(ValueCell::Bytes).collect()
+}
+
 pub fn invoke(
     from: &KeyPair,
     nonce: u64,
@@ -297,6 +303,7 @@ pub fn invoke(
     deposits: Vec<(Hash, u64)>,
     max_gas: u64,
 ) -> Transaction {
+    let parameters = cells(parameters);
     signed(
         from,
         nonce,

@@ -8,13 +8,14 @@
 //! max_parallelism = 8
 //! verify_signatures = true
 //! enable_contract_parallel = true
+//! always_parallel = false
 //! ```
 //!
 //! Environment: `TOS_BLOCKSTM_ENABLED`, `TOS_BLOCKSTM_MIN_BATCH_SIZE`,
 //! `TOS_BLOCKSTM_MAX_PARALLELISM`, `TOS_BLOCKSTM_VERIFY_SIGNATURES`,
-//! `TOS_BLOCKSTM_ENABLE_CONTRACT_PARALLEL`.
+//! `TOS_BLOCKSTM_ENABLE_CONTRACT_PARALLEL`, `TOS_BLOCKSTM_ALWAYS_PARALLEL`.
 
-use crate::block::ExecutionConfig;
+use super::ExecutionConfig;
 use serde::Deserialize;
 
 /// A configuration value that cannot be used, and where it came from.
@@ -51,6 +52,7 @@ struct File {
     max_parallelism: Option<usize>,
     verify_signatures: Option<bool>,
     enable_contract_parallel: Option<bool>,
+    always_parallel: Option<bool>,
 }
 
 /// The environment variables read, all prefixed `TOS_BLOCKSTM_`.
@@ -74,6 +76,9 @@ impl ExecutionConfig {
         }
         if let Some(v) = file.enable_contract_parallel {
             self.enable_contract_parallel = v;
+        }
+        if let Some(v) = file.always_parallel {
+            self.always_parallel = v;
         }
         Ok(self)
     }
@@ -111,6 +116,7 @@ impl ExecutionConfig {
                 "MAX_PARALLELISM" => self.max_parallelism = number()?,
                 "VERIFY_SIGNATURES" => self.verify_signatures = boolean()?,
                 "ENABLE_CONTRACT_PARALLEL" => self.enable_contract_parallel = boolean()?,
+                "ALWAYS_PARALLEL" => self.always_parallel = boolean()?,
                 // Variables of the binary itself (such as the log format) are not ours.
                 "LOG_FORMAT" => {}
                 _ => return Err(bad("unknown setting")),

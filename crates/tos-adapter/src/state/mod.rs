@@ -1,6 +1,9 @@
-//! TOS state as the engine sees it: keys and values.
+//! TOS state as the engine sees it: keys and values, the chain's global values
+//! ([`Global`]), and the state digest ([`summary`]).
 
-use crate::types::{Hash, PublicKey, SharedMultiSig};
+pub mod summary;
+
+use crate::primitives::{Hash, PublicKey, SharedMultiSig};
 use mvmemory::DeltaValue;
 use std::sync::Arc;
 
@@ -33,7 +36,7 @@ impl From<Vec<u8>> for Bytes {
 
 impl std::fmt::Debug for Bytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Bytes({})", crate::types::to_hex(self))
+        write!(f, "Bytes({})", crate::primitives::to_hex(self))
     }
 }
 
@@ -88,19 +91,19 @@ impl DataKey {
     /// The key in hex; a long key as `h:` and the hex of its hash.
     pub fn to_hex(&self) -> String {
         match self.raw() {
-            Some(raw) => crate::types::to_hex(raw),
-            None => format!("h:{}", crate::types::to_hex(&self.bytes)),
+            Some(raw) => crate::primitives::to_hex(raw),
+            None => format!("h:{}", crate::primitives::to_hex(&self.bytes)),
         }
     }
 
     /// Parses [`DataKey::to_hex`]'s form.
-    pub fn from_hex(s: &str) -> Result<Self, crate::types::HexError> {
+    pub fn from_hex(s: &str) -> Result<Self, crate::primitives::HexError> {
         match s.strip_prefix("h:") {
             Some(hash) => Ok(DataKey {
                 len: Self::HASHED,
-                bytes: crate::types::Hash::from_hex(hash)?.0,
+                bytes: crate::primitives::Hash::from_hex(hash)?.0,
             }),
-            None => Ok(DataKey::new(&crate::types::from_hex(s)?)),
+            None => Ok(DataKey::new(&crate::primitives::from_hex(s)?)),
         }
     }
 
@@ -164,6 +167,33 @@ pub enum StateKey {
     ContractData(Hash, DataKey),
     /// A contract's balance of an asset.
     ContractBalance(Hash, Hash),
+    /// One of the chain's global values.
+    Global(Global),
+}
+
+/// The chain's global values besides the burned supply (which is
+/// `BurnedSupply(TOS_ASSET)`), each a number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Global {
+    /// The chain id every transaction must carry (3, devnet, if none is stored).
+    NetworkChainId = 0,
+    /// The total supply (no transaction changes it).
+    TotalSupply = 1,
+    /// Blocks applied: a committed block adds one.
+    BlockHeight = 2,
+    /// The chain's timestamp (no transaction changes it).
+    Timestamp = 3,
+}
+
+impl Global {
+    /// Every global value.
+    pub const ALL: [Global; 4] = [
+        Global::NetworkChainId,
+        Global::TotalSupply,
+        Global::BlockHeight,
+        Global::Timestamp,
+    ];
 }
 
 /// The first 8 bytes of a key or hash: public keys and hashes are uniformly distributed,
@@ -194,6 +224,7 @@ impl std::hash::Hash for StateKey {
             StateKey::ContractBalance(contract, asset) => {
                 state.write_u64(prefix(&contract.0) ^ prefix(&asset.0).rotate_left(23) ^ 7)
             }
+            StateKey::Global(global) => state.write_u64(8 ^ (u64::from(*global as u8) << 8)),
         }
     }
 }
@@ -202,7 +233,7 @@ impl std::hash::Hash for StateKey {
 ///
 /// Every variant is a tag and at most one word, so that the compiler passes a value in two
 /// registers: a wider variant would make every value an in-memory aggregate, which cost
-/// the transfers of `p2p:2` about 10% (`docs/BENCHMARKS.md`, "Session 7").
+/// the transfers of `p2p:2` about 10%.
 #[derive(Clone, Debug)]
 pub enum StateValue {
     /// A nonce, a balance or an accumulator.
@@ -216,7 +247,7 @@ pub enum StateValue {
     /// balances and counters), held in the value itself. Writing it allocates nothing,
     /// reading it takes no reference count, and dropping it frees nothing: under Block-STM,
     /// which keeps every version a block writes until the block ends, that took about 13%
-    /// off the time of a `token` block on one worker (`docs/BENCHMARKS.md`, "Session 7").
+    /// off the time of a `token` block on one worker.
     DataWord(DataWord),
     /// A contract's code.
     Module(Bytes),
@@ -240,7 +271,11 @@ impl DataWord {
 
 impl std::fmt::Debug for DataWord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DataWord({})", crate::types::to_hex(&self.to_bytes()))
+        write!(
+            f,
+            "DataWord({})",
+            crate::primitives::to_hex(&self.to_bytes())
+        )
     }
 }
 

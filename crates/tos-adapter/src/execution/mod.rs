@@ -1,0 +1,862 @@
+//! The block executor the TOS daemon calls: preload a block's declared keys, execute it
+//! (Block-STM when it pays, sequentially otherwise, the same results either way), commit
+//! it atomically.
+//!
+//! # One block, top to bottom ([`TosBlockExecutor::execute_prepared`])
+//!
+//! 1. **Signatures.** With verification on and more than one thread, every signature is
+//!    verified first, on every thread (they depend on no state); the rules consult the
+//!    result at their own step, so a transaction's error code is the same as if it had
+//!    been verified inline.
+//! 2. **The path.** Sequential (the oracle's run) when parallel execution is disabled,
+//!    on one thread, for a block below `min_batch_size`, or when the declared keys show
+//!    chains too long to gain ([`TosBlockExecutor::estimated_parallelism`]). A block with
+//!    contract calls, whose conflicts no declaration shows, runs a prefix sequentially to
+//!    probe them, then the rest sequentially or under Block-STM. Anything else runs
+//!    under Block-STM.
+//! 3. **Accumulators.** Under Block-STM, fees and burns are added up after the block
+//!    ([`TosVm`]'s documentation says why that is exact); a total that overflows sends
+//!    the block through Block-STM again with them in state.
+//! 4. **The mode.** In [`BlockMode::Dag`] a failing transaction is skipped with its code;
+//!    in [`BlockMode::Accept`] the lowest failing index rejects the whole block, with its
+//!    code, and nothing is written. Both run the same way: the parallel run is a DAG run,
+//!    whose results up to the first failure are exactly the acceptance run's.
+//! 5. **The block height** of an applied block is the stored one plus one.
+
+mod config;
+mod metrics;
+pub(crate) mod snapshot;
+mod vm;
+
+pub use config::{ConfigError, ENV_PREFIX};
+pub use snapshot::BlockState;
+pub use vm::{
+    block_keys, declared_keys, fixed_modules, network_chain_id, BlockTx, Checked, FixedModules,
+    TosVm,
+};
+
+use crate::contract::{default_contract_vm, SharedContractVm};
+use crate::error::TosError;
+use crate::oracle::{Changes, OracleRun, SequentialTosExecutor};
+use crate::primitives::Hash;
+use crate::rules::{burned_asset, SignatureCheck, TxError, TxResult};
+use crate::state::{Global, StateKey, StateValue};
+use crate::storage::{AsyncTosStorage, Change, TosStorage};
+use crate::tx::{Transaction, TransactionType};
+use executor::{BlockStats, ExecutionPath, ParallelExecutor, SequentialReason, TxnOutput};
+use snapshot::AfterPrefix;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// How a block's failing transactions are treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BlockMode {
+    /// Applying ordered blocks: a failing transaction is skipped with its code, the others
+    /// apply.
+    #[default]
+    Dag,
+    /// Validating a block: the lowest failing transaction rejects the whole block, with its
+    /// code, and nothing is written.
+    Accept,
+}
+
+/// How blocks are executed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecutionConfig {
+    /// Parallel execution at all; when false every block runs sequentially.
+    pub enabled: bool,
+    /// Blocks with fewer transactions run sequentially (default 10).
+    pub min_batch_size: usize,
+    /// Worker threads (default: the machine's cores; 0 is an error).
+    pub max_parallelism: usize,
+    /// Verify every transaction's signature (default true).
+    pub verify_signatures: bool,
+    /// Run blocks with contract transactions under Block-STM (default true). Each call
+    /// runs in a fresh VM context against its own overlay, and every storage entry,
+    /// module and contract balance is a versioned key validated like any other, so
+    /// parallel results equal sequential ones (the proptests check it); blocks whose
+    /// contract calls form one chain are still found and run sequentially. False runs
+    /// every block holding a contract transaction sequentially: for a daemon whose own
+    /// contract runtime is not deterministic across threads, or to rule the engine out.
+    pub enable_contract_parallel: bool,
+    /// Run every block under Block-STM, on any number of threads (default false): no
+    /// small-block cutoff, no estimate, no probe. For tests and conformance runs that
+    /// must exercise the engine itself; slower on the blocks the policy would run
+    /// sequentially.
+    pub always_parallel: bool,
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_batch_size: executor::DEFAULT_MIN_BLOCK_SIZE,
+            max_parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            verify_signatures: true,
+            enable_contract_parallel: true,
+            always_parallel: false,
+        }
+    }
+}
+
+/// A block executed and not yet committed.
+#[derive(Clone, Debug)]
+pub struct BlockExecution {
+    /// The block's topoheight.
+    pub topoheight: u64,
+    /// How it was executed.
+    pub mode: BlockMode,
+    /// Each transaction's result, in block order; for a rejected block, those up to and
+    /// including the rejecting one.
+    pub results: Vec<TxResult>,
+    /// In [`BlockMode::Accept`], the index of the transaction that rejects the block.
+    pub rejected: Option<usize>,
+    /// Fees paid by the block (0 if rejected).
+    pub gas_fee: u64,
+    /// Burned by the block, per asset (nothing if rejected).
+    pub burned: BTreeMap<Hash, u64>,
+    /// What the block changes: each written key's final value, once; empty if rejected.
+    /// The order depends only on the block, the state before it and the execution path
+    /// (compare them as sets across paths).
+    pub changes: Vec<Change>,
+    /// How it was executed.
+    pub path: ExecutionPath,
+    /// Counters of its execution.
+    pub stats: BlockStats,
+}
+
+impl BlockExecution {
+    /// The rejecting transaction's index and error, for a rejected block.
+    pub fn rejection(&self) -> Option<(usize, &TxError)> {
+        let index = self.rejected?;
+        self.results.get(index)?.error.as_ref().map(|e| (index, e))
+    }
+
+    /// TOS's code of the block: the rejecting transaction's, 0 if it applies.
+    pub fn code(&self) -> u16 {
+        self.rejection().map_or(0, |(_, e)| e.code())
+    }
+}
+
+/// How the signatures of a block's transactions are checked.
+#[derive(Clone, Copy, Debug)]
+enum Signatures<'f> {
+    /// Not at all.
+    Off,
+    /// As each transaction executes.
+    Inline,
+    /// Before the block: each transaction's validity.
+    Checked(&'f [bool]),
+}
+
+impl<'f> Signatures<'f> {
+    fn check(&self, index: usize) -> SignatureCheck {
+        match self {
+            Signatures::Off => SignatureCheck::Off,
+            Signatures::Inline => SignatureCheck::Verify,
+            Signatures::Checked(valid) => {
+                SignatureCheck::Verified(valid.get(index).copied().unwrap_or(false))
+            }
+        }
+    }
+
+    /// The same for the transactions after the first `n`.
+    fn after(self, n: usize) -> Self {
+        match self {
+            Signatures::Checked(valid) => Signatures::Checked(valid.get(n..).unwrap_or(&[])),
+            other => other,
+        }
+    }
+}
+
+/// Below this estimated parallelism a block runs sequentially (see
+/// [`TosBlockExecutor::estimated_parallelism`]). A TOS transfer costs about a
+/// microsecond once its signature is checked; when fewer than 8 transactions can run at
+/// once, Block-STM's aborts and re-executions cost more than the parallelism returns.
+pub const MIN_ESTIMATED_PARALLELISM: f64 = 8.0;
+
+/// Transactions the estimate looks at.
+const ESTIMATE_SAMPLE: usize = 1024;
+
+/// Below this estimated parallelism, measured on the probed prefix of a block with
+/// contract calls, the rest of the block runs sequentially. A contract call costs a few
+/// microseconds, about what Block-STM's bookkeeping of its keys costs: a block whose calls
+/// form chains of more than half its length (`counter`, `amm`: estimate 1) loses to
+/// sequential execution.
+pub const MIN_PROBED_PARALLELISM: f64 = 2.0;
+
+/// Transactions of a block with contract calls run sequentially to probe its conflicts:
+/// 1/16 of each thread's share of the block, at least 32 (the whole block if smaller),
+/// at most 256.
+fn probe_len(txs: usize, threads: usize) -> usize {
+    (txs / threads.max(1).saturating_mul(16))
+        .clamp(32, 256)
+        .min(txs)
+}
+
+/// The transactions' count over their longest chain, where a transaction depends on the
+/// last one that wrote its sender's state, credited its sender, or wrote a contract key it
+/// writes (`touched`: the contract keys each transaction wrote, when known). 1 for none.
+fn chain_parallelism<'t>(txs: impl Iterator<Item = (&'t Transaction, &'t [StateKey])>) -> f64 {
+    let mut depth: std::collections::HashMap<StateKey, u32, mvmemory::FxBuildHasher> =
+        std::collections::HashMap::default();
+    let (mut count, mut longest) = (0u32, 1u32);
+    for (tx, touched) in txs {
+        count += 1;
+        let sender = StateKey::Nonce(tx.source);
+        let before = touched
+            .iter()
+            .chain(std::iter::once(&sender))
+            .map(|k| depth.get(k).copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        let d = before + 1;
+        longest = longest.max(d);
+        for key in touched.iter().chain(std::iter::once(&sender)) {
+            depth.insert(key.clone(), d);
+        }
+        if let TransactionType::Transfers(transfers) = &tx.data {
+            for t in transfers {
+                let entry = depth.entry(StateKey::Nonce(t.destination)).or_insert(0);
+                *entry = (*entry).max(d);
+            }
+        }
+    }
+    f64::from(count.max(1)) / f64::from(longest)
+}
+
+/// What a run of (part of) a block produced.
+struct Run {
+    results: Vec<TxResult>,
+    changes: Vec<Change>,
+    path: ExecutionPath,
+    stats: BlockStats,
+}
+
+/// Executes TOS blocks with Block-STM and commits them.
+///
+/// The daemon's call sequence, for each block at the next topoheight:
+///
+/// ```
+/// use tos_adapter::{
+///     BlockMode, ExecutionConfig, KeyPair, MemoryStore, StateKey, StateValue,
+///     TosBlockExecutor, TosStorage, Transaction, TransactionType, TransferPayload,
+///     DEVNET_CHAIN_ID, TOS_ASSET,
+/// };
+///
+/// let store = MemoryStore::new();
+/// let alice = KeyPair::test_account(2).unwrap();
+/// let bob = KeyPair::test_account(3).unwrap();
+/// // Genesis: alice holds 1,000 units of TOS.
+/// store.write_block(0, &[(
+///     StateKey::Balance(alice.public_key(), TOS_ASSET),
+///     StateValue::Number(1_000),
+/// )])?;
+///
+/// let tx = Transaction::new(
+///     DEVNET_CHAIN_ID,
+///     alice.public_key(),
+///     0,
+///     10,
+///     TransactionType::Transfers(vec![TransferPayload {
+///         asset: TOS_ASSET,
+///         destination: bob.public_key(),
+///         amount: 100,
+///         extra_data: None,
+///     }]),
+/// )
+/// .signed(&alice);
+///
+/// let executor = TosBlockExecutor::new(ExecutionConfig::default())?;
+/// let topoheight = store.topoheight()? + 1;
+/// let execution = executor.execute_block(&store, topoheight, &[tx], BlockMode::Accept)?;
+/// assert!(execution.results[0].success());
+/// assert_eq!(execution.gas_fee, 10);
+/// executor.commit(&store, &execution)?;
+///
+/// let (_, balance) = store
+///     .get_balance_at_maximum_topoheight(&bob.public_key(), &TOS_ASSET, topoheight)?
+///     .expect("bob was paid");
+/// assert_eq!(balance.balance, 100);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct TosBlockExecutor {
+    config: ExecutionConfig,
+    engine: ParallelExecutor,
+    contracts: SharedContractVm,
+}
+
+impl TosBlockExecutor {
+    /// An executor with this configuration; `max_parallelism` 0 is an error.
+    pub fn new(config: ExecutionConfig) -> Result<Self, ConfigError> {
+        Self::with_contract_vm(config, default_contract_vm())
+    }
+
+    /// An executor whose contracts run on `contracts` (the daemon's own runtime).
+    pub fn with_contract_vm(
+        config: ExecutionConfig,
+        contracts: SharedContractVm,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let engine = ParallelExecutor::new(config.max_parallelism);
+        Ok(Self {
+            config,
+            engine,
+            contracts,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ExecutionConfig {
+        &self.config
+    }
+
+    /// The sequential executor with this executor's settings.
+    pub fn oracle(&self) -> SequentialTosExecutor {
+        SequentialTosExecutor {
+            verify_signatures: self.config.verify_signatures,
+            contracts: self.contracts.clone(),
+        }
+    }
+
+    /// How many transactions of the block could run at once, estimated from the declared
+    /// keys of its first 1,024 transactions: their count over the longest chain among
+    /// them, where a transaction depends on the last one that wrote its sender's state
+    /// (its nonce and debited balances) or credited its sender. Cheap (one small hash
+    /// map), and exact for the chains that matter: one hot sender, a few accounts paying
+    /// each other.
+    pub fn estimated_parallelism(txs: &[Transaction]) -> f64 {
+        let sample = &txs[..txs.len().min(ESTIMATE_SAMPLE)];
+        chain_parallelism(sample.iter().map(|tx| (tx, &[][..])))
+    }
+
+    /// The keys `txs` declare, plus the block's own (accumulators, global values).
+    pub fn declared_keys(txs: &[Transaction], signatures: bool) -> Vec<StateKey> {
+        let mut keys = Vec::with_capacity(txs.len() * 4);
+        for tx in txs {
+            declared_keys(tx, signatures, &mut keys);
+        }
+        keys.extend(block_keys(txs));
+        keys
+    }
+
+    /// Preloads the state `txs` need from `storage` below `topoheight`, which must be the
+    /// next topoheight of the storage.
+    pub fn prepare<'a, S: TosStorage>(
+        &self,
+        storage: &'a S,
+        topoheight: u64,
+        txs: &[Transaction],
+    ) -> Result<BlockState<'a>, TosError> {
+        let stored = next_topoheight(storage, topoheight)?;
+        let _span = tracing::debug_span!("preload", topoheight).entered();
+        Ok(BlockState::preload(
+            storage,
+            stored,
+            Self::declared_keys(txs, self.config.verify_signatures),
+            self.config.max_parallelism,
+        )?)
+    }
+
+    /// Executes the block at `topoheight` (the storage's next) on `storage`'s state.
+    /// Nothing is written: [`commit`](Self::commit) does that.
+    pub fn execute_block<S: TosStorage>(
+        &self,
+        storage: &S,
+        topoheight: u64,
+        txs: &[Transaction],
+        mode: BlockMode,
+    ) -> Result<BlockExecution, TosError> {
+        let state = self.prepare(storage, topoheight, txs)?;
+        self.execute_prepared(&state, topoheight, txs, mode)
+    }
+
+    /// [`execute_block`](Self::execute_block) on an async storage: the declared keys are
+    /// read concurrently, then the block executes on worker threads.
+    pub async fn execute_block_async<S: AsyncTosStorage>(
+        &self,
+        storage: &S,
+        stored_topoheight: u64,
+        txs: &[Transaction],
+        mode: BlockMode,
+    ) -> Result<BlockExecution, TosError> {
+        let topoheight = stored_topoheight
+            .checked_add(1)
+            .ok_or(TosError::Topoheight {
+                stored: stored_topoheight,
+                got: stored_topoheight,
+            })?;
+        let keys = Self::declared_keys(txs, self.config.verify_signatures);
+        let state = BlockState::preload_async(storage, stored_topoheight, keys).await?;
+        self.execute_prepared(&state, topoheight, txs, mode)
+    }
+
+    /// Executes one transaction on its own at `topoheight`, as TOS's conformance server
+    /// does: rejected with its code, or applied, with no block around it (the block height
+    /// does not change).
+    pub fn execute_transaction<S: TosStorage>(
+        &self,
+        storage: &S,
+        topoheight: u64,
+        tx: &Transaction,
+    ) -> Result<BlockExecution, TosError> {
+        let txs = std::slice::from_ref(tx);
+        let state = self.prepare(storage, topoheight, txs)?;
+        let run = self.run(&state, txs)?;
+        finish(&state, topoheight, BlockMode::Accept, false, run)
+    }
+
+    /// Executes the block on preloaded state (what the benchmarks time).
+    pub fn execute_prepared(
+        &self,
+        state: &BlockState<'_>,
+        topoheight: u64,
+        txs: &[Transaction],
+        mode: BlockMode,
+    ) -> Result<BlockExecution, TosError> {
+        let _span = tracing::info_span!("block", topoheight, txs = txs.len()).entered();
+        let start = std::time::Instant::now();
+        let run = self.run(state, txs)?;
+        let execution = finish(state, topoheight, mode, true, run)?;
+        metrics::record_block(&execution, start.elapsed());
+        Ok(execution)
+    }
+
+    /// Steps 1 to 3 of the module documentation: the block as a DAG run.
+    fn run(&self, state: &BlockState<'_>, txs: &[Transaction]) -> Result<Run, TosError> {
+        let chain_id = network_chain_id(state)?;
+        let parallel = self.config.enabled
+            && (self.config.always_parallel || (self.config.max_parallelism > 1 && txs.len() > 1));
+        // 1. Signatures.
+        let checked;
+        let signatures = if !self.config.verify_signatures {
+            Signatures::Off
+        } else if parallel {
+            let _span = tracing::debug_span!("signatures", txs = txs.len()).entered();
+            checked = check_signatures(txs, self.config.max_parallelism);
+            Signatures::Checked(&checked)
+        } else {
+            Signatures::Inline
+        };
+        // 2. The path.
+        if let Some(reason) = self.sequential_reason(txs) {
+            let _span = tracing::debug_span!("execute", path = "sequential").entered();
+            let oracle = self.oracle();
+            let mut run = OracleRun::new(&oracle, chain_id, state, txs.len());
+            for (i, tx) in txs.iter().enumerate() {
+                run.apply(tx, signatures.check(i), None)?;
+            }
+            let (results, changes) = run.into_parts();
+            return Ok(Run {
+                results,
+                changes: changes.into_iter().collect(),
+                path: ExecutionPath::Sequential(reason),
+                stats: BlockStats {
+                    incarnations: txs.len() as u64,
+                    ..BlockStats::default()
+                },
+            });
+        }
+        if !self.config.always_parallel && txs.iter().any(is_contract) {
+            return self.run_probed(state, chain_id, txs, signatures);
+        }
+        self.run_parallel(state, chain_id, txs, signatures)
+    }
+
+    /// Why `txs` run sequentially, or `None` for Block-STM.
+    fn sequential_reason(&self, txs: &[Transaction]) -> Option<SequentialReason> {
+        if !self.config.enabled
+            || (!self.config.enable_contract_parallel && txs.iter().any(is_contract))
+        {
+            Some(SequentialReason::Disabled)
+        } else if self.config.always_parallel {
+            None
+        } else if self.config.max_parallelism == 1 {
+            Some(SequentialReason::SingleThread)
+        } else if txs.len() < self.config.min_batch_size.max(2) {
+            Some(SequentialReason::SmallBlock)
+        } else if Self::estimated_parallelism(txs) < MIN_ESTIMATED_PARALLELISM {
+            Some(SequentialReason::Conflicted)
+        } else {
+            None
+        }
+    }
+
+    /// A block with contract calls, whose conflicts its declared keys do not show: its
+    /// first transactions run sequentially (they are final, nothing is wasted), recording
+    /// the contract keys each one writes; if those show long chains (every call bumping
+    /// one counter, swapping against one pool), the rest runs sequentially too, otherwise
+    /// under Block-STM on the state the prefix left.
+    fn run_probed(
+        &self,
+        state: &BlockState<'_>,
+        chain_id: u64,
+        txs: &[Transaction],
+        signatures: Signatures<'_>,
+    ) -> Result<Run, TosError> {
+        let probe = probe_len(txs.len(), self.config.max_parallelism);
+        let oracle = self.oracle();
+        // Sized for the prefix: a map sized for the whole block costs page faults the
+        // prefix, which runs on one thread, would pay for nothing.
+        let mut run = OracleRun::new(&oracle, chain_id, state, probe);
+        let mut touched = Vec::new();
+        let mut bounds = Vec::with_capacity(probe);
+        {
+            let _span = tracing::debug_span!("probe", txs = probe).entered();
+            for (i, tx) in txs[..probe].iter().enumerate() {
+                let start = touched.len();
+                run.apply(tx, signatures.check(i), Some(&mut touched))?;
+                bounds.push(start..touched.len());
+            }
+        }
+        let estimate = chain_parallelism(
+            txs[..probe]
+                .iter()
+                .zip(&bounds)
+                .map(|(tx, range)| (tx, &touched[range.clone()])),
+        );
+        let with_probe = |parallel: BlockStats| BlockStats {
+            incarnations: parallel.incarnations + probe as u64,
+            ..parallel
+        };
+        if probe == txs.len() || estimate < MIN_PROBED_PARALLELISM {
+            let _span = tracing::debug_span!("execute", path = "sequential").entered();
+            run.reserve(txs.len() - probe);
+            for (i, tx) in txs.iter().enumerate().skip(probe) {
+                run.apply(tx, signatures.check(i), None)?;
+            }
+            let (results, changes) = run.into_parts();
+            return Ok(Run {
+                results,
+                changes: changes.into_iter().collect(),
+                path: ExecutionPath::Sequential(if probe == txs.len() {
+                    SequentialReason::SmallBlock
+                } else {
+                    SequentialReason::Conflicted
+                }),
+                stats: with_probe(BlockStats::default()),
+            });
+        }
+        let (mut results, mut prefix) = run.into_parts();
+        let rest = AfterPrefix {
+            below: state,
+            prefix: &prefix,
+        };
+        let after = self.run_parallel(&rest, chain_id, &txs[probe..], signatures.after(probe))?;
+        results.extend(after.results);
+        // The rest's final values replace the prefix's: the keys only the prefix wrote,
+        // then the rest's changes. (Not by extending the prefix's map, which is sized for
+        // the prefix: growing it to the whole block's keys rehashes it several times, on
+        // one thread, after the parallel part.)
+        for (key, _) in &after.changes {
+            prefix.remove(key);
+        }
+        let mut changes: Vec<Change> = prefix.into_iter().collect();
+        changes.extend(after.changes);
+        Ok(Run {
+            results,
+            changes,
+            path: after.path,
+            stats: with_probe(after.stats),
+        })
+    }
+
+    /// `txs` under Block-STM on `storage`, the accumulators added after (see [`TosVm`]).
+    fn run_parallel<S>(
+        &self,
+        storage: &S,
+        chain_id: u64,
+        txs: &[Transaction],
+        signatures: Signatures<'_>,
+    ) -> Result<Run, TosError>
+    where
+        S: executor::Storage<Key = StateKey, Value = StateValue, Error = TosError>,
+    {
+        let mut run = self.run_engine(storage, chain_id, txs, signatures, false)?;
+        // The accumulators, from the accepted transactions.
+        let mut totals: Vec<(StateKey, u64)> = vec![(StateKey::GasFee, 0)];
+        for (tx, result) in txs.iter().zip(&run.results) {
+            totals[0].1 = totals[0].1.saturating_add(result.fee_paid);
+            if let (Some(asset), true) = (burned_asset(tx), result.burned > 0) {
+                let key = StateKey::BurnedSupply(asset);
+                match totals.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, total)) => *total = total.saturating_add(result.burned),
+                    None => totals.push((key, result.burned)),
+                }
+            }
+        }
+        let mut accumulators = Vec::with_capacity(totals.len());
+        for (key, total) in totals {
+            if total == 0 {
+                continue;
+            }
+            let base = match storage.get(&key)? {
+                Some(StateValue::Number(n)) => n,
+                _ => 0,
+            };
+            match base.checked_add(total) {
+                // `total` saturated only if it overflowed, and then so does this.
+                Some(sum) if total != u64::MAX => accumulators.push((key, StateValue::Number(sum))),
+                _ => {
+                    // Some transaction's credit to an accumulator overflows: run the block
+                    // again with the accumulators in state, which rejects exactly it.
+                    return self.run_engine(storage, chain_id, txs, signatures, true);
+                }
+            }
+        }
+        run.changes.extend(accumulators);
+        Ok(run)
+    }
+
+    fn run_engine<S>(
+        &self,
+        storage: &S,
+        chain_id: u64,
+        txs: &[Transaction],
+        signatures: Signatures<'_>,
+        accumulators_in_state: bool,
+    ) -> Result<Run, TosError>
+    where
+        S: executor::Storage<Key = StateKey, Value = StateValue, Error = TosError>,
+    {
+        let fixed = if txs.iter().any(is_contract) {
+            Some(Arc::new(fixed_modules(txs, storage)?))
+        } else {
+            None
+        };
+        let _span = tracing::debug_span!("execute", path = "parallel").entered();
+        let vm = |verify| -> TosVm<Transaction> {
+            TosVm::new(
+                chain_id,
+                verify,
+                accumulators_in_state,
+                self.contracts.clone(),
+                fixed.clone(),
+            )
+        };
+        let output = match signatures {
+            Signatures::Off => self.engine.execute_block(&vm(false), storage, txs),
+            Signatures::Inline => self.engine.execute_block(&vm(true), storage, txs),
+            Signatures::Checked(valid) => {
+                let checked: Vec<Checked<'_>> = txs
+                    .iter()
+                    .zip(valid)
+                    .map(|(tx, &valid)| Checked { tx, valid })
+                    .collect();
+                let vm: TosVm<Checked<'_>> = TosVm::new(
+                    chain_id,
+                    true,
+                    accumulators_in_state,
+                    self.contracts.clone(),
+                    fixed.clone(),
+                );
+                self.engine.execute_block(&vm, storage, &checked)
+            }
+        }
+        .map_err(|e| match e {
+            executor::BlockError::Vm(e) => e,
+            executor::BlockError::Internal(what) => TosError::Internal(what),
+        })?;
+        let results = output
+            .outputs
+            .into_iter()
+            .map(|output| match output {
+                TxnOutput::Executed(result) => result,
+                TxnOutput::Panicked(message) => TxResult::rejected(TxError::VmPanic(message)),
+            })
+            .collect();
+        Ok(Run {
+            results,
+            changes: output.writes,
+            path: output.path,
+            stats: output.stats,
+        })
+    }
+
+    /// Writes the block's changes at its topoheight, atomically. A rejected block cannot
+    /// be committed.
+    pub fn commit<S: TosStorage>(
+        &self,
+        storage: &S,
+        execution: &BlockExecution,
+    ) -> Result<(), TosError> {
+        if let Some((index, error)) = execution.rejection() {
+            return Err(TosError::Rejected {
+                index,
+                code: error.code(),
+            });
+        }
+        let _span = tracing::debug_span!("commit", topoheight = execution.topoheight).entered();
+        storage.write_block(execution.topoheight, &execution.changes)?;
+        Ok(())
+    }
+}
+
+impl SequentialTosExecutor {
+    /// Executes the block at `topoheight` (the storage's next) on `storage`'s state.
+    pub fn execute_block<S: TosStorage>(
+        &self,
+        storage: &S,
+        topoheight: u64,
+        txs: &[Transaction],
+        mode: BlockMode,
+    ) -> Result<BlockExecution, TosError> {
+        let stored = next_topoheight(storage, topoheight)?;
+        let below = BlockState::preload(storage, stored, block_keys(txs), 1)?;
+        self.execute_on(&below, topoheight, txs, mode)
+    }
+
+    /// Executes the block on the state `below` it; in [`BlockMode::Accept`] it stops at
+    /// the first failing transaction.
+    pub fn execute_on(
+        &self,
+        below: &BlockState<'_>,
+        topoheight: u64,
+        txs: &[Transaction],
+        mode: BlockMode,
+    ) -> Result<BlockExecution, TosError> {
+        let mut run = OracleRun::new(self, network_chain_id(below)?, below, txs.len());
+        for tx in txs {
+            if !run.apply(tx, self.signature_check(), None)? && mode == BlockMode::Accept {
+                break;
+            }
+        }
+        let (results, changes): (Vec<TxResult>, Changes) = run.into_parts();
+        let incarnations = results.len() as u64;
+        finish(
+            below,
+            topoheight,
+            mode,
+            true,
+            Run {
+                results,
+                // In the map's order: deterministic (a fixed hasher, the same inserts).
+                changes: changes.into_iter().collect(),
+                path: ExecutionPath::Sequential(SequentialReason::Requested),
+                stats: BlockStats {
+                    incarnations,
+                    ..BlockStats::default()
+                },
+            },
+        )
+    }
+}
+
+/// Whether each transaction's signature is its source's, checked on up to `threads`
+/// threads.
+fn check_signatures(txs: &[Transaction], threads: usize) -> Vec<bool> {
+    let mut valid = vec![false; txs.len()];
+    let chunk = txs.len().div_ceil(threads.max(1)).max(1);
+    let check = |part: &[Transaction], out: &mut [bool]| {
+        for (tx, v) in part.iter().zip(out) {
+            *v = crate::crypto::verify(&tx.source, &tx.signing_bytes(), &tx.signature);
+        }
+    };
+    std::thread::scope(|scope| {
+        let mut parts = txs.chunks(chunk).zip(valid.chunks_mut(chunk));
+        // This thread takes the first part; the others get one thread each.
+        let first = parts.next();
+        for (part, out) in parts {
+            scope.spawn(move || check(part, out));
+        }
+        if let Some((part, out)) = first {
+            check(part, out);
+        }
+    });
+    valid
+}
+
+/// Whether `tx` deploys or calls a contract.
+fn is_contract(tx: &Transaction) -> bool {
+    matches!(
+        tx.data,
+        TransactionType::InvokeContract(_) | TransactionType::DeployContract(_)
+    )
+}
+
+/// The storage's topoheight, if `topoheight` is the next one; an error otherwise.
+fn next_topoheight<S: TosStorage>(storage: &S, topoheight: u64) -> Result<u64, TosError> {
+    let stored = storage.topoheight()?;
+    if stored.checked_add(1) == Some(topoheight) {
+        Ok(stored)
+    } else {
+        Err(TosError::Topoheight {
+            stored,
+            got: topoheight,
+        })
+    }
+}
+
+/// Steps 4 and 5 of the module documentation: the mode, the block height, and the
+/// block's totals from its final writes.
+fn finish(
+    state: &BlockState<'_>,
+    topoheight: u64,
+    mode: BlockMode,
+    count_height: bool,
+    run: Run,
+) -> Result<BlockExecution, TosError> {
+    let Run {
+        mut results,
+        mut changes,
+        path,
+        stats,
+    } = run;
+    let rejected = match mode {
+        BlockMode::Dag => None,
+        BlockMode::Accept => results.iter().position(|r| !r.success()),
+    };
+    if let Some(index) = rejected {
+        results.truncate(index + 1);
+        return Ok(BlockExecution {
+            topoheight,
+            mode,
+            results,
+            rejected,
+            gas_fee: 0,
+            burned: BTreeMap::new(),
+            changes: Vec::new(),
+            path,
+            stats,
+        });
+    }
+    if count_height {
+        let key = StateKey::Global(Global::BlockHeight);
+        let height = match state.value(&key)? {
+            None => 0,
+            Some(StateValue::Number(n)) => n,
+            Some(other) => return Err(TosError::CorruptState(format!("{key:?} holds {other:?}"))),
+        };
+        changes.push((key, StateValue::Number(height.saturating_add(1))));
+    }
+    let mut gas_fee = 0;
+    let mut burned = BTreeMap::new();
+    for (key, value) in &changes {
+        let accumulator = matches!(key, StateKey::GasFee | StateKey::BurnedSupply(_));
+        if let (true, StateValue::Number(after)) = (accumulator, value) {
+            let before = match state.value(key)? {
+                Some(StateValue::Number(n)) => n,
+                _ => 0,
+            };
+            let added = after.saturating_sub(before);
+            match key {
+                StateKey::BurnedSupply(asset) => {
+                    burned.insert(*asset, added);
+                }
+                _ => gas_fee = added,
+            }
+        }
+    }
+    Ok(BlockExecution {
+        topoheight,
+        mode,
+        results,
+        rejected,
+        gas_fee,
+        burned,
+        changes,
+        path,
+        stats,
+    })
+}
