@@ -305,6 +305,34 @@ impl Transaction {
     }
 }
 
+/// The decoder's property on arbitrary bytes, for fuzzing: decoding never panics, and
+/// what decodes encodes to the same bytes, unless repeated deposit assets collapsed (then
+/// the encoding decodes to the same transaction). `Err` says how it was broken.
+pub fn check_round_trip(bytes: &[u8]) -> Result<(), String> {
+    let Ok(tx) = Transaction::from_wire(bytes) else {
+        return Ok(());
+    };
+    let again = tx.to_wire();
+    if again == bytes {
+        return Ok(());
+    }
+    let deposits = match &tx.data {
+        TransactionType::InvokeContract(invoke) => !invoke.deposits.is_empty(),
+        TransactionType::DeployContract(deploy) => deploy
+            .invoke
+            .as_ref()
+            .is_some_and(|i| !i.deposits.is_empty()),
+        _ => false,
+    };
+    if !deposits {
+        return Err(format!("{tx:?} does not encode to its bytes"));
+    }
+    match Transaction::from_wire(&again) {
+        Ok(decoded) if decoded == tx => Ok(()),
+        other => Err(format!("{tx:?} re-encodes to {other:?}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
