@@ -44,6 +44,10 @@ pub struct BenchArgs {
     /// Write an SVG chart of speed-up against the ideal per workload.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Write the rows as a Markdown section (the command, the machine, the table): `-`
+    /// for standard output. `scripts/benchmarks.sh` builds docs/BENCHMARKS.md from these.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
 }
 
 /// One row of the report (WORKLOADS.md).
@@ -125,7 +129,99 @@ pub fn main(args: BenchArgs) -> Result<()> {
         std::fs::write(path, chart(&rows))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    if let Some(path) = &args.markdown {
+        let section = markdown(&rows);
+        if path.as_os_str() == "-" {
+            print!("{section}");
+        } else {
+            std::fs::write(path, section)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
     Ok(())
+}
+
+/// The machine, as far as the OS tells: cores, CPU model, memory.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let kb: u64 = text
+                .lines()
+                .find(|l| l.starts_with("MemTotal"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some(format!("{} GiB", (kb + (1 << 19)) >> 20))
+        })
+        .unwrap_or_else(|| "unknown memory".to_owned());
+    format!("{} cores, {cpu}, {memory}", cores())
+}
+
+/// Today's date (UTC), from the system clock.
+fn today() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// The rows as a Markdown section headed by the command that produced them.
+fn markdown(rows: &[Row]) -> String {
+    // The command as given, less `--markdown` and its value.
+    let mut args = Vec::new();
+    let mut given = std::env::args().skip(1);
+    while let Some(arg) = given.next() {
+        if arg == "--markdown" {
+            given.next();
+        } else if !arg.starts_with("--markdown=") {
+            args.push(arg);
+        }
+    }
+    let mut out = format!(
+        "```sh\ncargo run --release -- {}\n```\n\n{}, {}.\n\n",
+        args.join(" "),
+        machine(),
+        today()
+    );
+    out += "| workload | txs | threads | seq ms | par ms | speed-up | ideal | aborts | path |\n";
+    out += "|---|---|---|---|---|---|---|---|---|\n";
+    for r in rows {
+        out += &format!(
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |\n",
+            r.workload,
+            r.txs,
+            r.threads,
+            r.seq_ms,
+            r.par_ms,
+            r.speedup,
+            r.ideal,
+            r.aborts,
+            short_path(&r.path)
+        );
+    }
+    out += "\n";
+    out
 }
 
 fn bench_workload(args: &BenchArgs, workload: Workload, threads: &[usize]) -> Result<Vec<Row>> {

@@ -48,6 +48,7 @@
 
 #![warn(missing_docs)]
 
+pub mod block;
 pub mod conformance;
 pub mod contract;
 pub mod crypto;
@@ -55,25 +56,25 @@ pub mod execution;
 pub mod oracle;
 pub mod primitives;
 pub mod rules;
+pub mod snapshot;
 pub mod state;
 pub mod storage;
 pub mod tx;
 
 mod error;
 
+pub use block::{BlockExecution, BlockMode};
 pub use contract::{ContractHost, ContractVm, SbpfVm, SharedContractVm};
 pub use crypto::{verify, KeyPair, Signature};
 pub use error::{StorageError, TosError};
-pub use execution::{
-    BlockExecution, BlockMode, BlockState, ConfigError, ExecutionConfig, TosBlockExecutor, TosVm,
-    ENV_PREFIX,
-};
+pub use execution::{ConfigError, ExecutionConfig, TosBlockExecutor, TosVm, ENV_PREFIX};
 pub use oracle::SequentialTosExecutor;
 pub use primitives::{
     from_hex, to_hex, Hash, HexError, MultiSigConfig, PublicKey, SharedMultiSig, COIN_VALUE,
     TOS_ASSET,
 };
 pub use rules::{TxError, TxResult};
+pub use snapshot::BlockState;
 pub use state::summary::{AccountSummary, ChainSummary};
 pub use state::{Bytes, DataKey, DataRef, DataWord, Global, StateKey, StateValue};
 pub use storage::{

@@ -6,14 +6,17 @@
 //! credit checked against the exact value. It is the oracle every test of the engine
 //! compares with, and the honest baseline of the benchmarks.
 
+use crate::block::{block_keys, finish, next_topoheight, BlockExecution, BlockMode, Run};
 use crate::contract::{default_contract_vm, SharedContractVm};
 use crate::error::TosError;
-use crate::execution::snapshot::BlockState;
 use crate::primitives::{Hash, PublicKey, SharedMultiSig};
 use crate::rules::{self, Context, SignatureCheck, TxResult, TxState};
+use crate::snapshot::BlockState;
 use crate::state::{Bytes, DataKey, StateKey, StateValue};
+use crate::storage::TosStorage;
 use crate::tx::Transaction;
 use executor::Overflow;
+use executor::{BlockStats, ExecutionPath, SequentialReason};
 use mvmemory::FxBuildHasher;
 use std::collections::HashMap;
 
@@ -45,6 +48,56 @@ impl SequentialTosExecutor {
         } else {
             SignatureCheck::Off
         }
+    }
+}
+
+impl SequentialTosExecutor {
+    /// Executes the block at `topoheight` (the storage's next) on `storage`'s state.
+    pub fn execute_block<S: TosStorage>(
+        &self,
+        storage: &S,
+        topoheight: u64,
+        txs: &[Transaction],
+        mode: BlockMode,
+    ) -> Result<BlockExecution, TosError> {
+        let stored = next_topoheight(storage, topoheight)?;
+        let below = BlockState::preload(storage, stored, block_keys(txs), 1)?;
+        self.execute_on(&below, topoheight, txs, mode)
+    }
+
+    /// Executes the block on the state `below` it; in [`BlockMode::Accept`] it stops at
+    /// the first failing transaction.
+    pub fn execute_on(
+        &self,
+        below: &BlockState<'_>,
+        topoheight: u64,
+        txs: &[Transaction],
+        mode: BlockMode,
+    ) -> Result<BlockExecution, TosError> {
+        let mut run = OracleRun::new(self, below.network_chain_id()?, below, txs.len());
+        for tx in txs {
+            if !run.apply(tx, self.signature_check(), None)? && mode == BlockMode::Accept {
+                break;
+            }
+        }
+        let (results, changes): (Vec<TxResult>, Changes) = run.into_parts();
+        let incarnations = results.len() as u64;
+        finish(
+            below,
+            topoheight,
+            mode,
+            true,
+            Run {
+                results,
+                // In the map's order: deterministic (a fixed hasher, the same inserts).
+                changes: changes.into_iter().collect(),
+                path: ExecutionPath::Sequential(SequentialReason::Requested),
+                stats: BlockStats {
+                    incarnations,
+                    ..BlockStats::default()
+                },
+            },
+        )
     }
 }
 

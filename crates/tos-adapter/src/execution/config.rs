@@ -15,8 +15,46 @@
 //! `TOS_BLOCKSTM_MAX_PARALLELISM`, `TOS_BLOCKSTM_VERIFY_SIGNATURES`,
 //! `TOS_BLOCKSTM_ENABLE_CONTRACT_PARALLEL`, `TOS_BLOCKSTM_ALWAYS_PARALLEL`.
 
-use super::ExecutionConfig;
 use serde::Deserialize;
+
+/// How blocks are executed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecutionConfig {
+    /// Parallel execution at all; when false every block runs sequentially.
+    pub enabled: bool,
+    /// Blocks with fewer transactions run sequentially (default 10).
+    pub min_batch_size: usize,
+    /// Worker threads (default: the machine's cores; 0 is an error).
+    pub max_parallelism: usize,
+    /// Verify every transaction's signature (default true).
+    pub verify_signatures: bool,
+    /// Run blocks with contract transactions under Block-STM (default true). Each call
+    /// runs in a fresh VM context against its own overlay, and every storage entry,
+    /// module and contract balance is a versioned key validated like any other, so
+    /// parallel results equal sequential ones (the proptests check it); blocks whose
+    /// contract calls form one chain are still found and run sequentially. False runs
+    /// every block holding a contract transaction sequentially: for a daemon whose own
+    /// contract runtime is not deterministic across threads, or to rule the engine out.
+    pub enable_contract_parallel: bool,
+    /// Run every block under Block-STM, on any number of threads (default false): no
+    /// small-block cutoff, no estimate, no probe. For tests and conformance runs that
+    /// must exercise the engine itself; slower on the blocks the policy would run
+    /// sequentially.
+    pub always_parallel: bool,
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            min_batch_size: executor::DEFAULT_MIN_BLOCK_SIZE,
+            max_parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            verify_signatures: true,
+            enable_contract_parallel: true,
+            always_parallel: false,
+        }
+    }
+}
 
 /// A configuration value that cannot be used, and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

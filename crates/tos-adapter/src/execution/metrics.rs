@@ -1,7 +1,7 @@
 //! Metrics of executed blocks, through the `metrics` facade the TOS daemon uses: the
 //! daemon (or `tos-blockstm run --metrics-addr`) installs the exporter.
 
-use super::BlockExecution;
+use crate::block::BlockExecution;
 use executor::ExecutionPath;
 use std::time::Duration;
 

@@ -25,118 +25,23 @@
 
 mod config;
 mod metrics;
-pub(crate) mod snapshot;
 mod vm;
 
-pub use config::{ConfigError, ENV_PREFIX};
-pub use snapshot::BlockState;
-pub use vm::{
-    block_keys, declared_keys, fixed_modules, network_chain_id, BlockTx, Checked, FixedModules,
-    TosVm,
-};
+pub use crate::block::{block_keys, BlockExecution, BlockMode};
+pub use config::{ConfigError, ExecutionConfig, ENV_PREFIX};
+pub use vm::{declared_keys, fixed_modules, BlockTx, Checked, FixedModules, TosVm};
 
+use crate::block::{finish, next_topoheight, Run};
 use crate::contract::{default_contract_vm, SharedContractVm};
 use crate::error::TosError;
-use crate::oracle::{Changes, OracleRun, SequentialTosExecutor};
-use crate::primitives::Hash;
+use crate::oracle::{OracleRun, SequentialTosExecutor};
 use crate::rules::{burned_asset, SignatureCheck, TxError, TxResult};
-use crate::state::{Global, StateKey, StateValue};
+use crate::snapshot::{AfterPrefix, BlockState};
+use crate::state::{StateKey, StateValue};
 use crate::storage::{AsyncTosStorage, Change, TosStorage};
 use crate::tx::{Transaction, TransactionType};
 use executor::{BlockStats, ExecutionPath, ParallelExecutor, SequentialReason, TxnOutput};
-use snapshot::AfterPrefix;
-use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// How a block's failing transactions are treated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum BlockMode {
-    /// Applying ordered blocks: a failing transaction is skipped with its code, the others
-    /// apply.
-    #[default]
-    Dag,
-    /// Validating a block: the lowest failing transaction rejects the whole block, with its
-    /// code, and nothing is written.
-    Accept,
-}
-
-/// How blocks are executed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExecutionConfig {
-    /// Parallel execution at all; when false every block runs sequentially.
-    pub enabled: bool,
-    /// Blocks with fewer transactions run sequentially (default 10).
-    pub min_batch_size: usize,
-    /// Worker threads (default: the machine's cores; 0 is an error).
-    pub max_parallelism: usize,
-    /// Verify every transaction's signature (default true).
-    pub verify_signatures: bool,
-    /// Run blocks with contract transactions under Block-STM (default true). Each call
-    /// runs in a fresh VM context against its own overlay, and every storage entry,
-    /// module and contract balance is a versioned key validated like any other, so
-    /// parallel results equal sequential ones (the proptests check it); blocks whose
-    /// contract calls form one chain are still found and run sequentially. False runs
-    /// every block holding a contract transaction sequentially: for a daemon whose own
-    /// contract runtime is not deterministic across threads, or to rule the engine out.
-    pub enable_contract_parallel: bool,
-    /// Run every block under Block-STM, on any number of threads (default false): no
-    /// small-block cutoff, no estimate, no probe. For tests and conformance runs that
-    /// must exercise the engine itself; slower on the blocks the policy would run
-    /// sequentially.
-    pub always_parallel: bool,
-}
-
-impl Default for ExecutionConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            min_batch_size: executor::DEFAULT_MIN_BLOCK_SIZE,
-            max_parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            verify_signatures: true,
-            enable_contract_parallel: true,
-            always_parallel: false,
-        }
-    }
-}
-
-/// A block executed and not yet committed.
-#[derive(Clone, Debug)]
-pub struct BlockExecution {
-    /// The block's topoheight.
-    pub topoheight: u64,
-    /// How it was executed.
-    pub mode: BlockMode,
-    /// Each transaction's result, in block order; for a rejected block, those up to and
-    /// including the rejecting one.
-    pub results: Vec<TxResult>,
-    /// In [`BlockMode::Accept`], the index of the transaction that rejects the block.
-    pub rejected: Option<usize>,
-    /// Fees paid by the block (0 if rejected).
-    pub gas_fee: u64,
-    /// Burned by the block, per asset (nothing if rejected).
-    pub burned: BTreeMap<Hash, u64>,
-    /// What the block changes: each written key's final value, once; empty if rejected.
-    /// The order depends only on the block, the state before it and the execution path
-    /// (compare them as sets across paths).
-    pub changes: Vec<Change>,
-    /// How it was executed.
-    pub path: ExecutionPath,
-    /// Counters of its execution.
-    pub stats: BlockStats,
-}
-
-impl BlockExecution {
-    /// The rejecting transaction's index and error, for a rejected block.
-    pub fn rejection(&self) -> Option<(usize, &TxError)> {
-        let index = self.rejected?;
-        self.results.get(index)?.error.as_ref().map(|e| (index, e))
-    }
-
-    /// TOS's code of the block: the rejecting transaction's, 0 if it applies.
-    pub fn code(&self) -> u16 {
-        self.rejection().map_or(0, |(_, e)| e.code())
-    }
-}
 
 /// How the signatures of a block's transactions are checked.
 #[derive(Clone, Copy, Debug)]
@@ -223,14 +128,6 @@ fn chain_parallelism<'t>(txs: impl Iterator<Item = (&'t Transaction, &'t [StateK
         }
     }
     f64::from(count.max(1)) / f64::from(longest)
-}
-
-/// What a run of (part of) a block produced.
-struct Run {
-    results: Vec<TxResult>,
-    changes: Vec<Change>,
-    path: ExecutionPath,
-    stats: BlockStats,
 }
 
 /// Executes TOS blocks with Block-STM and commits them.
@@ -425,7 +322,7 @@ impl TosBlockExecutor {
 
     /// Steps 1 to 3 of the module documentation: the block as a DAG run.
     fn run(&self, state: &BlockState<'_>, txs: &[Transaction]) -> Result<Run, TosError> {
-        let chain_id = network_chain_id(state)?;
+        let chain_id = state.network_chain_id()?;
         let parallel = self.config.enabled
             && (self.config.always_parallel || (self.config.max_parallelism > 1 && txs.len() > 1));
         // 1. Signatures.
@@ -693,56 +590,6 @@ impl TosBlockExecutor {
     }
 }
 
-impl SequentialTosExecutor {
-    /// Executes the block at `topoheight` (the storage's next) on `storage`'s state.
-    pub fn execute_block<S: TosStorage>(
-        &self,
-        storage: &S,
-        topoheight: u64,
-        txs: &[Transaction],
-        mode: BlockMode,
-    ) -> Result<BlockExecution, TosError> {
-        let stored = next_topoheight(storage, topoheight)?;
-        let below = BlockState::preload(storage, stored, block_keys(txs), 1)?;
-        self.execute_on(&below, topoheight, txs, mode)
-    }
-
-    /// Executes the block on the state `below` it; in [`BlockMode::Accept`] it stops at
-    /// the first failing transaction.
-    pub fn execute_on(
-        &self,
-        below: &BlockState<'_>,
-        topoheight: u64,
-        txs: &[Transaction],
-        mode: BlockMode,
-    ) -> Result<BlockExecution, TosError> {
-        let mut run = OracleRun::new(self, network_chain_id(below)?, below, txs.len());
-        for tx in txs {
-            if !run.apply(tx, self.signature_check(), None)? && mode == BlockMode::Accept {
-                break;
-            }
-        }
-        let (results, changes): (Vec<TxResult>, Changes) = run.into_parts();
-        let incarnations = results.len() as u64;
-        finish(
-            below,
-            topoheight,
-            mode,
-            true,
-            Run {
-                results,
-                // In the map's order: deterministic (a fixed hasher, the same inserts).
-                changes: changes.into_iter().collect(),
-                path: ExecutionPath::Sequential(SequentialReason::Requested),
-                stats: BlockStats {
-                    incarnations,
-                    ..BlockStats::default()
-                },
-            },
-        )
-    }
-}
-
 /// Whether each transaction's signature is its source's, checked on up to `threads`
 /// threads.
 fn check_signatures(txs: &[Transaction], threads: usize) -> Vec<bool> {
@@ -773,90 +620,4 @@ fn is_contract(tx: &Transaction) -> bool {
         tx.data,
         TransactionType::InvokeContract(_) | TransactionType::DeployContract(_)
     )
-}
-
-/// The storage's topoheight, if `topoheight` is the next one; an error otherwise.
-fn next_topoheight<S: TosStorage>(storage: &S, topoheight: u64) -> Result<u64, TosError> {
-    let stored = storage.topoheight()?;
-    if stored.checked_add(1) == Some(topoheight) {
-        Ok(stored)
-    } else {
-        Err(TosError::Topoheight {
-            stored,
-            got: topoheight,
-        })
-    }
-}
-
-/// Steps 4 and 5 of the module documentation: the mode, the block height, and the
-/// block's totals from its final writes.
-fn finish(
-    state: &BlockState<'_>,
-    topoheight: u64,
-    mode: BlockMode,
-    count_height: bool,
-    run: Run,
-) -> Result<BlockExecution, TosError> {
-    let Run {
-        mut results,
-        mut changes,
-        path,
-        stats,
-    } = run;
-    let rejected = match mode {
-        BlockMode::Dag => None,
-        BlockMode::Accept => results.iter().position(|r| !r.success()),
-    };
-    if let Some(index) = rejected {
-        results.truncate(index + 1);
-        return Ok(BlockExecution {
-            topoheight,
-            mode,
-            results,
-            rejected,
-            gas_fee: 0,
-            burned: BTreeMap::new(),
-            changes: Vec::new(),
-            path,
-            stats,
-        });
-    }
-    if count_height {
-        let key = StateKey::Global(Global::BlockHeight);
-        let height = match state.value(&key)? {
-            None => 0,
-            Some(StateValue::Number(n)) => n,
-            Some(other) => return Err(TosError::CorruptState(format!("{key:?} holds {other:?}"))),
-        };
-        changes.push((key, StateValue::Number(height.saturating_add(1))));
-    }
-    let mut gas_fee = 0;
-    let mut burned = BTreeMap::new();
-    for (key, value) in &changes {
-        let accumulator = matches!(key, StateKey::GasFee | StateKey::BurnedSupply(_));
-        if let (true, StateValue::Number(after)) = (accumulator, value) {
-            let before = match state.value(key)? {
-                Some(StateValue::Number(n)) => n,
-                _ => 0,
-            };
-            let added = after.saturating_sub(before);
-            match key {
-                StateKey::BurnedSupply(asset) => {
-                    burned.insert(*asset, added);
-                }
-                _ => gas_fee = added,
-            }
-        }
-    }
-    Ok(BlockExecution {
-        topoheight,
-        mode,
-        results,
-        rejected,
-        gas_fee,
-        burned,
-        changes,
-        path,
-        stats,
-    })
 }

@@ -1,11 +1,10 @@
 //! The TOS rules as the engine's [`Vm`]: one transaction against a Block-STM view.
 
-use super::snapshot::BlockState;
 use crate::contract::SharedContractVm;
 use crate::error::TosError;
 use crate::primitives::{Hash, PublicKey, SharedMultiSig, TOS_ASSET};
 use crate::rules::{self, Context, SignatureCheck, TxResult, TxState};
-use crate::state::{Bytes, DataKey, Global, StateKey, StateValue};
+use crate::state::{Bytes, DataKey, StateKey, StateValue};
 use crate::tx::{contract_address, Transaction, TransactionType};
 use executor::{ExecError, Overflow, TxnView, Vm};
 use mvmemory::FxBuildHasher;
@@ -362,31 +361,5 @@ pub fn declared_keys(tx: &Transaction, signatures: bool, out: &mut Vec<StateKey>
                 &deploy.module,
             )));
         }
-    }
-}
-
-/// The keys every block reads once: the accumulators `txs` may credit and the chain's
-/// global values.
-pub fn block_keys(txs: &[Transaction]) -> Vec<StateKey> {
-    let mut keys = vec![StateKey::GasFee, StateKey::BurnedSupply(TOS_ASSET)];
-    keys.extend(Global::ALL.map(StateKey::Global));
-    for tx in txs {
-        if let TransactionType::Burn(burn) = &tx.data {
-            let key = StateKey::BurnedSupply(burn.asset);
-            if !keys.contains(&key) {
-                keys.push(key);
-            }
-        }
-    }
-    keys
-}
-
-/// The network's chain id as `state` holds it: devnet's if none is stored.
-pub fn network_chain_id(state: &BlockState<'_>) -> Result<u64, TosError> {
-    let key = StateKey::Global(Global::NetworkChainId);
-    match state.value(&key)? {
-        None => Ok(u64::from(crate::tx::DEVNET_CHAIN_ID)),
-        Some(StateValue::Number(n)) => Ok(n),
-        Some(other) => Err(TosError::CorruptState(format!("{key:?} holds {other:?}"))),
     }
 }

@@ -178,6 +178,18 @@ impl<'a> BlockState<'a> {
     }
 }
 
+impl BlockState<'_> {
+    /// The network's chain id as the state holds it: devnet's if none is stored.
+    pub fn network_chain_id(&self) -> Result<u64, TosError> {
+        let key = StateKey::Global(crate::state::Global::NetworkChainId);
+        match self.value(&key)? {
+            None => Ok(u64::from(crate::tx::DEVNET_CHAIN_ID)),
+            Some(StateValue::Number(n)) => Ok(n),
+            Some(other) => Err(TosError::CorruptState(format!("{key:?} holds {other:?}"))),
+        }
+    }
+}
+
 impl executor::Storage for BlockState<'_> {
     type Key = StateKey;
     type Value = StateValue;
