@@ -1,5 +1,5 @@
-//! The `tos-blockstm` binary's library: the workloads of WORKLOADS.md and the block file
-//! format of BLOCKS.md, shared by the binary and the criterion benches.
+//! The `tos-blockstm` binary's library: the workloads of docs/WORKLOADS.md and the block file
+//! format of docs/FORMATS.md, shared by the binary and the criterion benches.
 
 pub mod blockfile;
 pub mod workload;

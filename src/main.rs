@@ -2,8 +2,8 @@
 //!
 //! - `run` (the default): generate blocks of a workload, execute each with Block-STM,
 //!   check it against the sequential executor, commit it to the database.
-//! - `bench`: sequential against parallel on the workloads of WORKLOADS.md.
-//! - `replay`: execute and commit the blocks of a file (BLOCKS.md).
+//! - `bench`: sequential against parallel on the workloads of docs/WORKLOADS.md.
+//! - `replay`: execute and commit the blocks of a file (docs/FORMATS.md).
 //! - `inspect`: show an account, or the whole state as JSON.
 //! - `conformance`: TOS's conformance server, for TOS's harness.
 //! - `engine`: the engine benchmark on mock transactions.

@@ -29,7 +29,7 @@ pub const AMM_GENESIS_RESERVE: u64 = 1_000_000_000_000;
 /// Gas each contract call may use: several times what the shipped contracts need.
 pub const CONTRACT_MAX_GAS: u64 = 100_000;
 
-/// A workload name of WORKLOADS.md.
+/// A workload name of docs/WORKLOADS.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
     /// Every transaction has its own sender and its own receiver.
@@ -115,7 +115,7 @@ impl std::str::FromStr for Workload {
 }
 
 impl Workload {
-    /// Every workload of WORKLOADS.md this build runs, at the conflict rates of the report.
+    /// Every workload of docs/WORKLOADS.md this build runs, at the conflict rates of the report.
     pub fn all() -> Vec<Workload> {
         vec![
             Workload::Independent,

@@ -1,5 +1,5 @@
 //! `tos-blockstm bench`: the sequential executor and the parallel one on the same blocks,
-//! alternating, in one process, for each workload and thread count (WORKLOADS.md).
+//! alternating, in one process, for each workload and thread count (docs/WORKLOADS.md).
 
 use super::{cores, median};
 use anyhow::{bail, Context, Result};
@@ -50,7 +50,7 @@ pub struct BenchArgs {
     pub markdown: Option<PathBuf>,
 }
 
-/// One row of the report (WORKLOADS.md).
+/// One row of the report (docs/WORKLOADS.md).
 #[derive(Debug, Serialize, Clone)]
 pub struct Row {
     pub workload: String,

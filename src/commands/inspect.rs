@@ -64,7 +64,7 @@ pub fn main(args: InspectArgs) -> Result<()> {
                     (StateKey::BurnedSupply(asset), StateValue::Number(n)) => {
                         burned.insert(asset.to_hex(), json!(n));
                     }
-                    // Contracts: an extension of BLOCKS.md's state object.
+                    // Contracts: in docs/FORMATS.md's state object.
                     (StateKey::ContractModule(c), StateValue::Module(module)) => {
                         let entry = contracts.entry(c.to_hex()).or_insert_with(empty_contract);
                         entry["module_bytes"] = json!(module.len());

@@ -1,4 +1,4 @@
-//! `tos-blockstm replay`: execute and commit each block of a block file (BLOCKS.md).
+//! `tos-blockstm replay`: execute and commit each block of a block file (docs/FORMATS.md).
 
 use super::open_db;
 use anyhow::{bail, Context, Result};

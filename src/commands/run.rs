@@ -28,7 +28,7 @@ pub struct RunArgs {
     /// Transactions per block.
     #[arg(long, default_value_t = 10_000)]
     pub txs: usize,
-    /// Workload (WORKLOADS.md): independent, hot-sender:P, hot-receiver:P, p2p:K, mixed, token:K, amm, counter.
+    /// Workload (docs/WORKLOADS.md): independent, hot-sender:P, hot-receiver:P, p2p:K, mixed, token:K, amm, counter.
     #[arg(long, default_value = "mixed")]
     pub workload: Workload,
     /// Worker threads (default: all cores).
@@ -44,7 +44,7 @@ pub struct RunArgs {
     /// Seed of the workload.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Write the genesis and the generated blocks to this block file (BLOCKS.md).
+    /// Write the genesis and the generated blocks to this block file (docs/FORMATS.md).
     #[arg(long)]
     pub export: Option<PathBuf>,
     /// Execution configuration file (TOML); `TOS_BLOCKSTM_*` variables override it, flags
