@@ -134,7 +134,7 @@ pub fn main(args: RunArgs) -> Result<()> {
         eprintln!(
             "new database {}: genesis of {} funded accounts",
             args.db.display(),
-            genesis.len()
+            generator.sender_keys().len()
         );
         if let Some(out) = export.as_mut() {
             write_line(out, &genesis_line(&genesis))?;
@@ -254,6 +254,6 @@ fn summary(args: &RunArgs, threads: usize, t: &Totals, topoheight: u64) {
     let rejected: u64 = t.rejected.values().sum();
     println!("rejected            {rejected}");
     for (kind, count) in &t.rejected {
-        println!("  {kind:<18}{count}");
+        println!("  {kind:<20}{count}");
     }
 }
