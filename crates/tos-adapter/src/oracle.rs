@@ -10,7 +10,7 @@ use crate::block::{block_keys, finish, next_topoheight, BlockExecution, BlockMod
 use crate::contract::{default_contract_vm, SharedContractVm};
 use crate::error::TosError;
 use crate::primitives::{Hash, PublicKey, SharedMultiSig};
-use crate::rules::{self, Context, SignatureCheck, TxResult, TxState};
+use crate::rules::{self, Context, SignatureCheck, TxError, TxResult, TxState};
 use crate::snapshot::BlockState;
 use crate::state::{Bytes, DataKey, StateKey, StateValue};
 use crate::storage::TosStorage;
@@ -154,7 +154,18 @@ impl<'e, 's, 'a> OracleRun<'e, 's, 'a> {
             current: &self.current,
             pending: &mut self.pending,
         };
-        let result = rules::execute(tx, &context, signature, &mut state)?;
+        // A panic in the rules or the contract runtime is the transaction's failure, as it
+        // is under the engine: nothing of it is written.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rules::execute(tx, &context, signature, &mut state)
+        }));
+        let result = match outcome {
+            Ok(result) => result?,
+            Err(payload) => {
+                self.pending.clear();
+                TxResult::rejected(TxError::VmPanic(panic_message(&*payload)))
+            }
+        };
         let applied = result.success();
         if applied {
             if let Some(touched) = touched {
@@ -182,6 +193,17 @@ impl<'e, 's, 'a> OracleRun<'e, 's, 'a> {
     /// The results so far, and every key's value after them.
     pub(crate) fn into_parts(self) -> (Vec<TxResult>, Changes) {
         (self.results, self.current)
+    }
+}
+
+/// A panic's message, as the engine reports one.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
     }
 }
 

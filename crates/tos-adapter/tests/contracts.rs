@@ -669,3 +669,55 @@ fn the_probe_sends_chains_of_calls_sequential_and_the_rest_parallel() {
         }
     }
 }
+
+/// A contract runtime that panics: the call's transaction fails (`VmPanic`, nothing
+/// written) on the oracle as under Block-STM, and the block goes on.
+#[test]
+fn a_panicking_runtime_fails_the_transaction_on_both_executors() {
+    #[derive(Debug)]
+    struct Panics;
+    impl tos_adapter::ContractVm for Panics {
+        fn validate(&self, _module: &[u8]) -> Result<(), String> {
+            Ok(())
+        }
+        fn call(
+            &self,
+            _module: &[u8],
+            _call: &tos_adapter::contract::CallInfo<'_>,
+            _max_gas: u64,
+            _host: &mut dyn tos_adapter::ContractHost,
+        ) -> Result<tos_adapter::contract::CallOutcome, tos_adapter::contract::HostAbort> {
+            panic!("the runtime broke")
+        }
+    }
+    let store = store_with(vec![]);
+    let [alice, bob, ..] = &accounts()[..] else {
+        unreachable!()
+    };
+    let txs = [
+        kv(alice, 0, 1, vec![kv_key(1), b"x".to_vec()]),
+        transfer(bob, 0, alice.public_key(), 5),
+    ];
+    let runtime: tos_adapter::SharedContractVm = std::sync::Arc::new(Panics);
+    let oracle = SequentialTosExecutor {
+        verify_signatures: true,
+        contracts: runtime.clone(),
+    }
+    .execute_block(&store, 1, &txs, BlockMode::Dag)
+    .unwrap();
+    let parallel = TosBlockExecutor::with_contract_vm(forced(2), runtime)
+        .unwrap()
+        .execute_block(&store, 1, &txs, BlockMode::Dag)
+        .unwrap();
+    assert!(!matches!(parallel.path, ExecutionPath::Sequential(_)));
+    for execution in [&oracle, &parallel] {
+        assert!(
+            matches!(&execution.results[0].error, Some(TxError::VmPanic(m)) if m.contains("broke")),
+            "{:?}",
+            execution.results[0]
+        );
+        assert!(execution.results[1].success());
+    }
+    assert_eq!(parallel.results, oracle.results);
+    assert_eq!(changes(&parallel), changes(&oracle));
+}
