@@ -90,7 +90,7 @@ pub use output::{
 };
 pub use parallel::ParallelExecutor;
 pub use sequential::SequentialExecutor;
-pub use vm::{ExecError, Halt, Overflow, Storage, TxnOutput, TxnView, Vm};
+pub use vm::{panic_message, ExecError, Halt, Overflow, Storage, TxnOutput, TxnView, Vm};
 
 /// The block executor: Block-STM when it can pay, the sequential executor otherwise.
 #[derive(Clone, Debug)]

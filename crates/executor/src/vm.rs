@@ -103,7 +103,9 @@ pub enum TxnOutput<O> {
     Panicked(String),
 }
 
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+/// A panic's message, from its payload (what `catch_unwind` returns), as both executors
+/// report it in [`TxnOutput::Panicked`].
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

@@ -163,7 +163,7 @@ impl<'e, 's, 'a> OracleRun<'e, 's, 'a> {
             Ok(result) => result?,
             Err(payload) => {
                 self.pending.clear();
-                TxResult::rejected(TxError::VmPanic(panic_message(&*payload)))
+                TxResult::rejected(TxError::VmPanic(executor::panic_message(&*payload)))
             }
         };
         let applied = result.success();
@@ -193,17 +193,6 @@ impl<'e, 's, 'a> OracleRun<'e, 's, 'a> {
     /// The results so far, and every key's value after them.
     pub(crate) fn into_parts(self) -> (Vec<TxResult>, Changes) {
         (self.results, self.current)
-    }
-}
-
-/// A panic's message, as the engine reports one.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
     }
 }
 
