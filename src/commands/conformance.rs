@@ -314,15 +314,22 @@ async fn block_execute(State(shared): State<Shared>, body: Bytes) -> Reply {
 }
 
 async fn chain_execute(State(shared): State<Shared>) -> Reply {
-    with_server(shared, |server| {
+    not_implemented(
+        shared,
+        "DAG ordering and block rewards are the daemon's, not a block executor's",
+    )
+    .await
+}
+
+/// TOS's `NOT_IMPLEMENTED` answer, with the current state's digest.
+async fn not_implemented(shared: Shared, why: &'static str) -> Reply {
+    with_server(shared, move |server| {
         let digest = server.session.digest().unwrap_or_default();
         ok(ExecResult {
             success: false,
             error_code: NOT_IMPLEMENTED,
             state_digest: digest,
-            error: Some(
-                "DAG ordering and block rewards are the daemon's, not a block executor's".into(),
-            ),
+            error: Some(why.into()),
         }
         .to_json())
     })

@@ -108,6 +108,17 @@ fn number(object: &Map<String, Value>, field: &str, path: &str) -> Result<u64, R
     }
 }
 
+/// The list at `field` of `state` (absent or null: empty).
+fn list<'v>(state: &'v Map<String, Value>, field: &str) -> Result<&'v [Value], RequestError> {
+    match state.get(field) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(value) => value
+            .as_array()
+            .map(Vec::as_slice)
+            .ok_or_else(|| RequestError::Malformed(format!("{field} is not a list"))),
+    }
+}
+
 /// The state changes of a `pre_state` object (written at topoheight 0).
 pub fn pre_state_changes(pre_state: &Value) -> Result<Vec<Change>, RequestError> {
     let state = pre_state
@@ -140,13 +151,7 @@ pub fn pre_state_changes(pre_state: &Value) -> Result<Vec<Change>, RequestError>
             StateValue::Number(number(global, field, "global_state.")?),
         ));
     }
-    let accounts = match state.get("accounts") {
-        None | Some(Value::Null) => &[][..],
-        Some(value) => value
-            .as_array()
-            .ok_or_else(|| RequestError::Malformed("accounts is not a list".into()))?,
-    };
-    for (i, account) in accounts.iter().enumerate() {
+    for (i, account) in list(state, "accounts")?.iter().enumerate() {
         let path = format!("accounts[{i}].");
         let account = account
             .as_object()
@@ -183,13 +188,7 @@ pub fn pre_state_changes(pre_state: &Value) -> Result<Vec<Change>, RequestError>
             StateValue::Number(number(account, "balance", &path)?),
         ));
     }
-    let contracts = match state.get("contracts") {
-        None | Some(Value::Null) => &[][..],
-        Some(value) => value
-            .as_array()
-            .ok_or_else(|| RequestError::Malformed("contracts is not a list".into()))?,
-    };
-    for (i, contract) in contracts.iter().enumerate() {
+    for (i, contract) in list(state, "contracts")?.iter().enumerate() {
         let field = |name: &str| {
             contract.get(name).and_then(Value::as_str).ok_or_else(|| {
                 RequestError::Malformed(format!("contracts[{i}].{name}: not a string"))
