@@ -27,7 +27,7 @@ use curve25519_dalek::ristretto::{
     CompressedRistretto, RistrettoBasepointTable, RistrettoPoint, VartimeRistrettoPrecomputation,
 };
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::VartimePrecomputedMultiscalarMul;
+use curve25519_dalek::traits::{Identity, VartimePrecomputedMultiscalarMul};
 use sha3::{Digest, Sha3_512};
 use std::sync::OnceLock;
 
@@ -197,7 +197,9 @@ impl KeyPair {
     }
 }
 
-/// Whether `signature` is `key`'s signature of `message`.
+/// Whether `signature` is `key`'s signature of `message`. The identity (the all-zero
+/// key, what a private key of 0 would give) signs nothing: with `P` the identity, `R' =
+/// s·H` whatever `e` is, and anyone could forge.
 pub fn verify(key: &PublicKey, message: &[u8], signature: &Signature) -> bool {
     let Some((s, e)) = signature.scalars() else {
         return false;
@@ -205,6 +207,9 @@ pub fn verify(key: &PublicKey, message: &[u8], signature: &Signature) -> bool {
     let Some(point) = CompressedRistretto(key.0).decompress() else {
         return false;
     };
+    if point == RistrettoPoint::identity() {
+        return false;
+    }
     let r = h_table()
         .vartime_mixed_multiscalar_mul([s], [-e], [point])
         .compress();
@@ -303,6 +308,20 @@ mod tests {
         assert_eq!(Signature::from_bytes(&sig.to_bytes()), Some(sig));
         // Deterministic.
         assert_eq!(alice.sign(b"pay bob 5"), sig);
+    }
+
+    #[test]
+    fn the_identity_key_signs_nothing() {
+        // With P the identity, R' = s·H: pick s, compute e for it, and it would verify.
+        let message = b"spend from the zero key";
+        let s = Scalar::from(7u64);
+        let r = (s * generator_h()).compress();
+        let e = challenge(&[0; 32], message, &r);
+        let mut bytes = [0u8; 64];
+        bytes[..32].copy_from_slice(s.as_bytes());
+        bytes[32..].copy_from_slice(e.as_bytes());
+        let forged = Signature::from_bytes(&bytes).unwrap();
+        assert!(!verify(&PublicKey([0; 32]), message, &forged));
     }
 
     #[test]

@@ -332,7 +332,12 @@ impl TxState for PendingState<'_, '_, '_> {
         self.add(StateKey::BurnedSupply(*asset), amount)
     }
 
-    fn collect_fees(&mut self, amount: u64) -> Result<Result<(), Overflow>, TosError> {
-        self.add(StateKey::GasFee, amount)
+    fn collect_fees(&mut self, amount: u64) -> Result<(), TosError> {
+        let total = self.number(&StateKey::GasFee)?.unwrap_or(0);
+        self.set(
+            StateKey::GasFee,
+            StateValue::Number(total.saturating_add(amount)),
+        );
+        Ok(())
     }
 }

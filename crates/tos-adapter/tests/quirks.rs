@@ -243,3 +243,54 @@ fn the_lowest_failing_index_rejects_an_accepted_block_whatever_fails_later() {
         Some((1, TxError::InsufficientBalance { .. }))
     ));
 }
+
+/// TOS compares a balance with its spending in unbounded integers: a sum beyond 2^64-1 is
+/// never covered, even by a balance of 2^64-1.
+#[test]
+fn spending_sums_beyond_u64_are_insufficient_balance() {
+    let store = MemoryStore::new();
+    let alice = key(1);
+    store
+        .write_block(
+            0,
+            &[
+                (StateKey::Nonce(alice.public_key()), StateValue::Number(0)),
+                (
+                    StateKey::Balance(alice.public_key(), TOS_ASSET),
+                    StateValue::Number(u64::MAX),
+                ),
+                (
+                    StateKey::ContractModule(Hash([5; 32])),
+                    StateValue::Module(b"\x7fELF".to_vec().into()),
+                ),
+            ],
+        )
+        .unwrap();
+    let deploy = signed(
+        &alice,
+        0,
+        u64::MAX - 1,
+        TransactionType::DeployContract(Box::new(DeployContractPayload {
+            module: b"\x7fELF\x01".to_vec(),
+            invoke: None,
+        })),
+    );
+    let invoke = signed(
+        &alice,
+        0,
+        u64::MAX,
+        TransactionType::InvokeContract(Box::new(tos_adapter::InvokeContractPayload {
+            contract: Hash([5; 32]),
+            deposits: vec![],
+            entry_id: 0,
+            max_gas: 1_000,
+            parameters: vec![],
+        })),
+    );
+    for tx in [deploy, invoke] {
+        assert_eq!(
+            codes(&store, std::slice::from_ref(&tx), BlockMode::Accept),
+            [0x0300]
+        );
+    }
+}

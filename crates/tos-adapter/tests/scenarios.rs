@@ -587,11 +587,42 @@ fn async_preload_gives_the_same_block() {
 }
 
 #[test]
-fn an_accumulator_that_would_overflow_rejects_exactly_the_overflowing_transaction() {
+fn a_burned_supply_that_would_overflow_rejects_exactly_the_overflowing_burn() {
     let store = MemoryStore::new();
     let accounts: Vec<_> = (0..12).map(key).collect();
     genesis(&store, &accounts, 1_000);
-    // The fee total is 35 below u64::MAX: the fourth fee of 10 overflows it.
+    // The burned supply is 35 below u64::MAX: the fourth burn of 10 overflows it.
+    store
+        .write_block(
+            1,
+            &[(
+                StateKey::BurnedSupply(TOS_ASSET),
+                StateValue::Number(u64::MAX - 35),
+            )],
+        )
+        .unwrap();
+    let txs: Vec<_> = accounts.iter().map(|k| burn(k, 0, 10)).collect();
+    let errors = run(&store, &txs);
+    assert_eq!(errors[..3], [None, None, None]);
+    assert_eq!(errors[3], Some(TxError::Overflow));
+    assert_eq!(errors.iter().filter(|e| e.is_none()).count(), 3);
+    let topo = store.topoheight().unwrap();
+    assert_eq!(
+        store
+            .get_versioned(&StateKey::BurnedSupply(TOS_ASSET), topo)
+            .unwrap()
+            .unwrap()
+            .value,
+        StateValue::Number(u64::MAX - 5)
+    );
+}
+
+/// TOS's rules remove fees: no fee total may reject a transaction. The total saturates.
+#[test]
+fn the_fee_total_saturates_and_rejects_nothing() {
+    let store = MemoryStore::new();
+    let accounts: Vec<_> = (0..12).map(key).collect();
+    genesis(&store, &accounts, 1_000);
     store
         .write_block(1, &[(StateKey::GasFee, StateValue::Number(u64::MAX - 35))])
         .unwrap();
@@ -600,8 +631,7 @@ fn an_accumulator_that_would_overflow_rejects_exactly_the_overflowing_transactio
         .map(|k| transfer(k, 0, key(500).public_key(), 1))
         .collect();
     let errors = run(&store, &txs);
-    assert_eq!(errors.iter().filter(|e| e.is_none()).count(), 3);
-    assert_eq!(errors[3], Some(TxError::Overflow));
+    assert!(errors.iter().all(Option::is_none), "{errors:?}");
     let topo = store.topoheight().unwrap();
     assert_eq!(
         store
@@ -609,7 +639,7 @@ fn an_accumulator_that_would_overflow_rejects_exactly_the_overflowing_transactio
             .unwrap()
             .unwrap()
             .value,
-        StateValue::Number(u64::MAX - 5)
+        StateValue::Number(u64::MAX)
     );
 }
 

@@ -459,7 +459,9 @@ impl TosBlockExecutor {
         })
     }
 
-    /// `txs` under Block-STM on `storage`, the accumulators added after (see [`TosVm`]).
+    /// `txs` under Block-STM on `storage`, the accumulators added after (see [`TosVm`]):
+    /// the burned supplies exactly (a burn that overflows one is rejected), the fees as a
+    /// saturating total.
     fn run_parallel<S>(
         &self,
         storage: &S,
@@ -471,38 +473,42 @@ impl TosBlockExecutor {
         S: executor::Storage<Key = StateKey, Value = StateValue, Error = TosError>,
     {
         let mut run = self.run_engine(storage, chain_id, txs, signatures, false)?;
-        // The accumulators, from the accepted transactions.
-        let mut totals: Vec<(StateKey, u64)> = vec![(StateKey::GasFee, 0)];
+        // The burned supplies, from the accepted burns.
+        let mut burns: Vec<(StateKey, u64)> = Vec::new();
         for (tx, result) in txs.iter().zip(&run.results) {
-            totals[0].1 = totals[0].1.saturating_add(result.fee_paid);
             if let (Some(asset), true) = (burned_asset(tx), result.burned > 0) {
                 let key = StateKey::BurnedSupply(asset);
-                match totals.iter_mut().find(|(k, _)| *k == key) {
+                match burns.iter_mut().find(|(k, _)| *k == key) {
                     Some((_, total)) => *total = total.saturating_add(result.burned),
-                    None => totals.push((key, result.burned)),
+                    None => burns.push((key, result.burned)),
                 }
             }
         }
-        let mut accumulators = Vec::with_capacity(totals.len());
-        for (key, total) in totals {
-            if total == 0 {
-                continue;
-            }
-            let base = match storage.get(&key)? {
-                Some(StateValue::Number(n)) => n,
-                _ => 0,
-            };
-            match base.checked_add(total) {
+        let mut supplies = Vec::with_capacity(burns.len());
+        for (key, total) in burns {
+            match number_at(storage, &key)?.checked_add(total) {
                 // `total` saturated only if it overflowed, and then so does this.
-                Some(sum) if total != u64::MAX => accumulators.push((key, StateValue::Number(sum))),
+                Some(sum) if total != u64::MAX => supplies.push((key, StateValue::Number(sum))),
                 _ => {
-                    // Some transaction's credit to an accumulator overflows: run the block
-                    // again with the accumulators in state, which rejects exactly it.
-                    return self.run_engine(storage, chain_id, txs, signatures, true);
+                    // Some burn overflows its supply: run the block again with the burned
+                    // supplies in state, which rejects exactly it.
+                    supplies.clear();
+                    run = self.run_engine(storage, chain_id, txs, signatures, true)?;
+                    break;
                 }
             }
         }
-        run.changes.extend(accumulators);
+        run.changes.extend(supplies);
+        // The fees, from the accepted transactions: a total that saturates.
+        let fees = run
+            .results
+            .iter()
+            .fold(0u64, |sum, r| sum.saturating_add(r.fee_paid));
+        if fees > 0 {
+            let total = number_at(storage, &StateKey::GasFee)?.saturating_add(fees);
+            run.changes
+                .push((StateKey::GasFee, StateValue::Number(total)));
+        }
         Ok(run)
     }
 
@@ -587,6 +593,18 @@ impl TosBlockExecutor {
         let _span = tracing::debug_span!("commit", topoheight = execution.topoheight).entered();
         storage.write_block(execution.topoheight, &execution.changes)?;
         Ok(())
+    }
+}
+
+/// The number `storage` holds at `key` (0 if none).
+fn number_at<S>(storage: &S, key: &StateKey) -> Result<u64, TosError>
+where
+    S: executor::Storage<Key = StateKey, Value = StateValue, Error = TosError>,
+{
+    match storage.get(key)? {
+        None => Ok(0),
+        Some(StateValue::Number(n)) => Ok(n),
+        Some(other) => Err(TosError::CorruptState(format!("{key:?} holds {other:?}"))),
     }
 }
 

@@ -59,13 +59,16 @@ pub type FixedModules = HashMap<Hash, Option<Bytes>, FxBuildHasher>;
 /// Executes TOS transactions ([`rules::execute`]) against the engine's views.
 ///
 /// The block accumulators (`GasFee`, `BurnedSupply`) are written by many transactions
-/// and read by none. With `accumulators_in_state` they are deltas like any credit: exact,
-/// but one key that every transaction writes. Without it (what the block executor runs
-/// first) the VM leaves them out and the block executor adds the accepted transactions'
-/// fees and burns afterwards: the same state whenever the totals fit in `u64` (every
-/// credit is positive, so if the final sum fits, so did every partial sum and no
-/// transaction would have been rejected for it). When a total does not fit, the block
-/// runs again with them in state, which rejects exactly the transaction that overflows.
+/// and read by none. Fees are never in the view: their total saturates (TOS's rules
+/// remove fees; no fee total may reject a transaction) and the block executor adds it
+/// after the block. A burned supply must reject the burn that would overflow it. With
+/// `accumulators_in_state` it is a delta like any credit: exact, but one key that every
+/// burn writes. Without it (what the block executor runs first) the VM leaves it out and
+/// the block executor adds the accepted burns afterwards: the same state whenever the
+/// total fits in `u64` (every burn is positive, so if the final sum fits, so did every
+/// partial sum and no burn would have been rejected for it). When it does not fit, the
+/// block runs again with the burned supplies in state, which rejects exactly the burn
+/// that overflows.
 #[derive(Debug)]
 pub struct TosVm<T = Transaction> {
     /// The network's chain id.
@@ -289,11 +292,10 @@ impl<V: TxnView<Key = StateKey, Value = StateValue>> TxState for ViewState<'_, V
         self.add(StateKey::BurnedSupply(*asset), amount)
     }
 
-    fn collect_fees(&mut self, amount: u64) -> Result<Result<(), Overflow>, Self::Error> {
-        if !self.accumulators_in_state {
-            return Ok(Ok(()));
-        }
-        self.add(StateKey::GasFee, amount)
+    /// Fees are never in the view: the block executor adds their total after the block
+    /// (it saturates, and no transaction reads it).
+    fn collect_fees(&mut self, _amount: u64) -> Result<(), Self::Error> {
+        Ok(())
     }
 }
 

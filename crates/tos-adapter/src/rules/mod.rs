@@ -83,6 +83,7 @@ pub trait TxState {
     /// [`require_balance`]: TxState::require_balance
     fn debit(&mut self, account: &PublicKey, asset: &Hash, amount: u64) -> Result<(), Self::Error> {
         let available = self.balance(account, asset)?.unwrap_or(0);
+        debug_assert!(available >= amount, "a debit the rules did not check");
         self.set_balance(account, asset, available.saturating_sub(amount));
         Ok(())
     }
@@ -123,8 +124,9 @@ pub trait TxState {
     /// Adds `amount` to the burned supply of `asset`: `Ok(Err(Overflow))` if it does not
     /// fit.
     fn burn(&mut self, asset: &Hash, amount: u64) -> Result<Result<(), Overflow>, Self::Error>;
-    /// Adds `amount` to the block's fees: `Ok(Err(Overflow))` if it does not fit.
-    fn collect_fees(&mut self, amount: u64) -> Result<Result<(), Overflow>, Self::Error>;
+    /// Adds `amount` to the fees collected (a total that saturates: TOS's rules remove
+    /// fees, so no fee total may ever reject a transaction).
+    fn collect_fees(&mut self, amount: u64) -> Result<(), Self::Error>;
 }
 
 /// Whether and how the source's signature is checked.
@@ -422,13 +424,8 @@ pub fn execute<S: TxState>(
                 reject!(TxError::ContractNotFound(invoke.contract));
             };
             if invoke.max_gas > 0 {
-                let required = invoke.max_gas.saturating_add(tx.fee);
-                if let Err(available) = state.require_balance(source, &TOS_ASSET, required)? {
-                    reject!(TxError::InsufficientBalance {
-                        asset: TOS_ASSET,
-                        available,
-                        required,
-                    });
+                if let Err(error) = require_sum(state, source, &[invoke.max_gas, tx.fee])? {
+                    reject!(error);
                 }
             }
             if let Some(error) = check_signatures(tx, signature, state)? {
@@ -471,16 +468,8 @@ pub fn execute<S: TxState>(
             if deposits.iter().any(|&(_, amount)| amount == 0) {
                 reject!(TxError::InvalidFormat("a deposit of zero"));
             }
-            // The fee is below 2^64; the burn and max_gas are small.
-            let required = BURN_PER_CONTRACT
-                .saturating_add(max_gas)
-                .saturating_add(tx.fee);
-            if let Err(available) = state.require_balance(source, &TOS_ASSET, required)? {
-                reject!(TxError::InsufficientBalance {
-                    asset: TOS_ASSET,
-                    available,
-                    required,
-                });
+            if let Err(error) = require_sum(state, source, &[BURN_PER_CONTRACT, max_gas, tx.fee])? {
+                reject!(error);
             }
             let address = contract_address(source, &deploy.module);
             if state.module(&address)?.is_some() {
@@ -524,10 +513,10 @@ pub fn execute<S: TxState>(
     if tx.fee > 0 {
         state.debit(source, &TOS_ASSET, tx.fee)?;
     }
-    // Bounded: the fee and a contract's max_gas were both covered by one balance.
-    result.fee_paid += tx.fee;
+    // The fee and a contract's max_gas were covered by one balance: the sum fits.
+    result.fee_paid = result.fee_paid.saturating_add(tx.fee);
     if result.fee_paid > 0 {
-        fits!(state.collect_fees(result.fee_paid)?);
+        state.collect_fees(result.fee_paid)?;
     }
     // A nonce of 2^64-1 cannot advance: the transaction cannot be applied.
     let Some(next) = nonce.checked_add(1) else {
@@ -535,6 +524,28 @@ pub fn execute<S: TxState>(
     };
     state.set_nonce(source, next);
     Ok(result)
+}
+
+/// Whether the source's TOS balance covers the sum of `amounts`: a sum beyond 2^64-1 never
+/// does (TOS's rules compare with unbounded integers). `Ok(Err(_))` is the rejection.
+fn require_sum<S: TxState>(
+    state: &mut S,
+    source: &PublicKey,
+    amounts: &[u64],
+) -> Result<Result<(), TxError>, S::Error> {
+    let sum = amounts.iter().try_fold(0u64, |sum, &a| sum.checked_add(a));
+    let shortfall = match sum {
+        Some(required) => state.require_balance(source, &TOS_ASSET, required)?.err(),
+        None => Some(state.balance(source, &TOS_ASSET)?.unwrap_or(0)),
+    };
+    Ok(match shortfall {
+        None => Ok(()),
+        Some(available) => Err(TxError::InsufficientBalance {
+            asset: TOS_ASSET,
+            available,
+            required: sum.unwrap_or(u64::MAX),
+        }),
+    })
 }
 
 /// A credit to an account that creates it if it does not exist: an account exists once

@@ -372,9 +372,16 @@ pub fn from_json(value: &Value) -> Parsed<Transaction> {
         multisig,
         signature: signature(tx.get("signature").unwrap_or(&Value::Null), "signature")?,
     };
-    // The wire format's rules, checked once for both forms.
-    Transaction::from_wire(&parsed.to_wire())
-        .map_or_else(|e| error("(wire form)", e.to_string()), Ok)
+    // The wire format's rules, checked once for both forms: the transaction must decode
+    // from its encoding, as itself (a count beyond its field's width would not).
+    match Transaction::from_wire(&parsed.to_wire()) {
+        Ok(checked) if checked == parsed => Ok(checked),
+        Ok(_) => error(
+            "(wire form)",
+            "a count or a length beyond what the wire format holds",
+        ),
+        Err(e) => error("(wire form)", e.to_string()),
+    }
 }
 
 fn deposits_json(deposits: &Deposits) -> Value {
@@ -573,5 +580,20 @@ mod tests {
         let mut json = to_json(&tx);
         json["signature"] = Value::Null;
         assert_eq!(from_json(&json).unwrap().signature, Signature::ZERO);
+        // 256 participants do not fit the wire's count: refused, not read as another
+        // transaction.
+        let mut json = to_json(&tx);
+        json["tx_type"] = json!("multisig");
+        json["payload"] = json!({
+            "threshold": 1,
+            "participants": (0..256u32)
+                .map(|i| {
+                    let mut key = [0u8; 32];
+                    key[..4].copy_from_slice(&i.to_le_bytes());
+                    PublicKey(key).to_hex()
+                })
+                .collect::<Vec<_>>(),
+        });
+        assert_eq!(from_json(&json).unwrap_err().field, "(wire form)");
     }
 }

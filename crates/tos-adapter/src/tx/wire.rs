@@ -66,6 +66,9 @@ pub struct DecodeError {
     pub reason: DecodeReason,
 }
 
+/// Most items a vector reserves room for before its items are read.
+const MAX_RESERVED: usize = 512;
+
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -165,9 +168,15 @@ impl<'a> Reader<'a> {
     }
 
     /// A vector whose items take at least `min_item` bytes each: its capacity is bounded
-    /// by the bytes left, so a forged count allocates nothing it cannot fill.
+    /// by the bytes left and by a small constant (nested cells each reserve from the same
+    /// bytes left), so a forged count allocates nothing it cannot fill; a longer vector
+    /// grows as its items are read.
     fn vec_for<T>(&self, count: usize, min_item: usize) -> Vec<T> {
-        Vec::with_capacity(count.min(self.remaining() / min_item.max(1)))
+        Vec::with_capacity(
+            count
+                .min(self.remaining() / min_item.max(1))
+                .min(MAX_RESERVED),
+        )
     }
 }
 
@@ -421,15 +430,31 @@ fn read_primitive(r: &mut Reader<'_>) -> Read<Primitive> {
             }
         }
         9 => {
-            let low = read_primitive(r)?;
-            let high = read_primitive(r)?;
-            match (low.numeric_tag(), high.numeric_tag()) {
-                (Some(a), Some(b)) if a == b => Primitive::Range(Box::new(low), Box::new(high)),
-                _ => return r.invalid(at, "range of non-numeric or mixed primitives"),
+            // Both ends are numbers of one type: read each end's tag first, so that a range
+            // can never nest (no recursion an input could deepen).
+            let low = read_number(r)?;
+            let high = read_number(r)?;
+            if low.numeric_tag() != high.numeric_tag() {
+                return r.invalid(at, "range of mixed primitives");
             }
+            Primitive::Range(Box::new(low), Box::new(high))
         }
         10 => return r.invalid(at, "opaque primitives are not supported"),
         _ => return r.invalid(at, "unknown primitive tag"),
+    })
+}
+
+/// A numeric primitive (tags 1 to 6), the end of a range.
+fn read_number(r: &mut Reader<'_>) -> Read<Primitive> {
+    let at = r.pos;
+    Ok(match r.u8()? {
+        1 => Primitive::U8(r.u8()?),
+        2 => Primitive::U16(r.u16()?),
+        3 => Primitive::U32(r.u32()?),
+        4 => Primitive::U64(r.u64()?),
+        5 => Primitive::U128(r.u128()?),
+        6 => Primitive::U256(r.array()?),
+        _ => return r.invalid(at, "a range of non-numeric primitives"),
     })
 }
 
@@ -765,6 +790,41 @@ mod tests {
         };
         assert_eq!(invoke.deposits, vec![(asset, 3), (Hash([1; 32]), 2)]);
         assert_ne!(decoded.to_wire(), wire);
+    }
+
+    #[test]
+    fn ranges_cannot_nest() {
+        // A range whose end is a range, 100,000 deep: refused at the second tag, without
+        // recursion.
+        let mut cell = vec![0u8];
+        cell.extend(std::iter::repeat(9u8).take(100_000));
+        let mut r = Reader {
+            bytes: &cell,
+            pos: 0,
+        };
+        assert_eq!(
+            read_cell(&mut r, 1).unwrap_err().reason,
+            DecodeReason::Invalid("a range of non-numeric primitives")
+        );
+        // Mixed ends are refused too; matching ones decode.
+        let mixed = [0, 9, 1, 7, 2, 0, 9];
+        let mut r = Reader {
+            bytes: &mixed,
+            pos: 0,
+        };
+        assert!(read_cell(&mut r, 1).is_err());
+        let good = [0, 9, 1, 7, 1, 9];
+        let mut r = Reader {
+            bytes: &good,
+            pos: 0,
+        };
+        assert_eq!(
+            read_cell(&mut r, 1).unwrap(),
+            ValueCell::Default(Primitive::Range(
+                Box::new(Primitive::U8(7)),
+                Box::new(Primitive::U8(9))
+            ))
+        );
     }
 
     #[test]
