@@ -623,3 +623,41 @@ fn configuration_layers_and_bad_values() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// `inspect` reads: the database's bytes stay as they were. An empty database file (a
+/// crash before the first write, a truncation) is refused by every command, never
+/// replaced by a new genesis.
+#[test]
+fn inspect_writes_nothing_and_an_empty_database_is_refused() {
+    let dir = tempdir("inspect-read-only");
+    let db = dir.join("db");
+    run(&db, &["--workload", "independent"]);
+    let file = db.join("state.redb");
+    let before = std::fs::read(&file).unwrap();
+    state(&db);
+    assert!(
+        std::fs::read(&file).unwrap() == before,
+        "inspect changed the file"
+    );
+
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("state.redb"), b"").unwrap();
+    let blocks = dir.join("g.jsonl");
+    std::fs::write(&blocks, genesis() + "\n").unwrap();
+    for args in [
+        vec!["run", "--blocks", "1", "--txs", "10", "--db"],
+        vec!["inspect", "--all", "--db"],
+        vec!["replay", "--blocks", blocks.to_str().unwrap(), "--db"],
+    ] {
+        let out = bin().args(&args).arg(&empty).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("is empty (0 bytes)"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(
+            std::fs::metadata(empty.join("state.redb")).unwrap().len(),
+            0
+        );
+    }
+}

@@ -31,7 +31,8 @@ pub fn open_existing_db(dir: &Path) -> Result<RedbStore> {
         path.display(),
         dir.display()
     );
-    RedbStore::open(&path).with_context(|| format!("cannot open the database {}", path.display()))
+    RedbStore::open_existing(&path)
+        .with_context(|| format!("cannot open the database {}", path.display()))
 }
 
 /// The machine's cores.

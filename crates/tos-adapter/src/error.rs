@@ -18,6 +18,9 @@ pub enum StorageError {
     /// Stored bytes do not decode.
     #[error("corrupt database entry: {0}")]
     Corrupt(String),
+    /// The file is not a database this program can use (what and why, in words).
+    #[error("{0}")]
+    NotADatabase(String),
     /// A block written at the wrong height.
     #[error("cannot write topoheight {got}: the next one is {expected}")]
     WrongTopoheight {

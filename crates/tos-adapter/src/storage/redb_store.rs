@@ -22,6 +22,18 @@ pub const FORMAT_VERSION: u64 = 3;
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
+/// An empty file is no database: refused, so that it is never silently replaced by a new
+/// one.
+fn refuse_empty(path: &Path) -> Result<(), StorageError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() == 0 => Err(StorageError::NotADatabase(format!(
+            "{} is empty (0 bytes): not a tos-blockstm database; remove it to start a new one",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn db_error(e: impl std::fmt::Display) -> StorageError {
     StorageError::Database(e.to_string())
 }
@@ -210,32 +222,57 @@ fn split_versioned_key(bytes: &[u8]) -> Result<(&[u8], u64), StorageError> {
 
 impl RedbStore {
     /// Opens the database at `path`, creating it if absent. A database written by a newer
-    /// format version is refused with [`StorageError::NewerFormat`].
+    /// format version is refused with [`StorageError::NewerFormat`]; an empty file (what a
+    /// crash before the first write, or a truncation, leaves) is refused, never taken for
+    /// a new database.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
-        let db = Database::create(path.as_ref()).map_err(db_error)?;
-        let txn = db.begin_write().map_err(db_error)?;
-        {
-            txn.open_table(STATE).map_err(db_error)?;
-            let mut meta = txn.open_table(META).map_err(db_error)?;
-            let found = meta
-                .get("format_version")
-                .map_err(db_error)?
-                .map(|v| v.value());
-            match found {
-                Some(found) if found > FORMAT_VERSION => {
-                    return Err(StorageError::NewerFormat {
-                        found,
-                        supported: FORMAT_VERSION,
-                    })
-                }
-                Some(FORMAT_VERSION) => {}
-                Some(_) | None => {
-                    meta.insert("format_version", FORMAT_VERSION)
-                        .map_err(db_error)?;
-                }
+        let path = path.as_ref();
+        refuse_empty(path)?;
+        let db = Database::create(path).map_err(db_error)?;
+        Self::ready(db)
+    }
+
+    /// Opens the existing database at `path`, refusing to create one. Nothing is written
+    /// unless the file's format must be upgraded: a reader (`inspect`) leaves its bytes as
+    /// they were.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let path = path.as_ref();
+        refuse_empty(path)?;
+        let db = Database::open(path).map_err(db_error)?;
+        Self::ready(db)
+    }
+
+    /// Checks the format version, and writes the tables and the version only if they are
+    /// missing or older.
+    fn ready(db: Database) -> Result<Self, StorageError> {
+        let current = {
+            let txn = db.begin_read().map_err(db_error)?;
+            let tables = txn.open_table(STATE).is_ok();
+            let found = match txn.open_table(META) {
+                Ok(meta) => meta
+                    .get("format_version")
+                    .map_err(db_error)?
+                    .map(|v| v.value()),
+                Err(_) => None,
+            };
+            if let Some(found) = found.filter(|&f| f > FORMAT_VERSION) {
+                return Err(StorageError::NewerFormat {
+                    found,
+                    supported: FORMAT_VERSION,
+                });
             }
+            tables && found == Some(FORMAT_VERSION)
+        };
+        if !current {
+            let txn = db.begin_write().map_err(db_error)?;
+            {
+                txn.open_table(STATE).map_err(db_error)?;
+                let mut meta = txn.open_table(META).map_err(db_error)?;
+                meta.insert("format_version", FORMAT_VERSION)
+                    .map_err(db_error)?;
+            }
+            txn.commit().map_err(db_error)?;
         }
-        txn.commit().map_err(db_error)?;
         Ok(Self { db })
     }
 
