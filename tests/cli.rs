@@ -410,6 +410,15 @@ fn malformed_lines_are_refused_naming_the_line_and_write_nothing_of_it() {
 
 #[test]
 fn bad_flags_are_clear_errors() {
+    // A block this machine cannot hold is refused before anything is built.
+    let out = bin()
+        .args(["run", "--txs", "50000000000", "--db"])
+        .arg(tempdir("too-big"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("GiB is available"), "{stderr}");
     for args in [
         vec!["run", "--threads", "0"],
         vec!["bench", "--workload", "nonsense"],

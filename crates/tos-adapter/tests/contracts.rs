@@ -723,3 +723,45 @@ fn a_panicking_runtime_fails_the_transaction_on_both_executors() {
     assert_eq!(parallel.results, oracle.results);
     assert_eq!(changes(&parallel), changes(&oracle));
 }
+
+/// A call that stores without end fails at the per-call bound (16,384 stores), whatever
+/// its gas, and is applied and charged with nothing stored.
+#[test]
+fn a_call_cannot_store_without_bound() {
+    const STORE_FOREVER: &str = "
+        mov64 r6, 0
+    again:
+        stxdw [r10-8], r6
+        mov64 r1, r10
+        add64 r1, -8
+        mov64 r2, 8
+        mov64 r3, r10
+        add64 r3, -8
+        mov64 r4, 8
+        syscall tos_storage_store
+        add64 r6, 1
+        ja again
+    ";
+    let looper = Hash([0x5e; 32]);
+    let store = store_with(genesis_contract(
+        looper,
+        tos_adapter::contract::assemble(STORE_FOREVER).unwrap(),
+        vec![],
+        vec![],
+    ));
+    let alice = key(1);
+    let max_gas = 100_000_000;
+    let execution = run(
+        &store,
+        &[invoke(&alice, 0, looper, 1, vec![], vec![], max_gas)],
+    );
+    let result = &execution.results[0];
+    assert!(result.success());
+    let failure = result.call_failure.as_deref().unwrap_or_default();
+    assert!(failure.contains("16384 stores"), "{failure}");
+    assert!(
+        result.gas_used < max_gas,
+        "stopped by the bound, not the gas"
+    );
+    assert_eq!(data(&store, looper, &0u64.to_le_bytes()), None);
+}

@@ -41,6 +41,11 @@ pub const GAS_LOG: u64 = 20;
 pub const MAX_KEY_SIZE: usize = 256;
 /// Longest storage value, in bytes.
 pub const MAX_VALUE_SIZE: usize = 4096;
+/// Most stores one call may make: a store beyond fails the call. With the next bound, what
+/// one call can make a block hold is small whatever its gas.
+pub const MAX_CALL_STORES: u64 = 16_384;
+/// Most bytes (keys and values) one call may store: a store beyond fails the call.
+pub const MAX_CALL_STORED_BYTES: u64 = 1 << 20;
 
 /// The host stopped the call for a reason of its own (a dependency on an unfinished
 /// transaction, a storage failure) that it keeps; the VM must return at once.

@@ -36,14 +36,16 @@
 //!
 //! Gas is one per instruction plus the syscalls' costs, metered by the interpreter's
 //! instruction meter; running out fails the call with all of `max_gas` used. Keys are at
-//! most 256 bytes, values 4,096. Every call builds its own loader, executable, stack and
+//! most 256 bytes, values 4,096; one call makes at most 16,384 stores of at most 1 MiB in
+//! all (a store beyond fails the call), so that no call, whatever its gas, can make a
+//! block hold more than that. Every call builds its own loader, executable, stack and
 //! input: nothing is shared between calls, so an incarnation re-executed by Block-STM
 //! starts from scratch (about a microsecond of set-up, measured).
 
 use super::{
     CallInfo, CallOutcome, ContractHost, ContractVm, HostAbort, GAS_BALANCE, GAS_CONTEXT, GAS_LOG,
-    GAS_STORAGE_DELETE, GAS_STORAGE_LOAD, GAS_STORAGE_STORE, GAS_TRANSFER, MAX_KEY_SIZE,
-    MAX_VALUE_SIZE,
+    GAS_STORAGE_DELETE, GAS_STORAGE_LOAD, GAS_STORAGE_STORE, GAS_TRANSFER, MAX_CALL_STORED_BYTES,
+    MAX_CALL_STORES, MAX_KEY_SIZE, MAX_VALUE_SIZE,
 };
 use crate::primitives::{Hash, PublicKey};
 use solana_sbpf::{
@@ -84,6 +86,9 @@ struct CallContext<'a> {
     remaining: u64,
     /// The host aborted the call: its reason wins over the VM's error.
     aborted: bool,
+    /// Stores made, and the bytes of their keys and values.
+    stores: u64,
+    stored_bytes: u64,
 }
 
 impl ContextObject for CallContext<'_> {
@@ -107,6 +112,10 @@ enum SyscallError {
     KeyTooLong(u64),
     #[error("storage value of {0} bytes (at most 4096)")]
     ValueTooLong(u64),
+    #[error(
+        "more than {MAX_CALL_STORES} stores or {MAX_CALL_STORED_BYTES} bytes stored by one call"
+    )]
+    WriteLimit,
     #[error("transfer of {amount} exceeds the contract's balance")]
     InsufficientBalance { amount: u64 },
     #[error("{0}")]
@@ -222,6 +231,11 @@ declare_builtin_function!(
             return Err(SyscallError::ValueTooLong(value_len).into());
         }
         ctx.charge(key_len_ + value_len)?;
+        ctx.stores += 1;
+        ctx.stored_bytes += key_len_ + value_len;
+        if ctx.stores > MAX_CALL_STORES || ctx.stored_bytes > MAX_CALL_STORED_BYTES {
+            return Err(SyscallError::WriteLimit.into());
+        }
         let key = read_guest(mapping, key, key_len_)?;
         let value = read_guest(mapping, value, value_len)?;
         let stored = ctx.host.store(&key, &value);
@@ -470,6 +484,8 @@ impl ContractVm for SbpfVm {
             call,
             remaining: max_gas,
             aborted: false,
+            stores: 0,
+            stored_bytes: 0,
         };
         let run = with_scratch(executable.get_config().stack_size(), |stack, input| {
             write_input(call, input);
