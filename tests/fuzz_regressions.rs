@@ -29,3 +29,71 @@ fn the_wire_corpus_decodes_or_fails_cleanly_and_round_trips() {
     }
     assert!(count >= 100, "the corpus at {} is missing", dir.display());
 }
+
+mod block_file_proptest {
+    use proptest::prelude::*;
+
+    /// Lines of a real block file (a genesis, a block in TOS's JSON, one by its wire) to
+    /// mutate.
+    fn seeds() -> Vec<String> {
+        let a = "01".repeat(32);
+        let b = "02".repeat(32);
+        let tos = "00".repeat(32);
+        vec![
+            format!(
+                r#"{{"type": "genesis", "network_chain_id": 3, "accounts": [{{"account": "{a}", "nonce": 0, "balances": {{"{tos}": 1000}}}}]}}"#
+            ),
+            format!(
+                r#"{{"type": "block", "topoheight": 1, "mode": "accept", "transactions": [{{"version": 1, "chain_id": 3, "source": "{a}", "tx_type": "transfers", "payload": [{{"asset": "{tos}", "destination": "{b}", "amount": 5, "extra_data": "0102"}}], "fee": 10, "fee_type": 0, "nonce": 0, "reference_hash": null, "reference_topoheight": 0, "signature": null}}]}}"#
+            ),
+            format!(
+                r#"{{"type": "block", "topoheight": 2, "transactions": [{{"wire_hex": "{}"}}]}}"#,
+                std::fs::read_dir(
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/wire")
+                )
+                .ok()
+                .and_then(|mut d| d.next())
+                .and_then(|e| e.ok())
+                .and_then(|e| std::fs::read(e.path()).ok())
+                .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+                .unwrap_or_default()
+            ),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("BLOCKSTM_PROPTEST_CASES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1000),
+            ..ProptestConfig::default()
+        })]
+
+        /// The block-file reader on mutated lines and arbitrary bytes: it may refuse them,
+        /// never panic (a stable-toolchain stand-in for the `block_file` fuzz target).
+        #[test]
+        fn mutated_block_files_never_panic(
+            which in 0usize..3,
+            edits in proptest::collection::vec(
+                (any::<prop::sample::Index>(), any::<u8>(), 0u8..3),
+                1..6,
+            ),
+            noise in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let mut bytes = seeds()[which].clone().into_bytes();
+            for (at, byte, op) in edits {
+                let i = at.index(bytes.len().max(1));
+                match op {
+                    0 if !bytes.is_empty() => bytes[i] = byte,
+                    1 if !bytes.is_empty() => {
+                        bytes.remove(i);
+                    }
+                    _ => bytes.insert(i.min(bytes.len()), byte),
+                }
+            }
+            tos_blockstm::blockfile::decode_for_fuzzing(&bytes);
+            tos_blockstm::blockfile::decode_for_fuzzing(&noise);
+        }
+    }
+}

@@ -43,6 +43,15 @@ pub enum TosError {
     /// State holds a value of the wrong kind for its key.
     #[error("corrupt state: {0}")]
     CorruptState(String),
+    /// The block's contract transactions declare more gas than `max_block_gas` allows:
+    /// nothing of it runs or is written.
+    #[error("the block declares {declared} gas, more than the bound of {limit}")]
+    BlockGasLimit {
+        /// The sum of its transactions' `max_gas`.
+        declared: u64,
+        /// The configured bound.
+        limit: u64,
+    },
     /// A block rejected in acceptance mode cannot be committed.
     #[error(
         "the block was rejected by its transaction {index} (code {code:#06x}); nothing is written"

@@ -765,3 +765,35 @@ fn a_call_cannot_store_without_bound() {
     );
     assert_eq!(data(&store, looper, &0u64.to_le_bytes()), None);
 }
+
+/// An operator's bound on a block's gas: a block declaring more is an error, and nothing
+/// of it is written; within the bound it runs as usual.
+#[test]
+fn a_block_over_the_gas_bound_is_refused_whole() {
+    let store = store_with(vec![]);
+    let [alice, bob, ..] = &accounts()[..] else {
+        unreachable!()
+    };
+    let txs = [
+        kv(alice, 0, 1, vec![kv_key(1), b"a".to_vec()]),
+        kv(bob, 0, 1, vec![kv_key(2), b"b".to_vec()]),
+    ];
+    let bounded = |limit| {
+        TosBlockExecutor::new(ExecutionConfig {
+            max_block_gas: Some(limit),
+            ..forced(2)
+        })
+        .unwrap()
+    };
+    let refused = bounded(2 * GAS - 1).execute_block(&store, 1, &txs, BlockMode::Dag);
+    assert!(matches!(
+        refused,
+        Err(tos_adapter::TosError::BlockGasLimit { declared, limit })
+            if declared == 2 * GAS && limit == 2 * GAS - 1
+    ));
+    assert_eq!(store.topoheight().unwrap(), 0);
+    let execution = bounded(2 * GAS)
+        .execute_block(&store, 1, &txs, BlockMode::Dag)
+        .unwrap();
+    assert!(execution.results.iter().all(|r| r.success()));
+}

@@ -9,11 +9,13 @@
 //! verify_signatures = true
 //! enable_contract_parallel = true
 //! always_parallel = false
+//! max_block_gas = 50000000000
 //! ```
 //!
 //! Environment: `TOS_BLOCKSTM_ENABLED`, `TOS_BLOCKSTM_MIN_BATCH_SIZE`,
 //! `TOS_BLOCKSTM_MAX_PARALLELISM`, `TOS_BLOCKSTM_VERIFY_SIGNATURES`,
-//! `TOS_BLOCKSTM_ENABLE_CONTRACT_PARALLEL`, `TOS_BLOCKSTM_ALWAYS_PARALLEL`.
+//! `TOS_BLOCKSTM_ENABLE_CONTRACT_PARALLEL`, `TOS_BLOCKSTM_ALWAYS_PARALLEL`,
+//! `TOS_BLOCKSTM_MAX_BLOCK_GAS`.
 
 use serde::Deserialize;
 
@@ -41,6 +43,11 @@ pub struct ExecutionConfig {
     /// must exercise the engine itself; slower on the blocks the policy would run
     /// sequentially.
     pub always_parallel: bool,
+    /// The most gas one block's contract transactions may be given, summed over their
+    /// `max_gas` (calls and constructors); a block declaring more is refused whole, as an
+    /// error, before anything runs (default: no bound). An operator's bound on the work
+    /// one block can cost; TOS's own bound per transaction (10⁹) holds regardless.
+    pub max_block_gas: Option<u64>,
 }
 
 impl Default for ExecutionConfig {
@@ -52,6 +59,7 @@ impl Default for ExecutionConfig {
             verify_signatures: true,
             enable_contract_parallel: true,
             always_parallel: false,
+            max_block_gas: None,
         }
     }
 }
@@ -91,6 +99,7 @@ struct File {
     verify_signatures: Option<bool>,
     enable_contract_parallel: Option<bool>,
     always_parallel: Option<bool>,
+    max_block_gas: Option<u64>,
 }
 
 /// The environment variables read, all prefixed `TOS_BLOCKSTM_`.
@@ -117,6 +126,9 @@ impl ExecutionConfig {
         }
         if let Some(v) = file.always_parallel {
             self.always_parallel = v;
+        }
+        if let Some(v) = file.max_block_gas {
+            self.max_block_gas = Some(v);
         }
         Ok(self)
     }
@@ -155,6 +167,14 @@ impl ExecutionConfig {
                 "VERIFY_SIGNATURES" => self.verify_signatures = boolean()?,
                 "ENABLE_CONTRACT_PARALLEL" => self.enable_contract_parallel = boolean()?,
                 "ALWAYS_PARALLEL" => self.always_parallel = boolean()?,
+                "MAX_BLOCK_GAS" => {
+                    self.max_block_gas = Some(
+                        value
+                            .trim()
+                            .parse::<u64>()
+                            .map_err(|_| bad("expected a non-negative integer"))?,
+                    )
+                }
                 // Variables of the binary itself (such as the log format) are not ours.
                 "LOG_FORMAT" => {}
                 _ => return Err(bad("unknown setting")),
@@ -206,7 +226,16 @@ mod tests {
         assert_eq!(config.max_parallelism, 5);
         assert!(!config.verify_signatures);
         assert!(config.enable_contract_parallel);
+        assert_eq!(config.max_block_gas, None);
         config.validate().unwrap();
+        let bounded = ExecutionConfig::default()
+            .with_toml("max_block_gas = 7")
+            .unwrap();
+        assert_eq!(bounded.max_block_gas, Some(7));
+        let bounded = bounded
+            .with_env(env(&[("TOS_BLOCKSTM_MAX_BLOCK_GAS", "9")]))
+            .unwrap();
+        assert_eq!(bounded.max_block_gas, Some(9));
         let config = ExecutionConfig::default()
             .with_toml("enable_contract_parallel = false")
             .unwrap();

@@ -322,6 +322,12 @@ impl TosBlockExecutor {
 
     /// Steps 1 to 3 of the module documentation: the block as a DAG run.
     fn run(&self, state: &BlockState<'_>, txs: &[Transaction]) -> Result<Run, TosError> {
+        if let Some(limit) = self.config.max_block_gas {
+            let declared = txs.iter().map(declared_gas).fold(0u64, u64::saturating_add);
+            if declared > limit {
+                return Err(TosError::BlockGasLimit { declared, limit });
+            }
+        }
         let chain_id = state.network_chain_id()?;
         let parallel = self.config.enabled
             && (self.config.always_parallel || (self.config.max_parallelism > 1 && txs.len() > 1));
@@ -630,6 +636,15 @@ fn check_signatures(txs: &[Transaction], threads: usize) -> Vec<bool> {
         }
     });
     valid
+}
+
+/// The gas a transaction may use: a call's or a constructor's `max_gas`.
+fn declared_gas(tx: &Transaction) -> u64 {
+    match &tx.data {
+        TransactionType::InvokeContract(invoke) => invoke.max_gas,
+        TransactionType::DeployContract(deploy) => deploy.invoke.as_ref().map_or(0, |i| i.max_gas),
+        _ => 0,
+    }
 }
 
 /// Whether `tx` deploys or calls a contract.

@@ -87,6 +87,7 @@ pub fn config(threads: usize) -> ExecutionConfig {
         verify_signatures: true,
         enable_contract_parallel: true,
         always_parallel: false,
+        max_block_gas: None,
     }
 }
 
