@@ -152,18 +152,8 @@ fn machine() -> String {
                 .map(|(_, v)| v.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            let kb: u64 = text
-                .lines()
-                .find(|l| l.starts_with("MemTotal"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            Some(format!("{} GiB", (kb + (1 << 19)) >> 20))
-        })
+    let memory = super::meminfo_bytes("MemTotal")
+        .map(|bytes| format!("{} GiB", (bytes + (1 << 29)) >> 30))
         .unwrap_or_else(|| "unknown memory".to_owned());
     format!("{} cores, {cpu}, {memory}", cores())
 }

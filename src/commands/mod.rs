@@ -35,6 +35,20 @@ pub fn open_existing_db(dir: &Path) -> Result<RedbStore> {
         .with_context(|| format!("cannot open the database {}", path.display()))
 }
 
+/// A field of `/proc/meminfo` (such as `MemTotal` or `MemAvailable`), in bytes;
+/// `None` where the file or the field is missing (not Linux).
+pub fn meminfo_bytes(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    kib.checked_mul(1024)
+}
+
 /// The machine's cores.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

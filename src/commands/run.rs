@@ -223,18 +223,7 @@ const BASE_BYTES: u64 = 64 << 20;
 /// Refuses a block size this machine cannot hold, before anything is built.
 fn check_memory(txs: usize) -> Result<()> {
     let estimate = BASE_BYTES.saturating_add((txs as u64).saturating_mul(BYTES_PER_TRANSACTION));
-    let available = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            let kb: u64 = text
-                .lines()
-                .find(|l| l.starts_with("MemAvailable:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            Some(kb * 1024)
-        });
+    let available = super::meminfo_bytes("MemAvailable");
     let gib = |bytes: u64| bytes as f64 / f64::from(1u32 << 30);
     match available {
         Some(available) if estimate > available => bail!(

@@ -285,6 +285,16 @@ impl<S: TosStorage> Session<S> {
         self.digest()
     }
 
+    /// A success, with the digest of the state as it now is.
+    fn succeeded(&self) -> Result<ExecResult, SessionError> {
+        Ok(ExecResult {
+            success: true,
+            error_code: 0,
+            state_digest: self.digest()?,
+            error: None,
+        })
+    }
+
     fn failure(&self, code: u16, error: String, digest: bool) -> Result<ExecResult, SessionError> {
         Ok(ExecResult {
             success: false,
@@ -314,12 +324,7 @@ impl<S: TosStorage> Session<S> {
             return self.failure(error.code(), error.to_string(), true);
         }
         self.executor.commit(&self.store, &execution)?;
-        Ok(ExecResult {
-            success: true,
-            error_code: 0,
-            state_digest: self.digest()?,
-            error: None,
-        })
+        self.succeeded()
     }
 
     /// `/tx/roundtrip`: whether `wire_hex` decodes strictly and encodes to the same bytes.
@@ -336,12 +341,7 @@ impl<S: TosStorage> Session<S> {
                 "the transaction does not encode to the same bytes".into(),
                 true,
             ),
-            Ok(_) => Ok(ExecResult {
-                success: true,
-                error_code: 0,
-                state_digest: self.digest()?,
-                error: None,
-            }),
+            Ok(_) => self.succeeded(),
         }
     }
 
@@ -374,12 +374,7 @@ impl<S: TosStorage> Session<S> {
             return self.failure(error.code(), format!("txs[{index}]: {error}"), true);
         }
         self.executor.commit(&self.store, &execution)?;
-        Ok(ExecResult {
-            success: true,
-            error_code: 0,
-            state_digest: self.digest()?,
-            error: None,
-        })
+        self.succeeded()
     }
 
     /// An account as `tos_accountGet` answers: `None` if it does not exist.
