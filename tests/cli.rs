@@ -633,6 +633,42 @@ fn configuration_layers_and_bad_values() {
     }
 }
 
+/// A database truncated (to half, to one page, by one byte) is a clear error from every
+/// command, naming the file, and the file is left as it was: redb asserts on such files,
+/// and the store turns that into an error (the process exits 1, it does not unwind).
+#[test]
+fn a_truncated_database_is_a_clear_error() {
+    let dir = tempdir("truncated");
+    let good = dir.join("good");
+    run(&good, &["--workload", "independent"]);
+    let len = std::fs::metadata(good.join("state.redb")).unwrap().len();
+    for (name, size) in [("half", len / 2), ("page", 4096), ("byte", len - 1)] {
+        let db = dir.join(name);
+        std::fs::create_dir_all(&db).unwrap();
+        let file = db.join("state.redb");
+        std::fs::copy(good.join("state.redb"), &file).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(size)
+            .unwrap();
+        for args in [
+            vec!["inspect", "--all", "--db"],
+            vec!["run", "--blocks", "1", "--txs", "10", "--db"],
+        ] {
+            let out = bin().args(&args).arg(&db).output().unwrap();
+            assert_eq!(out.status.code(), Some(1), "{name} {args:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains("is damaged") && stderr.contains(file.to_str().unwrap()),
+                "{name} {args:?}: {stderr}"
+            );
+            assert_eq!(std::fs::metadata(&file).unwrap().len(), size, "{name}");
+        }
+    }
+}
+
 /// `inspect` reads: the database's bytes stay as they were. An empty database file (a
 /// crash before the first write, a truncation) is refused by every command, never
 /// replaced by a new genesis.

@@ -34,6 +34,27 @@ fn refuse_empty(path: &Path) -> Result<(), StorageError> {
     }
 }
 
+/// Runs redb's open of `path`. redb asserts, rather than returns an error, on some damaged
+/// files (one shorter than its header says: a truncation); that panic is caught here and
+/// becomes [`StorageError::NotADatabase`] naming the file, so a damaged database is an
+/// error to the caller, never an unwinding process. redb leaves nothing half-open behind
+/// a failed open: the `Database` was never returned.
+fn open_guarded(
+    path: &Path,
+    open: impl FnOnce(&Path) -> Result<Database, redb::DatabaseError>,
+) -> Result<Database, StorageError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open(path))) {
+        Ok(result) => result.map_err(|e| {
+            StorageError::NotADatabase(format!("cannot open {}: {e}", path.display()))
+        }),
+        Err(payload) => Err(StorageError::NotADatabase(format!(
+            "{} is damaged (redb: {}): not a usable database; restore it from a copy or remove it to start a new one",
+            path.display(),
+            executor::panic_message(&*payload)
+        ))),
+    }
+}
+
 fn db_error(e: impl std::fmt::Display) -> StorageError {
     StorageError::Database(e.to_string())
 }
@@ -228,7 +249,7 @@ impl RedbStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         let path = path.as_ref();
         refuse_empty(path)?;
-        let db = Database::create(path).map_err(db_error)?;
+        let db = open_guarded(path, |p| Database::create(p))?;
         Self::ready(db)
     }
 
@@ -238,7 +259,7 @@ impl RedbStore {
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         let path = path.as_ref();
         refuse_empty(path)?;
-        let db = Database::open(path).map_err(db_error)?;
+        let db = open_guarded(path, |p| Database::open(p))?;
         Self::ready(db)
     }
 
