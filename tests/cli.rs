@@ -669,6 +669,36 @@ fn a_truncated_database_is_a_clear_error() {
     }
 }
 
+/// A database whose header declares sizes beyond the file (bytes flipped: the region
+/// tracker's page number, from which redb would size an 8 TiB allocation and abort) is a
+/// clear error, and the file is left as it was.
+#[test]
+fn a_damaged_header_is_a_clear_error() {
+    let dir = tempdir("damaged-header");
+    let db = dir.join("db");
+    run(&db, &["--workload", "independent"]);
+    let file = db.join("state.redb");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[32..40].fill(0xff);
+    std::fs::write(&file, &bytes).unwrap();
+    for args in [
+        vec!["inspect", "--all", "--db"],
+        vec!["run", "--blocks", "1", "--txs", "10", "--db"],
+    ] {
+        let out = bin().args(&args).arg(&db).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("is damaged: its header declares sizes beyond the file"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            std::fs::read(&file).unwrap() == bytes,
+            "{args:?} changed the file"
+        );
+    }
+}
+
 /// `inspect` reads: the database's bytes stay as they were. An empty database file (a
 /// crash before the first write, a truncation) is refused by every command, never
 /// replaced by a new genesis.

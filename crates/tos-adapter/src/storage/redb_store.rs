@@ -34,6 +34,56 @@ fn refuse_empty(path: &Path) -> Result<(), StorageError> {
     }
 }
 
+/// redb's magic number, the first bytes of every redb file.
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// Checks the sizes that redb's header declares against the file's length, before redb
+/// reads them: redb sizes allocations from these fields, so a damaged header (bytes
+/// flipped) can make it ask for terabytes and abort the process, which no `Result` and no
+/// `catch_unwind` can stop. The fields are those of redb 2's file format (the version
+/// `Cargo.lock` pins): page size (u32 at 12), region header pages (16), region data pages
+/// (20), full regions (24), trailing data pages (28), the region tracker's page number
+/// (u64 at 32, its order in the top five bits). Every bound is one a sound file meets: its
+/// layout, and the tracker page within it, lie inside the file (redb asserts as much).
+/// A file that is not redb's (no magic number) is left to redb to refuse.
+fn check_header(path: &Path) -> Result<(), StorageError> {
+    use std::io::Read;
+    let mut header = [0u8; 40];
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    if file.read_exact(&mut header).is_err() || header[..9] != REDB_MAGIC {
+        return Ok(());
+    }
+    let u32_at = |at: usize| {
+        let mut bytes = [0u8; 4];
+        bytes.copy_from_slice(&header[at..at + 4]);
+        u64::from(u32::from_le_bytes(bytes))
+    };
+    let mut tracker = [0u8; 8];
+    tracker.copy_from_slice(&header[32..40]);
+    let page_size = u32_at(12);
+    let tracker_order = u64::from_le_bytes(tracker) >> 59;
+    let regions_bytes = u32_at(24)
+        .checked_mul(u32_at(16) + u32_at(20))
+        .and_then(|pages| pages.checked_add(u32_at(28)))
+        .and_then(|pages| pages.checked_mul(page_size));
+    let tracker_bytes = page_size.checked_shl(tracker_order as u32);
+    let sound = page_size.is_power_of_two()
+        && page_size <= 1 << 20
+        && regions_bytes.is_some_and(|bytes| bytes <= len)
+        && tracker_bytes.is_some_and(|bytes| bytes <= len);
+    if sound {
+        Ok(())
+    } else {
+        Err(StorageError::NotADatabase(format!(
+            "{} is damaged: its header declares sizes beyond the file's {len} bytes; restore it from a copy or remove it to start a new one",
+            path.display()
+        )))
+    }
+}
+
 /// Runs redb's open of `path`. redb asserts, rather than returns an error, on some damaged
 /// files (one shorter than its header says: a truncation); that panic is caught here and
 /// becomes [`StorageError::NotADatabase`] naming the file, so a damaged database is an
@@ -249,6 +299,7 @@ impl RedbStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         let path = path.as_ref();
         refuse_empty(path)?;
+        check_header(path)?;
         let db = open_guarded(path, |p| Database::create(p))?;
         Self::ready(db)
     }
@@ -259,6 +310,7 @@ impl RedbStore {
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         let path = path.as_ref();
         refuse_empty(path)?;
+        check_header(path)?;
         let db = open_guarded(path, |p| Database::open(p))?;
         Self::ready(db)
     }
