@@ -18,6 +18,10 @@ pub enum StorageError {
     /// Stored bytes do not decode.
     #[error("corrupt database entry: {0}")]
     Corrupt(String),
+    /// The database engine met damage in the file's own structure (its pages) while
+    /// reading or writing; what it said.
+    #[error("the database is damaged ({0}); restore it from a copy")]
+    Damaged(String),
     /// The file is not a database this program can use (what and why, in words).
     #[error("{0}")]
     NotADatabase(String),

@@ -43,12 +43,16 @@ const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0
 /// `catch_unwind` can stop. The fields are those of redb 2's file format (the version
 /// `Cargo.lock` pins): page size (u32 at 12), region header pages (16), region data pages
 /// (20), full regions (24), trailing data pages (28), the region tracker's page number
-/// (u64 at 32, its order in the top five bits). Every bound is one a sound file meets: its
-/// layout, and the tracker page within it, lie inside the file (redb asserts as much).
+/// (u64 at 32, its order in the top five bits); then two commit slots of 128 bytes at 64
+/// and 192, the primary one named by bit 0 of the god byte (9), each with three flags at
+/// 1-3 and the page numbers of three b-tree roots at 8, 40 and 72. Every bound is one a
+/// sound file meets: its layout, the tracker page and the primary slot's roots lie inside
+/// the file (redb asserts as much). Only the primary slot is checked: after a crash
+/// during a commit the other one may hold anything, and redb recovers from the primary.
 /// A file that is not redb's (no magic number) is left to redb to refuse.
 fn check_header(path: &Path) -> Result<(), StorageError> {
     use std::io::Read;
-    let mut header = [0u8; 40];
+    let mut header = [0u8; 320];
     let Ok(mut file) = std::fs::File::open(path) else {
         return Ok(());
     };
@@ -69,11 +73,23 @@ fn check_header(path: &Path) -> Result<(), StorageError> {
         .checked_mul(u32_at(16) + u32_at(20))
         .and_then(|pages| pages.checked_add(u32_at(28)))
         .and_then(|pages| pages.checked_mul(page_size));
-    let tracker_bytes = page_size.checked_shl(tracker_order as u32);
+    // A page of order `order` spans `page_size << order` bytes, which must fit the file.
+    let page_fits = |order: u64| {
+        page_size
+            .checked_shl(order as u32)
+            .is_some_and(|bytes| bytes <= len)
+    };
+    let slot = if header[9] & 1 == 0 { 64 } else { 192 };
+    let roots_fit = [(1, 8), (2, 40), (3, 72)].iter().all(|&(flag, at)| {
+        let mut page = [0u8; 8];
+        page.copy_from_slice(&header[slot + at..slot + at + 8]);
+        header[slot + flag] == 0 || page_fits(u64::from_le_bytes(page) >> 59)
+    });
     let sound = page_size.is_power_of_two()
         && page_size <= 1 << 20
         && regions_bytes.is_some_and(|bytes| bytes <= len)
-        && tracker_bytes.is_some_and(|bytes| bytes <= len);
+        && page_fits(tracker_order)
+        && roots_fit;
     if sound {
         Ok(())
     } else {
@@ -105,13 +121,38 @@ fn open_guarded(
     }
 }
 
+/// Runs a read or a write of an open database. redb panics (asserts, `unreachable!`,
+/// `unwrap`) on some damage it meets while reading pages (a root pointer into the wrong
+/// page, say); that becomes [`StorageError::Damaged`], an error to the caller. A write
+/// transaction in flight is dropped, so aborted: nothing of it is written.
+fn guarded<T>(op: impl FnOnce() -> Result<T, StorageError>) -> Result<T, StorageError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(op)).unwrap_or_else(|payload| {
+        Err(StorageError::Damaged(format!(
+            "redb: {}",
+            executor::panic_message(&*payload)
+        )))
+    })
+}
+
 fn db_error(e: impl std::fmt::Display) -> StorageError {
     StorageError::Database(e.to_string())
 }
 
 /// State in a `redb` database file.
 pub struct RedbStore {
-    db: Database,
+    /// `Some` from open until drop.
+    db: Option<Database>,
+}
+
+impl Drop for RedbStore {
+    /// redb writes its allocator state when a database closes, and panics there on some
+    /// damage (a page freed twice); that panic is caught, so closing a damaged database is
+    /// never a crash. (Were the store dropped during another panic's unwinding, a panic here
+    /// would abort: the store is not dropped on such paths in this crate.)
+    fn drop(&mut self) {
+        let db = self.db.take();
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(db)));
+    }
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -292,6 +333,12 @@ fn split_versioned_key(bytes: &[u8]) -> Result<(&[u8], u64), StorageError> {
 }
 
 impl RedbStore {
+    fn db(&self) -> Result<&Database, StorageError> {
+        self.db
+            .as_ref()
+            .ok_or_else(|| StorageError::Database("the database is closed".into()))
+    }
+
     /// Opens the database at `path`, creating it if absent. A database written by a newer
     /// format version is refused with [`StorageError::NewerFormat`]; an empty file (what a
     /// crash before the first write, or a truncation, leaves) is refused, never taken for
@@ -316,49 +363,61 @@ impl RedbStore {
     }
 
     /// Checks the format version, and writes the tables and the version only if they are
-    /// missing or older.
+    /// missing or older. The store owns the database before anything is read, so that a
+    /// panic caught while reading leaves it to [`Drop`], which catches redb's own.
     fn ready(db: Database) -> Result<Self, StorageError> {
-        let current = {
-            let txn = db.begin_read().map_err(db_error)?;
-            let tables = txn.open_table(STATE).is_ok();
-            let found = match txn.open_table(META) {
-                Ok(meta) => meta
-                    .get("format_version")
-                    .map_err(db_error)?
-                    .map(|v| v.value()),
-                Err(_) => None,
+        let store = Self { db: Some(db) };
+        store.prepare()?;
+        Ok(store)
+    }
+
+    fn prepare(&self) -> Result<(), StorageError> {
+        let db = self.db()?;
+        guarded(|| {
+            let current = {
+                let txn = db.begin_read().map_err(db_error)?;
+                let tables = txn.open_table(STATE).is_ok();
+                let found = match txn.open_table(META) {
+                    Ok(meta) => meta
+                        .get("format_version")
+                        .map_err(db_error)?
+                        .map(|v| v.value()),
+                    Err(_) => None,
+                };
+                if let Some(found) = found.filter(|&f| f > FORMAT_VERSION) {
+                    return Err(StorageError::NewerFormat {
+                        found,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+                tables && found == Some(FORMAT_VERSION)
             };
-            if let Some(found) = found.filter(|&f| f > FORMAT_VERSION) {
-                return Err(StorageError::NewerFormat {
-                    found,
-                    supported: FORMAT_VERSION,
-                });
+            if !current {
+                let txn = db.begin_write().map_err(db_error)?;
+                {
+                    txn.open_table(STATE).map_err(db_error)?;
+                    let mut meta = txn.open_table(META).map_err(db_error)?;
+                    meta.insert("format_version", FORMAT_VERSION)
+                        .map_err(db_error)?;
+                }
+                txn.commit().map_err(db_error)?;
             }
-            tables && found == Some(FORMAT_VERSION)
-        };
-        if !current {
-            let txn = db.begin_write().map_err(db_error)?;
-            {
-                txn.open_table(STATE).map_err(db_error)?;
-                let mut meta = txn.open_table(META).map_err(db_error)?;
-                meta.insert("format_version", FORMAT_VERSION)
-                    .map_err(db_error)?;
-            }
-            txn.commit().map_err(db_error)?;
-        }
-        Ok(Self { db })
+            Ok(())
+        })
     }
 
     fn meta(&self, name: &str) -> Result<Option<u64>, StorageError> {
-        let txn = self.db.begin_read().map_err(db_error)?;
-        let meta = txn.open_table(META).map_err(db_error)?;
-        Ok(meta.get(name).map_err(db_error)?.map(|v| v.value()))
+        guarded(|| {
+            let txn = self.db()?.begin_read().map_err(db_error)?;
+            let meta = txn.open_table(META).map_err(db_error)?;
+            Ok(meta.get(name).map_err(db_error)?.map(|v| v.value()))
+        })
     }
 
     /// Overwrites the stored format version (for tests of the newer-format refusal).
     #[doc(hidden)]
     pub fn set_format_version_for_test(&self, version: u64) -> Result<(), StorageError> {
-        let txn = self.db.begin_write().map_err(db_error)?;
+        let txn = self.db()?.begin_write().map_err(db_error)?;
         {
             let mut meta = txn.open_table(META).map_err(db_error)?;
             meta.insert("format_version", version).map_err(db_error)?;
@@ -368,36 +427,40 @@ impl RedbStore {
 
     /// The database's format version.
     pub fn format_version(&self) -> Result<u64, StorageError> {
-        let txn = self.db.begin_read().map_err(db_error)?;
-        let meta = txn.open_table(META).map_err(db_error)?;
-        let version = meta.get("format_version").map_err(db_error)?;
-        version
-            .map(|v| v.value())
-            .ok_or_else(|| StorageError::Corrupt("no format version".into()))
+        guarded(|| {
+            let txn = self.db()?.begin_read().map_err(db_error)?;
+            let meta = txn.open_table(META).map_err(db_error)?;
+            let version = meta.get("format_version").map_err(db_error)?;
+            version
+                .map(|v| v.value())
+                .ok_or_else(|| StorageError::Corrupt("no format version".into()))
+        })
     }
 
     /// Every key with its latest version, in key order.
     pub fn latest_all(&self) -> Result<Vec<(StateKey, Versioned<StateValue>)>, StorageError> {
-        let txn = self.db.begin_read().map_err(db_error)?;
-        let table = txn.open_table(STATE).map_err(db_error)?;
-        let mut out: Vec<(StateKey, Versioned<StateValue>)> = Vec::new();
-        for entry in table.iter().map_err(db_error)? {
-            let (k, v) = entry.map_err(db_error)?;
-            let (key_bytes, topoheight) = split_versioned_key(k.value())?;
-            let key = decode_key(key_bytes)?;
-            let (value, previous_topoheight) = decode_value(v.value())?;
-            let version = Versioned {
-                topoheight,
-                value,
-                previous_topoheight,
-            };
-            // Versions of a key are adjacent and ascending: the last one wins.
-            match out.last_mut() {
-                Some((last, slot)) if *last == key => *slot = version,
-                _ => out.push((key, version)),
+        guarded(|| {
+            let txn = self.db()?.begin_read().map_err(db_error)?;
+            let table = txn.open_table(STATE).map_err(db_error)?;
+            let mut out: Vec<(StateKey, Versioned<StateValue>)> = Vec::new();
+            for entry in table.iter().map_err(db_error)? {
+                let (k, v) = entry.map_err(db_error)?;
+                let (key_bytes, topoheight) = split_versioned_key(k.value())?;
+                let key = decode_key(key_bytes)?;
+                let (value, previous_topoheight) = decode_value(v.value())?;
+                let version = Versioned {
+                    topoheight,
+                    value,
+                    previous_topoheight,
+                };
+                // Versions of a key are adjacent and ascending: the last one wins.
+                match out.last_mut() {
+                    Some((last, slot)) if *last == key => *slot = version,
+                    _ => out.push((key, version)),
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 
@@ -423,88 +486,94 @@ impl TosStorage for RedbStore {
         key: &StateKey,
         topoheight: u64,
     ) -> Result<Option<Versioned<StateValue>>, StorageError> {
-        let txn = self.db.begin_read().map_err(db_error)?;
-        let table = txn.open_table(STATE).map_err(db_error)?;
-        let low = versioned_key(key, 0);
-        let high = versioned_key(key, topoheight);
-        let mut range = table
-            .range(low.as_slice()..=high.as_slice())
-            .map_err(db_error)?;
-        match range.next_back() {
-            None => Ok(None),
-            Some(entry) => {
-                let (k, v) = entry.map_err(db_error)?;
-                let (_, topo) = split_versioned_key(k.value())?;
-                let (value, previous_topoheight) = decode_value(v.value())?;
-                Ok(Some(Versioned {
-                    topoheight: topo,
-                    value,
-                    previous_topoheight,
-                }))
+        guarded(|| {
+            let txn = self.db()?.begin_read().map_err(db_error)?;
+            let table = txn.open_table(STATE).map_err(db_error)?;
+            let low = versioned_key(key, 0);
+            let high = versioned_key(key, topoheight);
+            let mut range = table
+                .range(low.as_slice()..=high.as_slice())
+                .map_err(db_error)?;
+            match range.next_back() {
+                None => Ok(None),
+                Some(entry) => {
+                    let (k, v) = entry.map_err(db_error)?;
+                    let (_, topo) = split_versioned_key(k.value())?;
+                    let (value, previous_topoheight) = decode_value(v.value())?;
+                    Ok(Some(Versioned {
+                        topoheight: topo,
+                        value,
+                        previous_topoheight,
+                    }))
+                }
             }
-        }
+        })
     }
 
     fn history(&self, key: &StateKey) -> Result<Vec<Versioned<StateValue>>, StorageError> {
-        let txn = self.db.begin_read().map_err(db_error)?;
-        let table = txn.open_table(STATE).map_err(db_error)?;
-        let low = versioned_key(key, 0);
-        let high = versioned_key(key, u64::MAX);
-        let mut out = Vec::new();
-        for entry in table
-            .range(low.as_slice()..=high.as_slice())
-            .map_err(db_error)?
-            .rev()
-        {
-            let (k, v) = entry.map_err(db_error)?;
-            let (_, topo) = split_versioned_key(k.value())?;
-            let (value, previous_topoheight) = decode_value(v.value())?;
-            out.push(Versioned {
-                topoheight: topo,
-                value,
-                previous_topoheight,
-            });
-        }
-        Ok(out)
+        guarded(|| {
+            let txn = self.db()?.begin_read().map_err(db_error)?;
+            let table = txn.open_table(STATE).map_err(db_error)?;
+            let low = versioned_key(key, 0);
+            let high = versioned_key(key, u64::MAX);
+            let mut out = Vec::new();
+            for entry in table
+                .range(low.as_slice()..=high.as_slice())
+                .map_err(db_error)?
+                .rev()
+            {
+                let (k, v) = entry.map_err(db_error)?;
+                let (_, topo) = split_versioned_key(k.value())?;
+                let (value, previous_topoheight) = decode_value(v.value())?;
+                out.push(Versioned {
+                    topoheight: topo,
+                    value,
+                    previous_topoheight,
+                });
+            }
+            Ok(out)
+        })
     }
 
     fn write_block(&self, topoheight: u64, changes: &[Change]) -> Result<(), StorageError> {
-        let txn = self.db.begin_write().map_err(db_error)?;
-        {
-            let mut meta = txn.open_table(META).map_err(db_error)?;
-            let written = meta.get("written").map_err(db_error)?.is_some();
-            let stored = meta
-                .get("topoheight")
-                .map_err(db_error)?
-                .map_or(0, |v| v.value());
-            check_next_topoheight(written, stored, topoheight)?;
-            let mut table = txn.open_table(STATE).map_err(db_error)?;
-            let mut bytes = Vec::with_capacity(64);
-            for (key, value) in changes {
-                let low = versioned_key(key, 0);
-                let high = versioned_key(key, u64::MAX);
-                let previous = match table
-                    .range(low.as_slice()..=high.as_slice())
+        guarded(|| {
+            let txn = self.db()?.begin_write().map_err(db_error)?;
+            {
+                let mut meta = txn.open_table(META).map_err(db_error)?;
+                let written = meta.get("written").map_err(db_error)?.is_some();
+                let stored = meta
+                    .get("topoheight")
                     .map_err(db_error)?
-                    .next_back()
-                {
-                    Some(entry) => {
-                        let (k, _) = entry.map_err(db_error)?;
-                        Some(split_versioned_key(k.value())?.1)
-                    }
-                    None => None,
-                };
-                bytes.clear();
-                encode_value(value, previous, &mut bytes);
-                table
-                    .insert(versioned_key(key, topoheight).as_slice(), bytes.as_slice())
-                    .map_err(db_error)?;
+                    .map_or(0, |v| v.value());
+                check_next_topoheight(written, stored, topoheight)?;
+                let mut table = txn.open_table(STATE).map_err(db_error)?;
+                let mut bytes = Vec::with_capacity(64);
+                for (key, value) in changes {
+                    let low = versioned_key(key, 0);
+                    let high = versioned_key(key, u64::MAX);
+                    let previous = match table
+                        .range(low.as_slice()..=high.as_slice())
+                        .map_err(db_error)?
+                        .next_back()
+                    {
+                        Some(entry) => {
+                            let (k, _) = entry.map_err(db_error)?;
+                            Some(split_versioned_key(k.value())?.1)
+                        }
+                        None => None,
+                    };
+                    bytes.clear();
+                    encode_value(value, previous, &mut bytes);
+                    table
+                        .insert(versioned_key(key, topoheight).as_slice(), bytes.as_slice())
+                        .map_err(db_error)?;
+                }
+                meta.insert("topoheight", topoheight).map_err(db_error)?;
+                meta.insert("written", 1).map_err(db_error)?;
             }
-            meta.insert("topoheight", topoheight).map_err(db_error)?;
-            meta.insert("written", 1).map_err(db_error)?;
-        }
-        // Dropping an uncommitted transaction aborts it: an error above writes nothing.
-        txn.commit().map_err(db_error)
+            // Dropping an uncommitted transaction aborts it: an error above writes nothing.
+            txn.commit().map_err(db_error)
+        })
     }
 }
 
