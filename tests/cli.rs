@@ -633,6 +633,29 @@ fn configuration_layers_and_bad_values() {
     }
 }
 
+/// `inspect` and `run` on the damaged database in `db` both exit 1 with `expected` and the
+/// file's path in the message, and leave the file's bytes as they were.
+fn refused_by_every_command(db: &Path, expected: &str) {
+    let file = db.join("state.redb");
+    let bytes = std::fs::read(&file).unwrap();
+    for args in [
+        vec!["inspect", "--all", "--db"],
+        vec!["run", "--blocks", "1", "--txs", "10", "--db"],
+    ] {
+        let out = bin().args(&args).arg(db).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(expected) && stderr.contains(file.to_str().unwrap()),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            std::fs::read(&file).unwrap() == bytes,
+            "{args:?} changed the file"
+        );
+    }
+}
+
 /// A database truncated (to half, to one page, by one byte) is a clear error from every
 /// command, naming the file, and the file is left as it was: redb asserts on such files,
 /// and the store turns that into an error (the process exits 1, it does not unwind).
@@ -653,19 +676,7 @@ fn a_truncated_database_is_a_clear_error() {
             .unwrap()
             .set_len(size)
             .unwrap();
-        for args in [
-            vec!["inspect", "--all", "--db"],
-            vec!["run", "--blocks", "1", "--txs", "10", "--db"],
-        ] {
-            let out = bin().args(&args).arg(&db).output().unwrap();
-            assert_eq!(out.status.code(), Some(1), "{name} {args:?}");
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                stderr.contains("is damaged") && stderr.contains(file.to_str().unwrap()),
-                "{name} {args:?}: {stderr}"
-            );
-            assert_eq!(std::fs::metadata(&file).unwrap().len(), size, "{name}");
-        }
+        refused_by_every_command(&db, "is damaged");
     }
 }
 
@@ -681,22 +692,7 @@ fn a_damaged_header_is_a_clear_error() {
     let mut bytes = std::fs::read(&file).unwrap();
     bytes[32..40].fill(0xff);
     std::fs::write(&file, &bytes).unwrap();
-    for args in [
-        vec!["inspect", "--all", "--db"],
-        vec!["run", "--blocks", "1", "--txs", "10", "--db"],
-    ] {
-        let out = bin().args(&args).arg(&db).output().unwrap();
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            stderr.contains("is damaged: its header declares sizes beyond the file"),
-            "{args:?}: {stderr}"
-        );
-        assert!(
-            std::fs::read(&file).unwrap() == bytes,
-            "{args:?} changed the file"
-        );
-    }
+    refused_by_every_command(&db, "is damaged: its header declares sizes beyond the file");
 }
 
 /// `inspect` reads: the database's bytes stay as they were. An empty database file (a

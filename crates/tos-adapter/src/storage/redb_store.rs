@@ -100,25 +100,25 @@ fn check_header(path: &Path) -> Result<(), StorageError> {
     }
 }
 
-/// Runs redb's open of `path`. redb asserts, rather than returns an error, on some damaged
-/// files (one shorter than its header says: a truncation); that panic is caught here and
-/// becomes [`StorageError::NotADatabase`] naming the file, so a damaged database is an
-/// error to the caller, never an unwinding process. redb leaves nothing half-open behind
-/// a failed open: the `Database` was never returned.
+/// Runs redb's open of `path` through [`guarded`]. redb asserts, rather than returns an
+/// error, on some damaged files (one shorter than its header says: a truncation); that
+/// becomes [`StorageError::NotADatabase`] naming the file. redb leaves nothing half-open
+/// behind a failed open: the `Database` was never returned.
 fn open_guarded(
     path: &Path,
     open: impl FnOnce(&Path) -> Result<Database, redb::DatabaseError>,
 ) -> Result<Database, StorageError> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| open(path))) {
-        Ok(result) => result.map_err(|e| {
-            StorageError::NotADatabase(format!("cannot open {}: {e}", path.display()))
-        }),
-        Err(payload) => Err(StorageError::NotADatabase(format!(
-            "{} is damaged (redb: {}): not a usable database; restore it from a copy or remove it to start a new one",
-            path.display(),
-            executor::panic_message(&*payload)
-        ))),
-    }
+    let opened = guarded(|| {
+        open(path)
+            .map_err(|e| StorageError::NotADatabase(format!("cannot open {}: {e}", path.display())))
+    });
+    opened.map_err(|e| match e {
+        StorageError::Damaged(what) => StorageError::NotADatabase(format!(
+            "{} is damaged ({what}): not a usable database; restore it from a copy or remove it to start a new one",
+            path.display()
+        )),
+        other => other,
+    })
 }
 
 /// Runs a read or a write of an open database. redb panics (asserts, `unreachable!`,
