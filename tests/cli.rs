@@ -732,3 +732,115 @@ fn inspect_writes_nothing_and_an_empty_database_is_refused() {
         );
     }
 }
+
+/// Writes three blocks with distinctive balances (one per block) into `db`'s database;
+/// the balances, oldest first.
+fn three_blocks(db: &Path) -> [u64; 3] {
+    use tos_adapter::{PublicKey, RedbStore, StateKey, StateValue, TosStorage, TOS_ASSET};
+    std::fs::create_dir_all(db).unwrap();
+    let store = RedbStore::open(db.join("state.redb")).unwrap();
+    let balances = [
+        0x1357_9bdf_2468_ace0,
+        0x0fed_cba9_8765_4321,
+        0x5a5a_3c3c_9696_0f0f,
+    ];
+    for (topoheight, balance) in balances.iter().enumerate() {
+        let account = PublicKey([topoheight as u8 + 1; 32]);
+        let changes = vec![
+            (
+                StateKey::Balance(account, TOS_ASSET),
+                StateValue::Number(*balance),
+            ),
+            (
+                StateKey::Nonce(account),
+                StateValue::Number(topoheight as u64),
+            ),
+        ];
+        store.write_block(topoheight as u64, &changes).unwrap();
+    }
+    balances
+}
+
+/// Flips one bit of every stored copy of `balance`'s value bytes in `db`'s database (redb
+/// copies pages on write, so a stale copy may sit beside the live one); how many.
+fn flip_value(db: &Path, balance: u64) -> usize {
+    let file = db.join("state.redb");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mut pattern = vec![0u8];
+    pattern.extend_from_slice(&balance.to_le_bytes());
+    let at: Vec<usize> = bytes
+        .windows(pattern.len())
+        .enumerate()
+        .filter(|(_, w)| *w == pattern.as_slice())
+        .map(|(i, _)| i)
+        .collect();
+    for &i in &at {
+        bytes[i + 6] ^= 0x01;
+    }
+    std::fs::write(&file, &bytes).unwrap();
+    at.len()
+}
+
+/// Every block is recorded with a chained commitment of what it wrote: `inspect --verify`
+/// checks them all and names the first topoheight a flipped bit in a value disagrees
+/// with; `run` and `replay` check the newest block on open and refuse a damaged one.
+#[test]
+fn a_flipped_value_is_found_by_verify_and_on_open() {
+    let dir = tempdir("flipped-value");
+    let good = dir.join("good");
+    let balances = three_blocks(&good);
+    let verify = |db: &Path| {
+        bin()
+            .args(["inspect", "--verify", "--db"])
+            .arg(db)
+            .output()
+            .unwrap()
+    };
+    let out = ok(verify(&good));
+    assert!(
+        out.contains("ok, blocks 0..=2 and their 6 versions match"),
+        "{out}"
+    );
+
+    // A value of block 1: `inspect --verify` names topoheight 1; opening checks only the
+    // newest block, so `run` goes on (and its new block chains on the damaged one).
+    let older = dir.join("older");
+    std::fs::create_dir_all(&older).unwrap();
+    std::fs::copy(good.join("state.redb"), older.join("state.redb")).unwrap();
+    assert!(flip_value(&older, balances[1]) >= 1);
+    let bytes = std::fs::read(older.join("state.redb")).unwrap();
+    let out = verify(&older);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("failed verification")
+            && stderr.contains("topoheight 1 does not match the commitment")
+            && stderr.contains(older.join("state.redb").to_str().unwrap()),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(std::fs::read(older.join("state.redb")).unwrap() == bytes);
+
+    // A value of the newest block: refused by `verify`, `run` and `replay` alike.
+    let newest = dir.join("newest");
+    std::fs::create_dir_all(&newest).unwrap();
+    std::fs::copy(good.join("state.redb"), newest.join("state.redb")).unwrap();
+    assert!(flip_value(&newest, balances[2]) >= 1);
+    let stderr = String::from_utf8_lossy(&verify(&newest).stderr).into_owned();
+    assert!(stderr.contains("topoheight 2 does not match"), "{stderr}");
+    let blocks = dir.join("blocks.jsonl");
+    std::fs::write(&blocks, format!("{}\n", block(3, "1", &"ab".repeat(32)))).unwrap();
+    for args in [
+        vec!["run", "--blocks", "1", "--txs", "10", "--db"],
+        vec!["replay", "--blocks", blocks.to_str().unwrap(), "--db"],
+    ] {
+        let out = bin().args(&args).arg(&newest).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("topoheight 2 does not match the commitment")
+                && stderr.contains("cannot open the database"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

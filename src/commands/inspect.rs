@@ -1,12 +1,14 @@
 //! `tos-blockstm inspect`: an account's state and version history, or the whole latest
 //! state as JSON (docs/FORMATS.md).
 
-use super::open_existing_db;
-use anyhow::{bail, Result};
+use super::{open_existing_db, DB_FILE};
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use indicatif::ProgressBar;
 use serde_json::{json, Map, Value};
+use std::io::IsTerminal;
 use std::path::PathBuf;
-use tos_adapter::{Global, PublicKey, StateKey, StateValue, TosStorage};
+use tos_adapter::{Global, PublicKey, RedbStore, StateKey, StateValue, TosStorage};
 
 /// Options of `tos-blockstm inspect`.
 #[derive(Args, Debug)]
@@ -22,6 +24,10 @@ pub struct InspectArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Check every block against the commitment recorded with it, and name the first
+    /// topoheight that disagrees.
+    #[arg(long, conflicts_with_all = ["account", "all"])]
+    pub verify: bool,
 }
 
 fn multisig_json(value: &StateValue) -> Value {
@@ -37,6 +43,9 @@ fn multisig_json(value: &StateValue) -> Value {
 /// Runs `inspect`.
 pub fn main(args: InspectArgs) -> Result<()> {
     let store = open_existing_db(&args.db)?;
+    if args.verify {
+        return verify(&store, &args);
+    }
     let latest = store.latest_all()?;
     match (&args.account, args.all) {
         (None, true) => {
@@ -216,6 +225,43 @@ pub fn main(args: InspectArgs) -> Result<()> {
             }
         }
         _ => bail!("give either an ACCOUNT or --all"),
+    }
+    Ok(())
+}
+
+/// `inspect --verify`: every block against its commitment, with a progress bar on a
+/// terminal.
+fn verify(store: &RedbStore, args: &InspectArgs) -> Result<()> {
+    let path = args.db.join(DB_FILE);
+    let bar = ProgressBar::hidden();
+    if std::io::stderr().is_terminal() && !args.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+    let verified = store
+        .verify(|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .with_context(|| format!("{} failed verification", path.display()))?;
+    bar.finish_and_clear();
+    let commitment = tos_adapter::to_hex(&verified.commitment);
+    if args.json {
+        let out = json!({
+            "verified": true,
+            "topoheights": verified.topoheights.map(|(first, newest)| json!([first, newest])),
+            "versions": verified.versions,
+            "commitment": commitment,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        match verified.topoheights {
+            Some((first, newest)) => println!(
+                "{}: ok, blocks {first}..={newest} and their {} versions match their commitments; newest commitment {commitment}",
+                path.display(),
+                verified.versions
+            ),
+            None => println!("{}: ok, nothing written yet", path.display()),
+        }
     }
     Ok(())
 }

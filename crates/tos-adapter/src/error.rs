@@ -25,6 +25,15 @@ pub enum StorageError {
     /// The file is not a database this program can use (what and why, in words).
     #[error("{0}")]
     NotADatabase(String),
+    /// What a block wrote no longer matches the commitment recorded with it: the file was
+    /// damaged after the write (what disagrees, in words).
+    #[error("the state written at topoheight {topoheight} does not match the commitment recorded with it ({what}): the database is damaged; restore it from a copy")]
+    Mismatch {
+        /// The first topoheight found to disagree.
+        topoheight: u64,
+        /// What disagrees.
+        what: String,
+    },
     /// A block written at the wrong height.
     #[error("cannot write topoheight {got}: the next one is {expected}")]
     WrongTopoheight {

@@ -112,6 +112,13 @@ fn check(seed: u64, blocks: usize) -> Result<(), TestCaseError> {
     }
     let redb = RedbStore::open(&path).unwrap();
     prop_assert_eq!(redb.latest_entries().unwrap(), memory.latest());
+    // Every block matches the commitment it was written with, and the records account for
+    // every version.
+    let verified = redb.verify(|_, _| {}).unwrap();
+    prop_assert_eq!(
+        verified.topoheights.map(|(_, newest)| newest),
+        Some(memory.topoheight().unwrap())
+    );
     // Every version points to the one it replaced.
     for (key, _) in memory.latest() {
         let history = redb.history(&key).unwrap();

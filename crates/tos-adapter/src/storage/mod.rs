@@ -8,11 +8,13 @@
 //! on tokio implements from its providers, used to preload a block's declared keys
 //! concurrently before the workers start.
 
+mod commitment;
 mod memory;
 mod redb_store;
 
+pub use commitment::NO_PARENT;
 pub use memory::MemoryStore;
-pub use redb_store::{RedbStore, FORMAT_VERSION};
+pub use redb_store::{RedbStore, Verified, FORMAT_VERSION};
 
 use crate::error::StorageError;
 use crate::primitives::{Hash, PublicKey, SharedMultiSig};

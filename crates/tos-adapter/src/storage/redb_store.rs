@@ -3,23 +3,31 @@
 //!
 //! Layout: table `state` maps `key ‖ topoheight (big-endian)` to
 //! `value ‖ previous topoheight`, so "the latest version at or below a topoheight" is the
-//! last entry of a range; table `meta` holds `format_version`, `topoheight` and
-//! `written`.
+//! last entry of a range; table `blocks` maps each topoheight to its record: the chained
+//! commitment of the versions it wrote and their keys (`commitment.rs`); table `meta`
+//! holds `format_version`, `topoheight` and `written`.
+//!
+//! Opening for writing ([`RedbStore::open`]) checks the newest block against its
+//! commitment; [`RedbStore::verify`] checks every block.
 
+use super::commitment::{self, NO_PARENT};
 use super::{check_next_topoheight, Change, TosStorage, Versioned};
 use crate::error::StorageError;
 use crate::primitives::{Hash, MultiSigConfig, PublicKey};
 use crate::state::{DataKey, Global, StateKey, StateValue};
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 /// The on-disk format this program writes and reads.
-/// Version 2 added the contract keys and values, version 3 the chain's global values; an
-/// older database is a newer one without them and is upgraded in place on open.
-pub const FORMAT_VERSION: u64 = 3;
+/// Version 2 added the contract keys and values, version 3 the chain's global values,
+/// version 4 the block records; an older database is upgraded in place on open (its
+/// records computed from the versions it holds).
+pub const FORMAT_VERSION: u64 = 4;
 
 const STATE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("state");
+const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// An empty file is no database: refused, so that it is never silently replaced by a new
@@ -136,6 +144,104 @@ fn guarded<T>(op: impl FnOnce() -> Result<T, StorageError>) -> Result<T, Storage
 
 fn db_error(e: impl std::fmt::Display) -> StorageError {
     StorageError::Database(e.to_string())
+}
+
+/// A version's encoded key and encoded value.
+type EncodedVersion = (Vec<u8>, Vec<u8>);
+
+/// Writes the block records of a database that has none (one of an older format), from
+/// the versions it holds: the versions written at a topoheight are that block's, and a
+/// topoheight between the first and the newest without any is a block that wrote nothing.
+fn write_records(
+    state: &redb::Table<&[u8], &[u8]>,
+    blocks: &mut redb::Table<u64, &[u8]>,
+    newest: Option<u64>,
+) -> Result<(), StorageError> {
+    let Some(newest) = newest else {
+        return Ok(());
+    };
+    let mut by_block: BTreeMap<u64, Vec<EncodedVersion>> = BTreeMap::new();
+    for entry in state.iter().map_err(db_error)? {
+        let (k, v) = entry.map_err(db_error)?;
+        let (key, topoheight) = split_versioned_key(k.value())?;
+        // Entries come in key order, so each block's keys arrive ascending.
+        by_block
+            .entry(topoheight)
+            .or_default()
+            .push((key.to_vec(), v.value().to_vec()));
+    }
+    let first = by_block.keys().next().map_or(1, |&t| t.min(1));
+    let mut parent = NO_PARENT;
+    for topoheight in first..=newest {
+        let versions = by_block.remove(&topoheight).unwrap_or_default();
+        parent = commitment::commit(
+            &parent,
+            topoheight,
+            versions.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
+        );
+        let record = commitment::encode_record(&parent, versions.iter().map(|(k, _)| k.as_slice()));
+        blocks
+            .insert(topoheight, record.as_slice())
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Checks block `topoheight` against its record after the commitment `parent`; its
+/// commitment and the number of its versions.
+fn check_block(
+    state: &redb::ReadOnlyTable<&[u8], &[u8]>,
+    blocks: &redb::ReadOnlyTable<u64, &[u8]>,
+    topoheight: u64,
+    parent: &[u8; 32],
+) -> Result<([u8; 32], u64), StorageError> {
+    let mismatch = |what: String| StorageError::Mismatch { topoheight, what };
+    let Some(bytes) = blocks.get(topoheight).map_err(db_error)? else {
+        return Err(mismatch("the block has no record".into()));
+    };
+    let record = commitment::decode_record(topoheight, bytes.value())?;
+    let mut values = Vec::with_capacity(record.keys.len());
+    let mut versioned = Vec::with_capacity(80);
+    for key in &record.keys {
+        versioned.clear();
+        versioned.extend_from_slice(key);
+        versioned.extend_from_slice(&topoheight.to_be_bytes());
+        match state.get(versioned.as_slice()).map_err(db_error)? {
+            Some(value) => values.push(value.value().to_vec()),
+            None => {
+                return Err(mismatch(format!(
+                    "the version of key {} it wrote is missing",
+                    crate::primitives::to_hex(key)
+                )))
+            }
+        }
+    }
+    let computed = commitment::commit(
+        parent,
+        topoheight,
+        record
+            .keys
+            .iter()
+            .copied()
+            .zip(values.iter().map(Vec::as_slice)),
+    );
+    if computed != record.commitment {
+        return Err(mismatch(
+            "its versions and its parent hash to another commitment".into(),
+        ));
+    }
+    Ok((computed, record.keys.len() as u64))
+}
+
+/// What [`RedbStore::verify`] checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The first and newest topoheights checked (`None`: nothing was ever written).
+    pub topoheights: Option<(u64, u64)>,
+    /// The versions checked: every version the database holds.
+    pub versions: u64,
+    /// The newest block's commitment.
+    pub commitment: [u8; 32],
 }
 
 /// State in a `redb` database file.
@@ -342,18 +448,21 @@ impl RedbStore {
     /// Opens the database at `path`, creating it if absent. A database written by a newer
     /// format version is refused with [`StorageError::NewerFormat`]; an empty file (what a
     /// crash before the first write, or a truncation, leaves) is refused, never taken for
-    /// a new database.
+    /// a new database; a newest block that no longer matches its commitment is refused with
+    /// [`StorageError::Mismatch`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         let path = path.as_ref();
         refuse_empty(path)?;
         check_header(path)?;
         let db = open_guarded(path, |p| Database::create(p))?;
-        Self::ready(db)
+        let store = Self::ready(db)?;
+        store.verify_newest()?;
+        Ok(store)
     }
 
     /// Opens the existing database at `path`, refusing to create one. Nothing is written
     /// unless the file's format must be upgraded: a reader (`inspect`) leaves its bytes as
-    /// they were.
+    /// they were. No block is checked against its commitment: [`RedbStore::verify`] does.
     pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, StorageError> {
         let path = path.as_ref();
         refuse_empty(path)?;
@@ -395,8 +504,15 @@ impl RedbStore {
             if !current {
                 let txn = db.begin_write().map_err(db_error)?;
                 {
-                    txn.open_table(STATE).map_err(db_error)?;
+                    let state = txn.open_table(STATE).map_err(db_error)?;
+                    let mut blocks = txn.open_table(BLOCKS).map_err(db_error)?;
                     let mut meta = txn.open_table(META).map_err(db_error)?;
+                    if blocks.is_empty().map_err(db_error)? {
+                        let written = meta.get("written").map_err(db_error)?.is_some();
+                        let newest = meta.get("topoheight").map_err(db_error)?;
+                        let newest = written.then(|| newest.map_or(0, |v| v.value()));
+                        write_records(&state, &mut blocks, newest)?;
+                    }
                     meta.insert("format_version", FORMAT_VERSION)
                         .map_err(db_error)?;
                 }
@@ -434,6 +550,104 @@ impl RedbStore {
             version
                 .map(|v| v.value())
                 .ok_or_else(|| StorageError::Corrupt("no format version".into()))
+        })
+    }
+
+    /// The commitment recorded with block `topoheight`, if it was written.
+    pub fn commitment(&self, topoheight: u64) -> Result<Option<[u8; 32]>, StorageError> {
+        guarded(|| {
+            let txn = self.db()?.begin_read().map_err(db_error)?;
+            let blocks = txn.open_table(BLOCKS).map_err(db_error)?;
+            let Some(bytes) = blocks.get(topoheight).map_err(db_error)? else {
+                return Ok(None);
+            };
+            Ok(Some(
+                commitment::decode_record(topoheight, bytes.value())?.commitment,
+            ))
+        })
+    }
+
+    /// Checks the newest block against its record: its versions, hashed after its parent's
+    /// recorded commitment, give its recorded commitment.
+    pub fn verify_newest(&self) -> Result<(), StorageError> {
+        if self.is_empty()? {
+            return Ok(());
+        }
+        let newest = self.topoheight()?;
+        guarded(|| {
+            let txn = self.db()?.begin_read().map_err(db_error)?;
+            let state = txn.open_table(STATE).map_err(db_error)?;
+            let blocks = txn.open_table(BLOCKS).map_err(db_error)?;
+            let parent = match newest.checked_sub(1) {
+                Some(parent) => match blocks.get(parent).map_err(db_error)? {
+                    Some(bytes) => commitment::decode_record(parent, bytes.value())?.commitment,
+                    None => NO_PARENT,
+                },
+                None => NO_PARENT,
+            };
+            check_block(&state, &blocks, newest, &parent).map(|_| ())
+        })
+    }
+
+    /// Checks every block against its record, oldest first, each after its parent's
+    /// checked commitment, and that the blocks' records account for every version held;
+    /// `progress(done, total)` is called after each block. The error names the first
+    /// topoheight that disagrees.
+    pub fn verify(&self, mut progress: impl FnMut(u64, u64)) -> Result<Verified, StorageError> {
+        let written = !self.is_empty()?;
+        let newest = self.topoheight()?;
+        guarded(|| {
+            let txn = self.db()?.begin_read().map_err(db_error)?;
+            let state = txn.open_table(STATE).map_err(db_error)?;
+            let blocks = txn.open_table(BLOCKS).map_err(db_error)?;
+            let held = state.len().map_err(db_error)?;
+            let first = match blocks.first().map_err(db_error)? {
+                Some((topoheight, _)) => topoheight.value(),
+                None if written => {
+                    return Err(StorageError::Mismatch {
+                        topoheight: newest,
+                        what: "no block has a record".into(),
+                    })
+                }
+                None => {
+                    return Ok(Verified {
+                        topoheights: None,
+                        versions: held,
+                        commitment: NO_PARENT,
+                    })
+                }
+            };
+            let total = newest.saturating_sub(first).saturating_add(1);
+            let mut parent = NO_PARENT;
+            let mut versions = 0u64;
+            for topoheight in first..=newest {
+                let (commitment, count) = check_block(&state, &blocks, topoheight, &parent)?;
+                parent = commitment;
+                versions = versions.saturating_add(count);
+                progress(topoheight - first + 1, total);
+            }
+            if blocks.len().map_err(db_error)? != total {
+                return Err(StorageError::Mismatch {
+                    topoheight: newest,
+                    what: format!(
+                        "the database holds {} block records for the {total} blocks {first}..={newest}",
+                        blocks.len().map_err(db_error)?
+                    ),
+                });
+            }
+            if versions != held {
+                return Err(StorageError::Mismatch {
+                    topoheight: newest,
+                    what: format!(
+                        "the database holds {held} versions, the blocks' records name {versions}"
+                    ),
+                });
+            }
+            Ok(Verified {
+                topoheights: Some((first, newest)),
+                versions,
+                commitment: parent,
+            })
         })
     }
 
@@ -547,8 +761,12 @@ impl TosStorage for RedbStore {
                     .map_or(0, |v| v.value());
                 check_next_topoheight(written, stored, topoheight)?;
                 let mut table = txn.open_table(STATE).map_err(db_error)?;
-                let mut bytes = Vec::with_capacity(64);
+                // Encoded key → encoded value, ascending (the record's order); a key given
+                // twice keeps its last value, as the table would.
+                let mut versions: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
                 for (key, value) in changes {
+                    let mut encoded = Vec::with_capacity(68);
+                    encode_key(key, &mut encoded);
                     let low = versioned_key(key, 0);
                     let high = versioned_key(key, u64::MAX);
                     let previous = match table
@@ -562,12 +780,31 @@ impl TosStorage for RedbStore {
                         }
                         None => None,
                     };
-                    bytes.clear();
+                    let mut bytes = Vec::with_capacity(24);
                     encode_value(value, previous, &mut bytes);
                     table
                         .insert(versioned_key(key, topoheight).as_slice(), bytes.as_slice())
                         .map_err(db_error)?;
+                    versions.insert(encoded, bytes);
                 }
+                let mut blocks = txn.open_table(BLOCKS).map_err(db_error)?;
+                let parent = match topoheight.checked_sub(1) {
+                    Some(parent) => match blocks.get(parent).map_err(db_error)? {
+                        Some(bytes) => commitment::decode_record(parent, bytes.value())?.commitment,
+                        None => NO_PARENT,
+                    },
+                    None => NO_PARENT,
+                };
+                let commitment = commitment::commit(
+                    &parent,
+                    topoheight,
+                    versions.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
+                );
+                let record =
+                    commitment::encode_record(&commitment, versions.keys().map(Vec::as_slice));
+                blocks
+                    .insert(topoheight, record.as_slice())
+                    .map_err(db_error)?;
                 meta.insert("topoheight", topoheight).map_err(db_error)?;
                 meta.insert("written", 1).map_err(db_error)?;
             }
@@ -581,6 +818,50 @@ impl TosStorage for RedbStore {
 mod tests {
     use super::*;
     use crate::state::DataWord;
+
+    /// A database of format 3 (no block records) gets them on open, computed from its
+    /// versions: the same commitments the blocks were written with, and it verifies.
+    #[test]
+    fn an_older_database_gets_its_records_on_open() {
+        let path =
+            std::env::temp_dir().join(format!("tos-blockstm-records-{}.redb", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let a = PublicKey([3; 32]);
+        let written = {
+            let store = RedbStore::open(&path).unwrap();
+            for topoheight in 0..4u64 {
+                let changes = match topoheight {
+                    2 => Vec::new(),
+                    _ => vec![
+                        (StateKey::Nonce(a), StateValue::Number(topoheight)),
+                        (StateKey::GasFee, StateValue::Number(topoheight * 10)),
+                    ],
+                };
+                store.write_block(topoheight, &changes).unwrap();
+            }
+            let verified = store.verify(|_, _| {}).unwrap();
+            assert_eq!(verified.topoheights, Some((0, 3)));
+            assert_eq!(verified.versions, 6);
+            verified.commitment
+        };
+        {
+            let db = Database::open(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            assert!(txn.delete_table(BLOCKS).unwrap());
+            txn.open_table(META)
+                .unwrap()
+                .insert("format_version", 3)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let store = RedbStore::open(&path).unwrap();
+        assert_eq!(store.format_version().unwrap(), FORMAT_VERSION);
+        let verified = store.verify(|_, _| {}).unwrap();
+        assert_eq!(verified.commitment, written);
+        assert_eq!(store.commitment(3).unwrap(), Some(written));
+        drop(store);
+        let _ = std::fs::remove_file(&path);
+    }
 
     #[test]
     fn keys_and_values_round_trip() {
