@@ -130,7 +130,13 @@ where
                 Some(Task::Validation(txn_idx, incarnation)) => {
                     self.try_validate(worker, txn_idx, incarnation, stats)
                 }
-                None => self.scheduler.next_task(&mut cursor),
+                None => {
+                    let next = self.scheduler.next_task(&mut cursor);
+                    if next.is_none() {
+                        crate::sync::idle();
+                    }
+                    next
+                }
             };
         }
     }

@@ -22,9 +22,17 @@
 //!
 //! Lock order: the pool's one mutex is never held while running a job or taking another
 //! lock.
+//!
+//! Under `cfg(loom)` the pool is a stand-in with the same interface: it keeps no threads
+//! (a loom thread cannot outlive one execution of a model), and each `run` spawns loom
+//! threads for workers `1..=n` and joins them. So the loom model of the whole block in
+//! `loom-tests/tests/executor.rs` runs the executor's own `execute_block` on loom threads.
 
+#[cfg(not(loom))]
 use std::panic::{catch_unwind, AssertUnwindSafe};
+#[cfg(not(loom))]
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+#[cfg(not(loom))]
 use std::thread::JoinHandle;
 
 /// A job: what every worker runs, given its number.
@@ -38,6 +46,7 @@ struct JobRef(*const Job<'static>);
 // caller of `Pool::run` keeps it alive (it waits for every user before returning).
 unsafe impl Send for JobRef {}
 
+#[cfg(not(loom))]
 struct State {
     job: Option<JobRef>,
     /// Incremented for every job: a thread runs each job once.
@@ -47,6 +56,7 @@ struct State {
     shutdown: bool,
 }
 
+#[cfg(not(loom))]
 struct Shared {
     state: Mutex<State>,
     /// A new job (or shutdown) for the pool threads.
@@ -55,6 +65,7 @@ struct Shared {
     job_done: Condvar,
 }
 
+#[cfg(not(loom))]
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // No code panics while holding this lock: its state stays consistent.
@@ -63,11 +74,13 @@ impl Shared {
 }
 
 /// Worker threads `1..=n` of an executor.
+#[cfg(not(loom))]
 pub(crate) struct Pool {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
 }
 
+#[cfg(not(loom))]
 impl Pool {
     /// A pool of `n` threads; `None` if the OS refuses to start them.
     pub(crate) fn new(n: usize) -> Option<Self> {
@@ -121,8 +134,10 @@ impl Pool {
 }
 
 /// Waits, when dropped, until every pool thread finished the current job, then clears it.
+#[cfg(not(loom))]
 struct WaitForPool<'a>(&'a Shared);
 
+#[cfg(not(loom))]
 impl Drop for WaitForPool<'_> {
     fn drop(&mut self) {
         let mut state = self.0.lock();
@@ -138,6 +153,7 @@ impl Drop for WaitForPool<'_> {
 }
 
 /// A pool thread: run each new job once as `worker`, until shutdown.
+#[cfg(not(loom))]
 fn serve(shared: &Shared, worker: usize) {
     let mut seen = 0u64;
     loop {
@@ -170,6 +186,7 @@ fn serve(shared: &Shared, worker: usize) {
     }
 }
 
+#[cfg(not(loom))]
 impl Drop for Pool {
     fn drop(&mut self) {
         self.shared.lock().shutdown = true;
@@ -182,7 +199,69 @@ impl Drop for Pool {
     }
 }
 
-#[cfg(test)]
+/// The loom stand-in: workers `1..=n` of each job on loom threads of their own.
+#[cfg(loom)]
+pub(crate) struct Pool {
+    threads: usize,
+}
+
+#[cfg(loom)]
+impl Pool {
+    /// A stand-in for `n` pool threads (never refused).
+    pub(crate) fn new(n: usize) -> Option<Self> {
+        Some(Self { threads: n })
+    }
+
+    /// The number of workers besides the caller (workers `1..=n`).
+    pub(crate) fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `job` on a new loom thread per worker `1..=n` and as worker 0 on this thread;
+    /// returns once all of them are joined.
+    pub(crate) fn run(&self, job: &Job<'_>) {
+        // SAFETY: only the lifetime changes. `JoinAll` (dropped on return and on
+        // unwinding alike) joins every thread spawned here before `run` returns, and no
+        // thread uses the job after its end.
+        let erased = JobRef(unsafe { std::mem::transmute::<&Job<'_>, &Job<'static>>(job) });
+        let handles = (1..=self.threads)
+            .map(|worker| {
+                // SAFETY: `run` keeps the job alive until this thread is joined.
+                loom::thread::spawn(move || unsafe { erased.call(worker) })
+            })
+            .collect();
+        let _join = JoinAll(handles);
+        job(0);
+    }
+}
+
+#[cfg(loom)]
+impl JobRef {
+    /// Runs the job as `worker`.
+    ///
+    /// # Safety
+    ///
+    /// The job must still be alive: the caller of `Pool::run` has not returned.
+    unsafe fn call(self, worker: usize) {
+        (*self.0)(worker)
+    }
+}
+
+/// Joins, when dropped, every loom thread of one job.
+#[cfg(loom)]
+struct JoinAll(Vec<loom::thread::JoinHandle<()>>);
+
+#[cfg(loom)]
+impl Drop for JoinAll {
+    fn drop(&mut self) {
+        for handle in self.0.drain(..) {
+            // A panic on a worker's thread fails the model by itself.
+            let _ = handle.join();
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,5 +1,5 @@
 //! The atomics and locks of the executor's own concurrency primitive ([`Gather`]): `std`
-//! normally, `loom` under `cfg(loom)`, so that the loom model in `loom-tests/` explores
+//! normally, `loom` under `cfg(loom)`, so that the loom models in `loom-tests/` explore
 //! the code the executor runs.
 //!
 //! [`Gather`]: crate::gather::Gather
@@ -26,6 +26,15 @@ pub(crate) fn wait(spins: &mut u32) {
             std::thread::yield_now();
         }
     }
+    #[cfg(loom)]
+    loom::thread::yield_now();
+}
+
+/// A worker asked the scheduler for a task and got none: normally nothing (it asks again
+/// at once, as the paper's loop does); under loom, yield, or loom would explore the
+/// polling loop as a thread that never lets the others run.
+#[inline(always)]
+pub(crate) fn idle() {
     #[cfg(loom)]
     loom::thread::yield_now();
 }
