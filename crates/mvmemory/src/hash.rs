@@ -1,8 +1,10 @@
-//! A small, fast, deterministic hasher for the key index (the "Fx" hash of rustc).
+//! A small, fast, fixed hasher for the key index and the block path's maps (the "Fx" hash
+//! of rustc): one multiply per word.
 //!
-//! Block keys are account keys and hashes chosen by users, not by an attacker who can see
-//! the hasher's state; `SipHash`'s DoS resistance buys nothing here and costs most of a
-//! read. Determinism also keeps the key index free of per-process randomness.
+//! It resists no one. Where users choose the keys (TOS's account keys and hashes), the key
+//! type hashes itself with a secret of its own and hands this hasher one word that no
+//! one can aim (`tos-adapter`'s `StateKey`); a `SipHash` here would hash those words a
+//! second time at most of a read's cost.
 
 use std::hash::{BuildHasherDefault, Hasher};
 

@@ -1,6 +1,7 @@
 //! TOS state as the engine sees it: keys and values, the chain's global values
 //! ([`Global`]), and the state digest ([`summary`]).
 
+mod key_hash;
 pub mod summary;
 
 use crate::primitives::{Hash, PublicKey, SharedMultiSig};
@@ -106,28 +107,6 @@ impl DataKey {
             None => Ok(DataKey::new(&crate::primitives::from_hex(s)?)),
         }
     }
-
-    /// A 64-bit digest for hashing (the key's `Hash` mixes it further). Short keys often
-    /// share a prefix ("balance_1", ...), so every byte used counts; a long key's bytes
-    /// are its blake3 hash, whose first eight carry all the entropy a table needs. A word
-    /// at a time, as the Fx hash does (the bytes past `len` are zero, so the words of a
-    /// raw key are its bytes, padded): four multiplies for a 32-byte key where FNV-1a, a
-    /// byte at a time, took 32, and a storage entry is hashed on every read, write and
-    /// validation of it.
-    #[inline]
-    fn fingerprint(&self) -> u64 {
-        let words = match self.raw() {
-            Some(raw) => raw.len().div_ceil(8),
-            None => 1,
-        };
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ u64::from(self.len);
-        for chunk in self.bytes.chunks_exact(8).take(words) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-        h
-    }
 }
 
 impl From<&[u8]> for DataKey {
@@ -194,39 +173,6 @@ impl Global {
         Global::BlockHeight,
         Global::Timestamp,
     ];
-}
-
-/// The first 8 bytes of a key or hash: public keys and hashes are uniformly distributed,
-/// so 8 bytes carry all the entropy a hash table needs, at an eighth of the hashing work
-/// (equality still compares every byte).
-#[inline]
-fn prefix(bytes: &[u8; 32]) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&bytes[..8]);
-    u64::from_le_bytes(word)
-}
-
-impl std::hash::Hash for StateKey {
-    #[inline]
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        match self {
-            StateKey::Nonce(account) => state.write_u64(prefix(&account.0)),
-            StateKey::Balance(account, asset) => {
-                state.write_u64(prefix(&account.0) ^ prefix(&asset.0).rotate_left(17) ^ 1)
-            }
-            StateKey::MultiSig(account) => state.write_u64(prefix(&account.0) ^ 2),
-            StateKey::GasFee => state.write_u64(3),
-            StateKey::BurnedSupply(asset) => state.write_u64(prefix(&asset.0) ^ 4),
-            StateKey::ContractModule(contract) => state.write_u64(prefix(&contract.0) ^ 5),
-            StateKey::ContractData(contract, key) => {
-                state.write_u64(prefix(&contract.0) ^ key.fingerprint().rotate_left(29) ^ 6)
-            }
-            StateKey::ContractBalance(contract, asset) => {
-                state.write_u64(prefix(&contract.0) ^ prefix(&asset.0).rotate_left(23) ^ 7)
-            }
-            StateKey::Global(global) => state.write_u64(8 ^ (u64::from(*global as u8) << 8)),
-        }
-    }
 }
 
 /// A value of TOS state.
