@@ -46,29 +46,34 @@ where
 }
 
 /// Decodes every line of `data` as `replay` would, to the transactions, discarding the
-/// result: what the fuzz target and its regression corpus exercise. Never panics.
-pub fn decode_for_fuzzing(data: &[u8]) {
+/// result: what the fuzz targets and their regression corpus exercise. Never panics. How
+/// many lines decoded whole (a fuzzer keeps inputs that get that far).
+pub fn decode_for_fuzzing(data: &[u8]) -> usize {
     let Ok(text) = std::str::from_utf8(data) else {
-        return;
+        return 0;
     };
+    let mut decoded = 0;
     for line in text.lines() {
-        match parse_line(line) {
+        let whole = match parse_line(line) {
+            // Every transaction decoded, even after one fails.
             Ok(Line::Block { transactions, .. }) => {
-                for tx in &transactions {
-                    let _ = transaction(tx);
-                }
+                transactions
+                    .iter()
+                    .filter(|tx| transaction(tx).is_err())
+                    .count()
+                    == 0
             }
             Ok(Line::Genesis {
                 network_chain_id,
                 total_supply,
                 accounts,
                 contracts,
-            }) => {
-                let _ = genesis_changes(network_chain_id, total_supply, &accounts, &contracts);
-            }
-            Err(_) => {}
-        }
+            }) => genesis_changes(network_chain_id, total_supply, &accounts, &contracts).is_ok(),
+            Err(_) => false,
+        };
+        decoded += usize::from(whole);
     }
+    decoded
 }
 
 fn devnet() -> u64 {

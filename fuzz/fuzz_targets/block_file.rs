@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    tos_blockstm::blockfile::decode_for_fuzzing(data);
+    let _ = tos_blockstm::blockfile::decode_for_fuzzing(data);
 });
