@@ -165,6 +165,45 @@ fn an_overflowing_credit_falls_back_and_rejects_exactly_that_transaction() {
     assert_eq!(par.writes, seq.writes);
 }
 
+/// Credits that bring a value to within a few units of `u64::MAX` without passing it are
+/// folded by the parallel path itself: no fallback, the exact sum.
+#[test]
+fn credits_that_fit_just_below_the_maximum_stay_parallel() {
+    let storage = MockStorage {
+        values: [(1, u64::MAX - 100)].into_iter().collect(),
+        fail_on: None,
+    };
+    let keeps_credit = |t: &MockTxn| {
+        let out = SequentialExecutor
+            .execute_block(&VM, &MockStorage::default(), std::slice::from_ref(t))
+            .unwrap();
+        !out.writes.is_empty()
+    };
+    // Twelve credits of 8: 96 of the 100 left.
+    let txns: Vec<MockTxn> = (0..200)
+        .map(|seed| MockTxn {
+            seed,
+            deltas: vec![(1, 8)],
+            ..MockTxn::default()
+        })
+        .filter(keeps_credit)
+        .take(12)
+        .collect();
+    assert_eq!(txns.len(), 12);
+    let seq = SequentialExecutor
+        .execute_block(&VM, &storage, &txns)
+        .unwrap();
+    assert_eq!(seq.writes, vec![(1, u64::MAX - 4)]);
+    for threads in [2, 4] {
+        let par = ParallelExecutor::new(threads)
+            .execute_block(&VM, &storage, &txns)
+            .unwrap();
+        assert_eq!(par.path, ExecutionPath::Parallel, "{threads} threads");
+        assert_eq!(par.outputs, seq.outputs);
+        assert_eq!(par.writes, seq.writes);
+    }
+}
+
 /// The final pass writes outputs in place and finds an overflow only at the end (the
 /// credits are blind): the outputs it wrote, panic messages among them, are dropped
 /// before the fallback (Miri checks there is no leak or double drop:
