@@ -240,6 +240,9 @@ fn bench_workload(args: &BenchArgs, workload: Workload, threads: &[usize]) -> Re
             verify_signatures: args.verify_signatures,
             ..ExecutionConfig::default()
         })?;
+        // The policy's costs, measured before anything is timed (once per process and
+        // thread count); each workload's executor then learns from its own blocks.
+        executor.calibrate();
         let (mut seq, mut par) = (Vec::new(), Vec::new());
         let mut last = None;
         for run in 0..args.repeat {

@@ -470,6 +470,7 @@ pub fn main(args: ConformanceArgs) -> Result<()> {
     }
     config.always_parallel = !args.adaptive;
     let executor = TosBlockExecutor::new(config)?;
+    executor.calibrate();
     let state_dir = std::env::var_os("LABU_STATE_DIR").map(PathBuf::from);
     let mut server = Server {
         session: Session::new(Store::Memory(MemoryStore::new()), executor),

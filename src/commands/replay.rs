@@ -51,6 +51,7 @@ pub fn main(args: ReplayArgs) -> Result<()> {
         .with_context(|| format!("cannot open the block file {}", args.blocks.display()))?;
     let store = open_db(&args.db)?;
     let executor = TosBlockExecutor::new(config)?;
+    executor.calibrate();
     let mut results = match &args.results {
         Some(path) => Some(std::io::BufWriter::new(
             std::fs::File::create(path)

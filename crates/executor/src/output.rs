@@ -27,6 +27,10 @@ pub enum SequentialReason {
     /// The transactions' declared keys show chains of dependencies too long for parallel
     /// execution to gain.
     Conflicted,
+    /// The caller's cost model expects sequential execution to be faster for this block
+    /// on this machine (a block too small for the workers to repay their fixed cost, or
+    /// work on which Block-STM's bookkeeping costs more than the cores return).
+    Cheaper,
 }
 
 /// Why a parallel run was abandoned for the sequential executor. The results are then

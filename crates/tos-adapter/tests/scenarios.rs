@@ -527,7 +527,7 @@ fn disabled_or_small_blocks_run_sequentially_with_the_same_results() {
         .iter()
         .map(|k| transfer(k, 0, key(50).public_key(), 3))
         .collect();
-    let parallel = TosBlockExecutor::new(config(2))
+    let parallel = TosBlockExecutor::new(forced(2))
         .unwrap()
         .execute_block(&store, 1, &txs, BlockMode::Dag)
         .unwrap();
@@ -560,6 +560,41 @@ fn disabled_or_small_blocks_run_sequentially_with_the_same_results() {
         }),
         Err(tos_adapter::ConfigError::Invalid { .. })
     ));
+}
+
+/// The production policy runs a block of twelve transfers sequentially: on any machine the
+/// engine's fixed cost per block (waking workers, sizing its memory) exceeds what a
+/// second core could save on a few microseconds of work. Same results as Block-STM's.
+#[test]
+fn the_cost_model_runs_a_tiny_block_sequentially() {
+    let store = MemoryStore::new();
+    let accounts: Vec<_> = (0..12).map(key).collect();
+    genesis(&store, &accounts, 1_000);
+    let txs: Vec<_> = accounts
+        .iter()
+        .map(|k| transfer(k, 0, key(50).public_key(), 3))
+        .collect();
+    let forced = TosBlockExecutor::new(forced(2))
+        .unwrap()
+        .execute_block(&store, 1, &txs, BlockMode::Dag)
+        .unwrap();
+    assert_eq!(forced.path, executor::ExecutionPath::Parallel);
+    let production = TosBlockExecutor::new(ExecutionConfig {
+        max_parallelism: 2,
+        verify_signatures: false,
+        ..ExecutionConfig::default()
+    })
+    .unwrap();
+    production.calibrate();
+    let execution = production
+        .execute_block(&store, 1, &txs, BlockMode::Dag)
+        .unwrap();
+    assert_eq!(
+        execution.path,
+        executor::ExecutionPath::Sequential(executor::SequentialReason::Cheaper)
+    );
+    assert_eq!(execution.results, forced.results);
+    assert_eq!(changes(&execution), changes(&forced));
 }
 
 #[test]

@@ -9,11 +9,14 @@
 //!    result at their own step, so a transaction's error code is the same as if it had
 //!    been verified inline.
 //! 2. **The path.** Sequential (the oracle's run) when parallel execution is disabled,
-//!    on one thread, for a block below `min_batch_size`, or when the declared keys show
-//!    chains too long to gain ([`TosBlockExecutor::estimated_parallelism`]). A block with
-//!    contract calls, whose conflicts no declaration shows, runs a prefix sequentially to
-//!    probe them, then the rest sequentially or under Block-STM. Anything else runs
-//!    under Block-STM.
+//!    on one thread, for a block below `min_batch_size`, when the cost model expects it
+//!    to be faster (`policy.rs`: the costs of both paths on this machine, calibrated once
+//!    and learned from the blocks executed; checked first, for the price of two
+//!    multiplications), or when the declared keys show chains too long to gain
+//!    ([`TosBlockExecutor::estimated_parallelism`]). A block with contract calls, whose
+//!    conflicts no declaration shows, runs a prefix sequentially to probe them (and to
+//!    time them), then the rest sequentially or under Block-STM, by the same two checks.
+//!    Anything else runs under Block-STM.
 //! 3. **Accumulators.** Under Block-STM, fees and burns are added up after the block
 //!    ([`TosVm`]'s documentation says why that is exact); a total that overflows sends
 //!    the block through Block-STM again with them in state.
@@ -25,6 +28,7 @@
 
 mod config;
 mod metrics;
+mod policy;
 mod vm;
 
 pub use crate::block::{block_keys, BlockExecution, BlockMode};
@@ -35,13 +39,19 @@ use crate::block::{finish, next_topoheight, Run};
 use crate::contract::{default_contract_vm, SharedContractVm};
 use crate::error::TosError;
 use crate::oracle::{OracleRun, SequentialTosExecutor};
+use crate::primitives::{PublicKey, TOS_ASSET};
 use crate::rules::{burned_asset, SignatureCheck, TxError, TxResult};
 use crate::snapshot::{AfterPrefix, BlockState};
 use crate::state::{StateKey, StateValue};
+use crate::storage::MemoryStore;
 use crate::storage::{AsyncTosStorage, Change, TosStorage};
 use crate::tx::{Transaction, TransactionType};
+use crate::tx::{TransferPayload, DEVNET_CHAIN_ID};
 use executor::{BlockStats, ExecutionPath, ParallelExecutor, SequentialReason, TxnOutput};
+use policy::{Calibration, Choice, Class, CostModel};
 use std::sync::Arc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// How the signatures of a block's transactions are checked.
 #[derive(Clone, Copy, Debug)]
@@ -80,8 +90,11 @@ impl<'f> Signatures<'f> {
 /// once, Block-STM's aborts and re-executions cost more than the parallelism returns.
 pub const MIN_ESTIMATED_PARALLELISM: f64 = 8.0;
 
-/// Transactions the estimate looks at.
-const ESTIMATE_SAMPLE: usize = 1024;
+/// Transactions the estimate looks at: enough to find chains of the length that matters
+/// (a block runs sequentially when its chains hold more than 1/8 of the sample), few
+/// enough that the estimate costs a few percent of a block it sends to the sequential
+/// path.
+const ESTIMATE_SAMPLE: usize = 256;
 
 /// Below this estimated parallelism, measured on the probed prefix of a block with
 /// contract calls, the rest of the block runs sequentially. A contract call costs a few
@@ -182,6 +195,8 @@ pub struct TosBlockExecutor {
     config: ExecutionConfig,
     engine: ParallelExecutor,
     contracts: SharedContractVm,
+    /// The policy's costs, calibrated on the first block that needs them.
+    costs: Arc<OnceLock<CostModel>>,
 }
 
 impl TosBlockExecutor {
@@ -201,7 +216,107 @@ impl TosBlockExecutor {
             config,
             engine,
             contracts,
+            costs: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// Calibrates the policy's cost model now (a few milliseconds, once per process and
+    /// thread count) rather than in the first block that needs it: a daemon calls it at
+    /// start-up, and the benchmarks before they time anything.
+    pub fn calibrate(&self) {
+        if self.config.enabled && !self.config.always_parallel && self.config.max_parallelism > 1 {
+            let _ = self.costs();
+        }
+    }
+
+    /// The cost model, calibrated on first use (once per process and thread count).
+    fn costs(&self) -> &CostModel {
+        self.costs.get_or_init(|| {
+            CostModel::new(policy::calibration(self.config.max_parallelism, || {
+                self.measure_costs()
+            }))
+        })
+    }
+
+    /// Times a synthetic block of independent transfers (no signatures) both ways, at two
+    /// sizes, the fastest of five runs each: the cost model's starting point. A failure
+    /// (none is expected: the block is built valid) leaves the costs unknown, and the
+    /// policy then runs Block-STM wherever its other checks allow, as without a model.
+    fn measure_costs(&self) -> Calibration {
+        let _span =
+            tracing::debug_span!("calibrate", threads = self.config.max_parallelism).entered();
+        let unknown = Calibration {
+            sequential_ns: f64::NAN,
+            parallel_ns: f64::NAN,
+            fixed_ns: 0.0,
+        };
+        let (small, large) = (128usize, 1024usize);
+        let account = |i: usize, role: u8| {
+            let mut key = [role; 32];
+            key[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            PublicKey(key)
+        };
+        let store = MemoryStore::new();
+        let genesis: Vec<Change> = (0..large)
+            .map(|i| {
+                (
+                    StateKey::Balance(account(i, 1), TOS_ASSET),
+                    StateValue::Number(1_000_000),
+                )
+            })
+            .collect();
+        if store.write_block(0, &genesis).is_err() {
+            return unknown;
+        }
+        let txs: Vec<Transaction> = (0..large)
+            .map(|i| {
+                Transaction::new(
+                    DEVNET_CHAIN_ID,
+                    account(i, 1),
+                    0,
+                    10,
+                    TransactionType::Transfers(vec![TransferPayload {
+                        asset: TOS_ASSET,
+                        destination: account(i, 2),
+                        amount: 1,
+                        extra_data: None,
+                    }]),
+                )
+            })
+            .collect();
+        let chain_id = u64::from(DEVNET_CHAIN_ID);
+        let oracle = SequentialTosExecutor::new(false);
+        let time = |n: usize| -> Result<(Duration, Duration), TosError> {
+            let block = &txs[..n];
+            let keys = Self::declared_keys(block, false);
+            let state = BlockState::preload(&store, 0, keys, self.config.max_parallelism)?;
+            let (mut sequential, mut parallel) = (Duration::MAX, Duration::MAX);
+            for _ in 0..5 {
+                let start = Instant::now();
+                let mut run = OracleRun::new(&oracle, chain_id, &state, n);
+                for tx in block {
+                    run.apply(tx, SignatureCheck::Off, None)?;
+                }
+                drop(std::hint::black_box(run.into_parts()));
+                sequential = sequential.min(start.elapsed());
+                let start = Instant::now();
+                let out = self.run_parallel(&state, chain_id, block, Signatures::Off)?;
+                parallel = parallel.min(start.elapsed());
+                drop(std::hint::black_box(out));
+            }
+            Ok((sequential, parallel))
+        };
+        let calibration = match (time(small), time(large)) {
+            (Ok((s0, p0)), Ok((s1, p1))) => Calibration::fit(small, large, (s0, s1), (p0, p1)),
+            _ => unknown,
+        };
+        tracing::debug!(
+            sequential_ns = calibration.sequential_ns,
+            parallel_ns = calibration.parallel_ns,
+            fixed_ns = calibration.fixed_ns,
+            "calibrated"
+        );
+        calibration
     }
 
     /// The configuration.
@@ -218,7 +333,7 @@ impl TosBlockExecutor {
     }
 
     /// How many transactions of the block could run at once, estimated from the declared
-    /// keys of its first 1,024 transactions: their count over the longest chain among
+    /// keys of its first 256 transactions: their count over the longest chain among
     /// them, where a transaction depends on the last one that wrote its sender's state
     /// (its nonce and debited balances) or credited its sender. Cheap (one small hash
     /// map), and exact for the chains that matter: one hot sender, a few accounts paying
@@ -343,14 +458,25 @@ impl TosBlockExecutor {
             Signatures::Inline
         };
         // 2. The path.
-        if let Some(reason) = self.sequential_reason(txs) {
+        let class = if txs.iter().any(is_contract) {
+            Class::Contracts
+        } else {
+            Class::Plain
+        };
+        if let Some(reason) = self.sequential_reason(txs, class) {
             let _span = tracing::debug_span!("execute", path = "sequential").entered();
+            let start = Instant::now();
             let oracle = self.oracle();
             let mut run = OracleRun::new(&oracle, chain_id, state, txs.len());
             for (i, tx) in txs.iter().enumerate() {
                 run.apply(tx, signatures.check(i), None)?;
             }
             let (results, changes) = run.into_parts();
+            if let (Some(costs), Signatures::Off | Signatures::Checked(_)) =
+                (self.costs.get(), signatures)
+            {
+                costs.record_sequential(class, txs.len(), start.elapsed());
+            }
             return Ok(Run {
                 results,
                 changes: changes.into_iter().collect(),
@@ -361,14 +487,20 @@ impl TosBlockExecutor {
                 },
             });
         }
-        if !self.config.always_parallel && txs.iter().any(is_contract) {
+        if !self.config.always_parallel && class == Class::Contracts {
             return self.run_probed(state, chain_id, txs, signatures);
         }
-        self.run_parallel(state, chain_id, txs, signatures)
+        let start = Instant::now();
+        let run = self.run_parallel(state, chain_id, txs, signatures)?;
+        if let (Some(costs), ExecutionPath::Parallel) = (self.costs.get(), &run.path) {
+            costs.record_parallel(class, txs.len(), start.elapsed());
+        }
+        Ok(run)
     }
 
-    /// Why `txs` run sequentially, or `None` for Block-STM.
-    fn sequential_reason(&self, txs: &[Transaction]) -> Option<SequentialReason> {
+    /// Why `txs` run sequentially, or `None` for Block-STM (or, for a block with contract
+    /// calls, for its probe).
+    fn sequential_reason(&self, txs: &[Transaction], class: Class) -> Option<SequentialReason> {
         if !self.config.enabled
             || (!self.config.enable_contract_parallel && txs.iter().any(is_contract))
         {
@@ -379,6 +511,11 @@ impl TosBlockExecutor {
             Some(SequentialReason::SingleThread)
         } else if txs.len() < self.config.min_batch_size.max(2) {
             Some(SequentialReason::SmallBlock)
+        } else if class == Class::Contracts {
+            // Its probe decides, on the costs it measures.
+            None
+        } else if self.costs().choose(class, txs.len(), None) == Choice::Sequential {
+            Some(SequentialReason::Cheaper)
         } else if Self::estimated_parallelism(txs) < MIN_ESTIMATED_PARALLELISM {
             Some(SequentialReason::Conflicted)
         } else {
@@ -405,14 +542,21 @@ impl TosBlockExecutor {
         let mut run = OracleRun::new(&oracle, chain_id, state, probe);
         let mut touched = Vec::new();
         let mut bounds = Vec::with_capacity(probe);
-        {
+        let probed = {
             let _span = tracing::debug_span!("probe", txs = probe).entered();
+            let start = Instant::now();
             for (i, tx) in txs[..probe].iter().enumerate() {
                 let start = touched.len();
                 run.apply(tx, signatures.check(i), Some(&mut touched))?;
                 bounds.push(start..touched.len());
             }
+            start.elapsed()
+        };
+        let costs = self.costs();
+        if !matches!(signatures, Signatures::Inline) {
+            costs.record_sequential(Class::Contracts, probe, probed);
         }
+        let per_tx_ns = probed.as_secs_f64() * 1e9 / probe.max(1) as f64;
         let estimate = chain_parallelism(
             txs[..probe]
                 .iter()
@@ -423,7 +567,10 @@ impl TosBlockExecutor {
             incarnations: parallel.incarnations + probe as u64,
             ..parallel
         };
-        if probe == txs.len() || estimate < MIN_PROBED_PARALLELISM {
+        let rest = txs.len() - probe;
+        let cheaper =
+            rest > 0 && costs.choose(Class::Contracts, rest, Some(per_tx_ns)) == Choice::Sequential;
+        if probe == txs.len() || estimate < MIN_PROBED_PARALLELISM || cheaper {
             let _span = tracing::debug_span!("execute", path = "sequential").entered();
             run.reserve(txs.len() - probe);
             for (i, tx) in txs.iter().enumerate().skip(probe) {
@@ -435,8 +582,10 @@ impl TosBlockExecutor {
                 changes: changes.into_iter().collect(),
                 path: ExecutionPath::Sequential(if probe == txs.len() {
                     SequentialReason::SmallBlock
-                } else {
+                } else if estimate < MIN_PROBED_PARALLELISM {
                     SequentialReason::Conflicted
+                } else {
+                    SequentialReason::Cheaper
                 }),
                 stats: with_probe(BlockStats::default()),
             });
@@ -446,7 +595,13 @@ impl TosBlockExecutor {
             below: state,
             prefix: &prefix,
         };
+        let start = Instant::now();
         let after = self.run_parallel(&rest, chain_id, &txs[probe..], signatures.after(probe))?;
+        if matches!(after.path, ExecutionPath::Parallel)
+            && !matches!(signatures, Signatures::Inline)
+        {
+            costs.record_parallel(Class::Contracts, txs.len() - probe, start.elapsed());
+        }
         results.extend(after.results);
         // The rest's final values replace the prefix's: the keys only the prefix wrote,
         // then the rest's changes. (Not by extending the prefix's map, which is sized for
@@ -617,25 +772,32 @@ where
 /// Whether each transaction's signature is its source's, checked on up to `threads`
 /// threads.
 fn check_signatures(txs: &[Transaction], threads: usize) -> Vec<bool> {
-    let mut valid = vec![false; txs.len()];
-    let chunk = txs.len().div_ceil(threads.max(1)).max(1);
-    let check = |part: &[Transaction], out: &mut [bool]| {
-        for (tx, v) in part.iter().zip(out) {
-            *v = crate::crypto::verify(&tx.source, &tx.signing_bytes(), &tx.signature);
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    // Chunks claimed one at a time from a shared counter, not a fixed share per thread: a
+    // thread the OS interrupts holds back one chunk (a millisecond), not its whole share.
+    const CHUNK: usize = 16;
+    let valid: Vec<AtomicBool> = txs.iter().map(|_| AtomicBool::new(false)).collect();
+    let next = AtomicUsize::new(0);
+    let check = || loop {
+        let start = next.fetch_add(CHUNK, Ordering::Relaxed);
+        if start >= txs.len() {
+            break;
+        }
+        let end = (start + CHUNK).min(txs.len());
+        for (tx, v) in txs[start..end].iter().zip(&valid[start..end]) {
+            let ok = crate::crypto::verify(&tx.source, &tx.signing_bytes(), &tx.signature);
+            v.store(ok, Ordering::Relaxed);
         }
     };
+    let helpers = threads.clamp(1, txs.len().div_ceil(CHUNK).max(1)) - 1;
     std::thread::scope(|scope| {
-        let mut parts = txs.chunks(chunk).zip(valid.chunks_mut(chunk));
-        // This thread takes the first part; the others get one thread each.
-        let first = parts.next();
-        for (part, out) in parts {
-            scope.spawn(move || check(part, out));
+        for _ in 0..helpers {
+            scope.spawn(check);
         }
-        if let Some((part, out)) = first {
-            check(part, out);
-        }
+        check();
     });
-    valid
+    // The scope joined every thread: their stores happen before these loads.
+    valid.into_iter().map(AtomicBool::into_inner).collect()
 }
 
 /// The gas a transaction may use: a call's or a constructor's `max_gas`.
