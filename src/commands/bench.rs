@@ -38,6 +38,9 @@ pub struct BenchArgs {
     /// Seed of the workloads.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Run every block under Block-STM (no policy: the engine itself, as it scales).
+    #[arg(long)]
+    pub always_parallel: bool,
     /// Write the rows as JSON (one object per row, in an array).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -238,6 +241,7 @@ fn bench_workload(args: &BenchArgs, workload: Workload, threads: &[usize]) -> Re
         let executor = TosBlockExecutor::new(ExecutionConfig {
             max_parallelism: t,
             verify_signatures: args.verify_signatures,
+            always_parallel: args.always_parallel,
             ..ExecutionConfig::default()
         })?;
         // The policy's costs, measured before anything is timed (once per process and

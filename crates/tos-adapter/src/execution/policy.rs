@@ -1,38 +1,43 @@
 //! What a block costs each way on this machine, learned, and the choice it makes.
 //!
 //! A block of `n` transactions costs `n·s` sequentially, where `s` is the time of one
-//! transaction; under Block-STM it costs `F + n·s·r`, where `F` is the engine's fixed cost
-//! per block (waking the workers, sizing the multi-version memory, the final pass) and `r`
-//! the wall time Block-STM spends per unit of sequential work (below 1 when the cores gain
-//! more than the bookkeeping, the aborts and the re-executions cost). So Block-STM pays
-//! exactly when
+//! transaction, and `F + n·p` under Block-STM, where `F` is the engine's fixed cost per
+//! block (waking the workers, sizing the multi-version memory, the final pass) and `p`
+//! its wall time per transaction (the work spread over the cores, plus the bookkeeping,
+//! the aborts and the re-executions). So Block-STM pays exactly when
 //!
 //! ```text
-//! n·s·(1 − r) > F
+//! F + n·p < n·s
 //! ```
 //!
-//! None of `s`, `r` or `F` is a constant: they are this machine's, at this thread count.
-//! They start from a calibration (a synthetic block of independent transfers run both
-//! ways at two sizes, once per process and thread count, a few milliseconds; the fit of
-//! the two sizes gives `F` and the per-transaction costs) and then follow the blocks
-//! executed (an exponential average over blocks of at least [`LEARN_MIN_TXS`]
-//! transactions): `s` from every block run sequentially, `r` from every block run under
-//! Block-STM, against the `s` of its class. Blocks without contract calls and blocks with
-//! them are two classes: a contract call costs tens of times a transfer, so the two have
-//! their own `s` and `r`. A block with calls measures its own `s` on its probed prefix;
-//! the calls' `r` is unknown until one such block ran under Block-STM, and until then
-//! the model chooses Block-STM (the probe's estimate of the calls' chains still decides).
+//! None of `s`, `p` or `F` is a constant: they are this machine's, at this thread count.
+//! `F` comes from a calibration (a synthetic block of independent transfers run both ways
+//! at two sizes, once per process and thread count, a few milliseconds: the fit of the two
+//! sizes gives `F` and a first `s` and `p`). `s` and `p` then follow the blocks executed
+//! (an exponential average over blocks of at least [`LEARN_MIN_TXS`] transactions, the
+//! first block measured replacing the calibration's figure): `s` from every block run
+//! sequentially, `p` from every block run under Block-STM (but the executor's first, which
+//! starts its workers and allocates the engine's memory). Blocks without contract calls
+//! and blocks with them are two classes with their own `s` and `p`: a call costs tens of
+//! times a transfer. A block with calls measures its own `s` on its probed prefix; the
+//! calls' `p` is unknown until such a block ran under Block-STM, and until then the model
+//! chooses Block-STM (the probe's estimate of the calls' chains still decides).
 //!
-//! A model that only ever chooses the sequential path would never see `r` fall (blocks
-//! with more work per transaction, a machine less loaded): one block in
-//! [`EXPLORE_EVERY`] that is large enough to gain at some `r` (`n·s > F`) runs under
-//! Block-STM anyway, which costs at most `(r − 1)/EXPLORE_EVERY` on average.
+//! The calibration's block is small and stays in the caches; a block of thousands of
+//! accounts misses them, which makes `s` larger and a second core more useful (at two
+//! threads here: `s` 0.4 µs and `p` 0.45 µs for the calibration's transfers, 1.0 µs and
+//! 0.67 µs for 10,000 independent ones). So the first block of a class that is large
+//! enough to gain at all (`n·s > F`) runs under Block-STM to measure `p`, and the
+//! measured figures decide from then on. A model that only ever chose one path would
+//! never see the other's cost change (blocks with more work per transaction, a machine
+//! less loaded): one block in [`EXPLORE_EVERY`] that is large enough runs on the path the
+//! model did not choose, which costs at most `1/EXPLORE_EVERY` of the difference.
 //!
-//! The choice costs two multiplications and a comparison: it is made before anything
+//! The choice costs a few multiplications and a comparison: it is made before anything
 //! else looks at the block, so that a small block runs sequentially for the price of the
 //! sequential run.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -132,31 +137,38 @@ pub enum Choice {
 /// The learned costs of one executor (shared by its clones).
 #[derive(Debug)]
 pub struct CostModel {
-    /// `s` per class, ns (NaN until known).
+    /// The calibration: `F`, and `s` and `p` for plain blocks until blocks measured them.
+    prior: Calibration,
+    /// `s` per class, ns, as measured on blocks (NaN until one ran sequentially).
     sequential_ns: [Learned; 2],
-    /// `r` per class.
-    ratio: [Learned; 2],
-    /// `F`, ns.
-    fixed_ns: Learned,
-    /// Blocks large enough to gain that ran sequentially since one explored, per class.
-    skipped: [AtomicU32; 2],
+    /// `p` per class, ns, as measured on blocks (NaN until one ran under Block-STM).
+    parallel_ns: [Learned; 2],
+    /// Blocks large enough to gain since one took the other path, per class.
+    since_explored: [AtomicU32; 2],
+    /// Whether a block ran under Block-STM on this executor yet: the first one starts the
+    /// workers and allocates the engine's memory, and teaches nothing of the blocks after.
+    warm: AtomicBool,
 }
 
 impl CostModel {
     /// A model starting from `calibration`.
     pub fn new(calibration: Calibration) -> Self {
-        let ratio = calibration.parallel_ns / calibration.sequential_ns;
         Self {
-            sequential_ns: [
-                Learned::new(calibration.sequential_ns),
-                Learned::new(f64::NAN),
-            ],
-            // A contract call does tens of times a transfer's work for about the same
-            // bookkeeping: its ratio is its own, unknown until a block of calls runs
-            // under Block-STM (until then the probe's estimate alone decides).
-            ratio: [Learned::new(ratio), Learned::new(f64::NAN)],
-            fixed_ns: Learned::new(calibration.fixed_ns),
-            skipped: [AtomicU32::new(0), AtomicU32::new(0)],
+            prior: calibration,
+            sequential_ns: [Learned::new(f64::NAN), Learned::new(f64::NAN)],
+            parallel_ns: [Learned::new(f64::NAN), Learned::new(f64::NAN)],
+            since_explored: [AtomicU32::new(0), AtomicU32::new(0)],
+            warm: AtomicBool::new(false),
+        }
+    }
+
+    /// A measured figure, else the calibration's for plain blocks.
+    fn figure(&self, measured: &Learned, class: Class, prior: f64) -> f64 {
+        let value = measured.get();
+        if value.is_nan() && class == Class::Plain {
+            prior
+        } else {
+            value
         }
     }
 
@@ -164,22 +176,38 @@ impl CostModel {
     /// sequentially where the caller measured it (a probed prefix), else the class's `s`.
     pub fn choose(&self, class: Class, n: usize, per_tx_ns: Option<f64>) -> Choice {
         let c = class as usize;
-        let s = per_tx_ns.unwrap_or_else(|| self.sequential_ns[c].get());
-        let (r, f) = (self.ratio[c].get(), self.fixed_ns.get());
+        let f = self.prior.fixed_ns;
+        let s = per_tx_ns.unwrap_or_else(|| {
+            self.figure(&self.sequential_ns[c], class, self.prior.sequential_ns)
+        });
         let work = n as f64 * s;
-        // Unknown costs (a class never run yet): Block-STM, which the caller's other
-        // checks (the estimate, the probe) still guard.
-        if !(work.is_finite() && r.is_finite()) {
+        // Unknown costs: Block-STM, which the caller's other checks (the estimate, the
+        // probe) still guard.
+        if !work.is_finite() || !f.is_finite() {
             return Choice::Parallel;
         }
-        if work * (1.0 - r) > f {
+        let large = work > f;
+        // `p` was never measured: a block large enough to gain at all measures it.
+        if self.parallel_ns[c].get().is_nan() && large {
             return Choice::Parallel;
         }
-        if work > f && self.skipped[c].fetch_add(1, Ordering::Relaxed) + 1 >= EXPLORE_EVERY {
-            self.skipped[c].store(0, Ordering::Relaxed);
+        let p = self.figure(&self.parallel_ns[c], class, self.prior.parallel_ns);
+        if !p.is_finite() {
             return Choice::Parallel;
         }
-        Choice::Sequential
+        let predicted = if f + n as f64 * p < work {
+            Choice::Parallel
+        } else {
+            Choice::Sequential
+        };
+        if large && self.since_explored[c].fetch_add(1, Ordering::Relaxed) + 1 >= EXPLORE_EVERY {
+            self.since_explored[c].store(0, Ordering::Relaxed);
+            return match predicted {
+                Choice::Parallel => Choice::Sequential,
+                Choice::Sequential => Choice::Parallel,
+            };
+        }
+        predicted
     }
 
     /// `n` transactions of `class` ran sequentially in `elapsed`.
@@ -189,25 +217,21 @@ impl CostModel {
         }
     }
 
-    /// `n` transactions of `class` ran under Block-STM in `elapsed`.
+    /// `n` transactions of `class` ran under Block-STM in `elapsed` (the executor's first
+    /// such block is not counted).
     pub fn record_parallel(&self, class: Class, n: usize, elapsed: Duration) {
-        let c = class as usize;
-        let s = self.sequential_ns[c].get();
-        if n >= LEARN_MIN_TXS && s.is_finite() && s > 0.0 {
-            let variable = (elapsed.as_secs_f64() * 1e9 - self.fixed_ns.get()).max(0.0);
-            self.ratio[c].learn(variable / (n as f64 * s));
+        if !self.warm.swap(true, Ordering::Relaxed) || n < LEARN_MIN_TXS {
+            return;
         }
+        let variable = (elapsed.as_secs_f64() * 1e9 - self.prior.fixed_ns).max(0.0);
+        self.parallel_ns[class as usize].learn(variable / n as f64);
     }
 
-    /// The current `(s, r)` of `class` and `F`.
+    /// The current `(s, p)` of `class` as measured on blocks.
     #[cfg(test)]
-    pub fn costs(&self, class: Class) -> (f64, f64, f64) {
+    pub fn measured(&self, class: Class) -> (f64, f64) {
         let c = class as usize;
-        (
-            self.sequential_ns[c].get(),
-            self.ratio[c].get(),
-            self.fixed_ns.get(),
-        )
+        (self.sequential_ns[c].get(), self.parallel_ns[c].get())
     }
 }
 
@@ -232,6 +256,14 @@ mod tests {
         Duration::from_micros(n)
     }
 
+    fn model(s: f64, p: f64, f: f64) -> CostModel {
+        CostModel::new(Calibration {
+            sequential_ns: s,
+            parallel_ns: p,
+            fixed_ns: f,
+        })
+    }
+
     #[test]
     fn the_fit_finds_the_fixed_cost_and_the_slopes() {
         // Sequential 0.5 µs a transaction; Block-STM 20 µs plus 0.25 µs a transaction.
@@ -242,70 +274,69 @@ mod tests {
     }
 
     #[test]
-    fn small_blocks_run_sequentially_large_ones_in_parallel() {
-        let model = CostModel::new(Calibration {
-            sequential_ns: 500.0,
-            parallel_ns: 250.0,
-            fixed_ns: 20_000.0,
-        });
-        // 0.5 µs · n · (1 − 0.5) > 20 µs from n = 80 on.
-        assert_eq!(model.choose(Class::Plain, 50, None), Choice::Sequential);
+    fn small_blocks_run_sequentially_large_ones_measure_and_follow_the_costs() {
+        let model = model(500.0, 250.0, 20_000.0);
+        // Too small to gain at any p (0.5 µs · 30 < 20 µs), or by the calibration's p
+        // (20 + 0.25 · 60 > 0.5 · 60): sequential.
+        assert_eq!(model.choose(Class::Plain, 30, None), Choice::Sequential);
+        // Large enough to gain at some p: measures it (the first block, cold, is not
+        // counted; the second measures p = 0.25 µs).
+        assert_eq!(model.choose(Class::Plain, 60, None), Choice::Parallel);
+        model.record_parallel(Class::Plain, 200, us(1_000));
+        assert!(model.measured(Class::Plain).1.is_nan());
+        model.record_parallel(Class::Plain, 200, us(20 + 50));
+        assert!((model.measured(Class::Plain).1 - 250.0).abs() < 1e-6);
+        assert_eq!(model.choose(Class::Plain, 60, None), Choice::Sequential);
         assert_eq!(model.choose(Class::Plain, 200, None), Choice::Parallel);
-        // A block of calls runs under Block-STM until the calls' ratio is known.
-        assert_eq!(
-            model.choose(Class::Contracts, 20, Some(5_000.0)),
-            Choice::Parallel
-        );
-        model.record_sequential(Class::Contracts, 100, us(500));
-        model.record_parallel(Class::Contracts, 100, us(20 + 400));
-        assert!((model.costs(Class::Contracts).1 - 0.8).abs() < 1e-6);
-        // 5 µs · 20 · 0.2 = 20 µs: not above F.
-        assert_eq!(
-            model.choose(Class::Contracts, 20, Some(5_000.0)),
-            Choice::Sequential
-        );
-        assert_eq!(
-            model.choose(Class::Contracts, 100, Some(5_000.0)),
-            Choice::Parallel
-        );
+        // Blocks larger than the calibration's miss the caches: s measured at 1 µs, p at
+        // 0.6 µs: Block-STM pays from 50 transactions.
+        model.record_sequential(Class::Plain, 1000, us(1000));
+        for _ in 0..40 {
+            model.record_parallel(Class::Plain, 1000, us(20 + 600));
+        }
+        assert_eq!(model.choose(Class::Plain, 40, None), Choice::Sequential);
+        assert_eq!(model.choose(Class::Plain, 60, None), Choice::Parallel);
+        // Tiny blocks teach nothing.
+        model.record_sequential(Class::Plain, 4, us(1000));
+        assert!((model.measured(Class::Plain).0 - 1000.0).abs() < 1e-6);
     }
 
     #[test]
-    fn a_ratio_above_one_runs_sequentially_but_explores() {
-        let model = CostModel::new(Calibration {
-            sequential_ns: 500.0,
-            parallel_ns: 700.0,
-            fixed_ns: 20_000.0,
-        });
+    fn when_block_stm_costs_more_it_runs_sequentially_but_explores() {
+        let model = model(500.0, 700.0, 20_000.0);
+        model.record_parallel(Class::Plain, 1000, us(1_000));
+        model.record_parallel(Class::Plain, 1000, us(20 + 700));
         let choices: Vec<Choice> = (0..2 * EXPLORE_EVERY)
             .map(|_| model.choose(Class::Plain, 1000, None))
             .collect();
         let parallel = choices.iter().filter(|c| **c == Choice::Parallel).count();
         assert_eq!(parallel, 2);
-        // Too small to gain at any ratio: never explored.
+        // Too small to gain at any p: never explored.
         assert!((0..100).all(|_| model.choose(Class::Plain, 10, None) == Choice::Sequential));
     }
 
     #[test]
-    fn the_model_learns_from_blocks() {
-        let model = CostModel::new(Calibration {
-            sequential_ns: 500.0,
-            parallel_ns: 700.0,
-            fixed_ns: 0.0,
-        });
-        // Blocks under Block-STM at a quarter of their sequential time: r falls to 0.25.
-        for _ in 0..40 {
-            model.record_parallel(Class::Plain, 1000, us(125));
-        }
-        let (_, r, _) = model.costs(Class::Plain);
-        assert!((r - 0.25).abs() < 0.01, "{r}");
-        assert_eq!(model.choose(Class::Plain, 1000, None), Choice::Parallel);
-        // Tiny blocks teach nothing.
-        model.record_sequential(Class::Plain, 4, us(1000));
-        assert_eq!(model.costs(Class::Plain).0, 500.0);
-        // The contract class is unknown until a block of it runs sequentially.
-        assert!(model.costs(Class::Contracts).0.is_nan());
+    fn blocks_of_calls_have_their_own_costs() {
+        let model = model(500.0, 250.0, 20_000.0);
+        model.record_parallel(Class::Plain, 1000, us(1_000));
+        // Unknown p for calls: Block-STM.
+        assert_eq!(
+            model.choose(Class::Contracts, 2, Some(5_000.0)),
+            Choice::Parallel
+        );
         model.record_sequential(Class::Contracts, 100, us(500));
-        assert!((model.costs(Class::Contracts).0 - 5_000.0).abs() < 1e-6);
+        assert!((model.measured(Class::Contracts).0 - 5_000.0).abs() < 1e-6);
+        // Calls under Block-STM at 4 µs each: pays from 20 µs / 1 µs = 20 calls.
+        model.record_parallel(Class::Contracts, 100, us(20 + 400));
+        assert_eq!(
+            model.choose(Class::Contracts, 15, Some(5_000.0)),
+            Choice::Sequential
+        );
+        assert_eq!(
+            model.choose(Class::Contracts, 30, Some(5_000.0)),
+            Choice::Parallel
+        );
+        // The plain class's figures did not move.
+        assert!(model.measured(Class::Plain).0.is_nan());
     }
 }
