@@ -199,14 +199,22 @@ fn markdown(rows: &[Row]) -> String {
     );
     out += "| workload | txs | threads | seq ms | par ms | speed-up | ideal | aborts | path |\n";
     out += "|---|---|---|---|---|---|---|---|---|\n";
+    // Three significant digits for the short blocks' fractions of a millisecond.
+    let ms = |v: f64| {
+        if v < 1.0 {
+            format!("{v:.3}")
+        } else {
+            format!("{v:.2}")
+        }
+    };
     for r in rows {
         out += &format!(
-            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} |\n",
             r.workload,
             r.txs,
             r.threads,
-            r.seq_ms,
-            r.par_ms,
+            ms(r.seq_ms),
+            ms(r.par_ms),
             r.speedup,
             r.ideal,
             r.aborts,
