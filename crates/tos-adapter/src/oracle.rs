@@ -89,7 +89,7 @@ impl SequentialTosExecutor {
             true,
             Run {
                 results,
-                // In the map's order: deterministic (a fixed hasher, the same inserts).
+                // In the map's order, which nothing depends on (storage sorts by key).
                 changes: changes.into_iter().collect(),
                 path: ExecutionPath::Sequential(SequentialReason::Requested),
                 stats: BlockStats {

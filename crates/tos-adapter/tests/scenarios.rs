@@ -597,6 +597,52 @@ fn the_cost_model_runs_a_tiny_block_sequentially() {
     assert_eq!(changes(&execution), changes(&forced));
 }
 
+/// Twelve transfers of 10 to a receiver that does not send, 35 below `u64::MAX`: the
+/// credits' fold overflows in Block-STM's final pass, which falls back to the sequential
+/// executor and rejects exactly the fourth and later transfers; the same block to a
+/// receiver with room stays parallel.
+#[test]
+fn credits_that_overflow_a_receiver_reject_exactly_the_overflowing_transfers() {
+    for start in [u64::MAX - 35, 1_000] {
+        let store = MemoryStore::new();
+        let accounts: Vec<_> = (0..12).map(key).collect();
+        genesis(&store, &accounts, 1_000);
+        let receiver = key(500).public_key();
+        store
+            .write_block(
+                1,
+                &[(
+                    StateKey::Balance(receiver, TOS_ASSET),
+                    StateValue::Number(start),
+                )],
+            )
+            .unwrap();
+        let txs: Vec<_> = accounts
+            .iter()
+            .map(|k| transfer(k, 0, receiver, 10))
+            .collect();
+        let oracle = SequentialTosExecutor::new(true)
+            .execute_block(&store, 2, &txs, BlockMode::Dag)
+            .unwrap();
+        let parallel = TosBlockExecutor::new(forced(2))
+            .unwrap()
+            .execute_block(&store, 2, &txs, BlockMode::Dag)
+            .unwrap();
+        assert_eq!(
+            parallel.path,
+            if start == 1_000 {
+                executor::ExecutionPath::Parallel
+            } else {
+                executor::ExecutionPath::Fallback(executor::FallbackReason::DeltaOverflow)
+            }
+        );
+        assert_eq!(parallel.results, oracle.results);
+        assert_eq!(changes(&parallel), changes(&oracle));
+        let rejected = oracle.results.iter().filter(|r| !r.success()).count();
+        assert_eq!(rejected, if start == 1_000 { 0 } else { 9 });
+    }
+}
+
 #[test]
 fn a_block_at_the_wrong_topoheight_is_refused() {
     let store = MemoryStore::new();
