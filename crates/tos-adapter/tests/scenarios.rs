@@ -518,8 +518,12 @@ fn a_storage_error_fails_the_block_and_writes_nothing() {
     assert_eq!(balance(&store, &key(999), TOS_ASSET), 30);
 }
 
+/// Disabled, below `min_batch_size`, or by the production policy's cost model (on any
+/// machine the engine's fixed cost per block, waking workers and sizing its memory,
+/// exceeds what a second core could save on twelve transfers): sequential, with
+/// Block-STM's results.
 #[test]
-fn disabled_or_small_blocks_run_sequentially_with_the_same_results() {
+fn disabled_small_or_cheap_blocks_run_sequentially_with_the_same_results() {
     let store = MemoryStore::new();
     let accounts: Vec<_> = (0..12).map(key).collect();
     genesis(&store, &accounts, 1_000);
@@ -532,24 +536,36 @@ fn disabled_or_small_blocks_run_sequentially_with_the_same_results() {
         .execute_block(&store, 1, &txs, BlockMode::Dag)
         .unwrap();
     assert_eq!(parallel.path, executor::ExecutionPath::Parallel);
-    for config in [
-        ExecutionConfig {
-            enabled: false,
-            ..config(2)
-        },
-        ExecutionConfig {
-            min_batch_size: 13,
-            ..config(2)
-        },
+    use executor::SequentialReason::{Cheaper, Disabled, SmallBlock};
+    for (config, reason) in [
+        (
+            ExecutionConfig {
+                enabled: false,
+                ..config(2)
+            },
+            Disabled,
+        ),
+        (
+            ExecutionConfig {
+                min_batch_size: 13,
+                ..config(2)
+            },
+            SmallBlock,
+        ),
+        (
+            ExecutionConfig {
+                max_parallelism: 2,
+                ..ExecutionConfig::default()
+            },
+            Cheaper,
+        ),
     ] {
-        let sequential = TosBlockExecutor::new(config)
-            .unwrap()
+        let executor = TosBlockExecutor::new(config).unwrap();
+        executor.calibrate();
+        let sequential = executor
             .execute_block(&store, 1, &txs, BlockMode::Dag)
             .unwrap();
-        assert!(matches!(
-            sequential.path,
-            executor::ExecutionPath::Sequential(_)
-        ));
+        assert_eq!(sequential.path, executor::ExecutionPath::Sequential(reason));
         assert_eq!(sequential.results, parallel.results);
         assert_eq!(changes(&sequential), changes(&parallel));
     }
@@ -560,41 +576,6 @@ fn disabled_or_small_blocks_run_sequentially_with_the_same_results() {
         }),
         Err(tos_adapter::ConfigError::Invalid { .. })
     ));
-}
-
-/// The production policy runs a block of twelve transfers sequentially: on any machine the
-/// engine's fixed cost per block (waking workers, sizing its memory) exceeds what a
-/// second core could save on a few microseconds of work. Same results as Block-STM's.
-#[test]
-fn the_cost_model_runs_a_tiny_block_sequentially() {
-    let store = MemoryStore::new();
-    let accounts: Vec<_> = (0..12).map(key).collect();
-    genesis(&store, &accounts, 1_000);
-    let txs: Vec<_> = accounts
-        .iter()
-        .map(|k| transfer(k, 0, key(50).public_key(), 3))
-        .collect();
-    let forced = TosBlockExecutor::new(forced(2))
-        .unwrap()
-        .execute_block(&store, 1, &txs, BlockMode::Dag)
-        .unwrap();
-    assert_eq!(forced.path, executor::ExecutionPath::Parallel);
-    let production = TosBlockExecutor::new(ExecutionConfig {
-        max_parallelism: 2,
-        verify_signatures: false,
-        ..ExecutionConfig::default()
-    })
-    .unwrap();
-    production.calibrate();
-    let execution = production
-        .execute_block(&store, 1, &txs, BlockMode::Dag)
-        .unwrap();
-    assert_eq!(
-        execution.path,
-        executor::ExecutionPath::Sequential(executor::SequentialReason::Cheaper)
-    );
-    assert_eq!(execution.results, forced.results);
-    assert_eq!(changes(&execution), changes(&forced));
 }
 
 /// Twelve transfers of 10 to a receiver that does not send, 35 below `u64::MAX`: the

@@ -239,7 +239,8 @@ impl TosBlockExecutor {
     }
 
     /// Times a synthetic block of independent transfers (no signatures) both ways, at two
-    /// sizes, the fastest of five runs each: the cost model's starting point. A failure
+    /// sizes and a tiny one, the fastest of five runs each: the cost model's starting
+    /// point. A failure
     /// (none is expected: the block is built valid) leaves the costs unknown, and the
     /// policy then runs Block-STM wherever its other checks allow, as without a model.
     fn measure_costs(&self) -> Calibration {
@@ -306,8 +307,11 @@ impl TosBlockExecutor {
             }
             Ok((sequential, parallel))
         };
-        let calibration = match (time(small), time(large)) {
-            (Ok((s0, p0)), Ok((s1, p1))) => Calibration::fit(small, large, (s0, s1), (p0, p1)),
+        let tiny = 8;
+        let calibration = match (time(tiny), time(small), time(large)) {
+            (Ok((_, t)), Ok((s0, p0)), Ok((s1, p1))) => {
+                Calibration::fit(small, large, (s0, s1), (p0, p1), (tiny, t))
+            }
             _ => unknown,
         };
         tracing::debug!(

@@ -72,22 +72,29 @@ pub struct Calibration {
 }
 
 impl Calibration {
-    /// From two sizes `small < large`, each run sequentially and under Block-STM: the
-    /// lines through them (a fixed cost below zero, a measurement's noise, counts as 0).
+    /// From two sizes `small < large`, each run sequentially and under Block-STM, and a
+    /// tiny block under Block-STM: the slopes of the lines through the two sizes, and the
+    /// fixed cost as the larger of their intercept and what the tiny block cost beyond its
+    /// transactions (the intercept alone is noise's to move: a slope measured a little
+    /// high puts it at zero, and a model with no fixed cost would send every block to
+    /// Block-STM).
     pub fn fit(
         small: usize,
         large: usize,
         sequential: (Duration, Duration),
         parallel: (Duration, Duration),
+        tiny: (usize, Duration),
     ) -> Self {
         let span = large.saturating_sub(small).max(1) as f64;
         let ns = |d: Duration| d.as_secs_f64() * 1e9;
         let slope = |(a, b): (Duration, Duration)| ((ns(b) - ns(a)) / span).max(1.0);
         let parallel_ns = slope(parallel);
+        let intercept = ns(parallel.0) - parallel_ns * small as f64;
+        let tiny_fixed = ns(tiny.1) - parallel_ns * tiny.0 as f64;
         Self {
             sequential_ns: slope(sequential),
             parallel_ns,
-            fixed_ns: (ns(parallel.0) - parallel_ns * small as f64).max(0.0),
+            fixed_ns: intercept.max(tiny_fixed).max(0.0),
         }
     }
 }
@@ -267,10 +274,13 @@ mod tests {
     #[test]
     fn the_fit_finds_the_fixed_cost_and_the_slopes() {
         // Sequential 0.5 µs a transaction; Block-STM 20 µs plus 0.25 µs a transaction.
-        let c = Calibration::fit(100, 1100, (us(50), us(550)), (us(45), us(295)));
+        let c = Calibration::fit(100, 1100, (us(50), us(550)), (us(45), us(295)), (8, us(22)));
         assert!((c.sequential_ns - 500.0).abs() < 1e-6);
         assert!((c.parallel_ns - 250.0).abs() < 1e-6);
         assert!((c.fixed_ns - 20_000.0).abs() < 1e-6);
+        // A slope measured high puts the intercept below zero: the tiny block's cost holds.
+        let c = Calibration::fit(100, 1100, (us(50), us(550)), (us(20), us(320)), (8, us(22)));
+        assert!((c.fixed_ns - 19_600.0).abs() < 1e-6, "{}", c.fixed_ns);
     }
 
     #[test]
