@@ -33,30 +33,23 @@ fn the_wire_corpus_decodes_or_fails_cleanly_and_round_trips() {
 mod block_file_proptest {
     use proptest::prelude::*;
 
-    /// Lines of a real block file (a genesis, a block in TOS's JSON, one by its wire) to
-    /// mutate.
+    /// Lines of a real block file (a genesis and a block in TOS's JSON, kept in the
+    /// corpus; a block by its wire) to mutate.
     fn seeds() -> Vec<String> {
-        let a = "01".repeat(32);
-        let b = "02".repeat(32);
-        let tos = "00".repeat(32);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+        let read = |name: &str| std::fs::read_to_string(dir.join("block_file").join(name)).unwrap();
         vec![
-            format!(
-                r#"{{"type": "genesis", "network_chain_id": 3, "accounts": [{{"account": "{a}", "nonce": 0, "balances": {{"{tos}": 1000}}}}]}}"#
-            ),
-            format!(
-                r#"{{"type": "block", "topoheight": 1, "mode": "accept", "transactions": [{{"version": 1, "chain_id": 3, "source": "{a}", "tx_type": "transfers", "payload": [{{"asset": "{tos}", "destination": "{b}", "amount": 5, "extra_data": "0102"}}], "fee": 10, "fee_type": 0, "nonce": 0, "reference_hash": null, "reference_topoheight": 0, "signature": null}}]}}"#
-            ),
+            read("valid-genesis"),
+            read("valid-block"),
             format!(
                 r#"{{"type": "block", "topoheight": 2, "transactions": [{{"wire_hex": "{}"}}]}}"#,
-                std::fs::read_dir(
-                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/wire")
-                )
-                .ok()
-                .and_then(|mut d| d.next())
-                .and_then(|e| e.ok())
-                .and_then(|e| std::fs::read(e.path()).ok())
-                .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>())
-                .unwrap_or_default()
+                std::fs::read_dir(dir.join("wire"))
+                    .ok()
+                    .and_then(|mut d| d.next())
+                    .and_then(|e| e.ok())
+                    .and_then(|e| std::fs::read(e.path()).ok())
+                    .map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+                    .unwrap_or_default()
             ),
         ]
     }

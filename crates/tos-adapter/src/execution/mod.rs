@@ -294,12 +294,9 @@ impl TosBlockExecutor {
             let (mut sequential, mut parallel) = (Duration::MAX, Duration::MAX);
             for _ in 0..5 {
                 let start = Instant::now();
-                let mut run = OracleRun::new(&oracle, chain_id, &state, n);
-                for tx in block {
-                    run.apply(tx, SignatureCheck::Off, None)?;
-                }
-                drop(std::hint::black_box(run.into_parts()));
+                let out = run_sequential(&oracle, chain_id, &state, block, Signatures::Off)?;
                 sequential = sequential.min(start.elapsed());
+                drop(std::hint::black_box(out));
                 let start = Instant::now();
                 let out = self.run_parallel(&state, chain_id, block, Signatures::Off)?;
                 parallel = parallel.min(start.elapsed());
@@ -470,12 +467,8 @@ impl TosBlockExecutor {
         if let Some(reason) = self.sequential_reason(txs, class) {
             let _span = tracing::debug_span!("execute", path = "sequential").entered();
             let start = Instant::now();
-            let oracle = self.oracle();
-            let mut run = OracleRun::new(&oracle, chain_id, state, txs.len());
-            for (i, tx) in txs.iter().enumerate() {
-                run.apply(tx, signatures.check(i), None)?;
-            }
-            let (results, changes) = run.into_parts();
+            let (results, changes) =
+                run_sequential(&self.oracle(), chain_id, state, txs, signatures)?;
             if let (Some(costs), Signatures::Off | Signatures::Checked(_)) =
                 (self.costs.get(), signatures)
             {
@@ -506,7 +499,7 @@ impl TosBlockExecutor {
     /// calls, for its probe).
     fn sequential_reason(&self, txs: &[Transaction], class: Class) -> Option<SequentialReason> {
         if !self.config.enabled
-            || (!self.config.enable_contract_parallel && txs.iter().any(is_contract))
+            || (!self.config.enable_contract_parallel && class == Class::Contracts)
         {
             Some(SequentialReason::Disabled)
         } else if self.config.always_parallel {
@@ -759,6 +752,21 @@ impl TosBlockExecutor {
         storage.write_block(execution.topoheight, &execution.changes)?;
         Ok(())
     }
+}
+
+/// `txs` one after another on the oracle: their results and the block's changes.
+fn run_sequential(
+    oracle: &SequentialTosExecutor,
+    chain_id: u64,
+    state: &BlockState<'_>,
+    txs: &[Transaction],
+    signatures: Signatures<'_>,
+) -> Result<(Vec<TxResult>, crate::oracle::Changes), TosError> {
+    let mut run = OracleRun::new(oracle, chain_id, state, txs.len());
+    for (i, tx) in txs.iter().enumerate() {
+        run.apply(tx, signatures.check(i), None)?;
+    }
+    Ok(run.into_parts())
 }
 
 /// The number `storage` holds at `key` (0 if none).

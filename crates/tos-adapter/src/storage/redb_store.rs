@@ -203,9 +203,7 @@ fn check_block(
     let mut values = Vec::with_capacity(record.keys.len());
     let mut versioned = Vec::with_capacity(80);
     for key in &record.keys {
-        versioned.clear();
-        versioned.extend_from_slice(key);
-        versioned.extend_from_slice(&topoheight.to_be_bytes());
+        versioned_bytes(key, topoheight, &mut versioned);
         match state.get(versioned.as_slice()).map_err(db_error)? {
             Some(value) => values.push(value.value().to_vec()),
             None => {
@@ -424,6 +422,13 @@ fn versioned_key(key: &StateKey, topoheight: u64) -> Vec<u8> {
     encode_key(key, &mut out);
     out.extend_from_slice(&topoheight.to_be_bytes());
     out
+}
+
+/// [`versioned_key`] of a key already encoded, into `out`.
+fn versioned_bytes(encoded: &[u8], topoheight: u64, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(encoded);
+    out.extend_from_slice(&topoheight.to_be_bytes());
 }
 
 fn split_versioned_key(bytes: &[u8]) -> Result<(&[u8], u64), StorageError> {
@@ -764,11 +769,13 @@ impl TosStorage for RedbStore {
                 // Encoded key → encoded value, ascending (the record's order); a key given
                 // twice keeps its last value, as the table would.
                 let mut versions: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+                let (mut low, mut high, mut at) = (Vec::new(), Vec::new(), Vec::new());
                 for (key, value) in changes {
                     let mut encoded = Vec::with_capacity(68);
                     encode_key(key, &mut encoded);
-                    let low = versioned_key(key, 0);
-                    let high = versioned_key(key, u64::MAX);
+                    versioned_bytes(&encoded, 0, &mut low);
+                    versioned_bytes(&encoded, u64::MAX, &mut high);
+                    versioned_bytes(&encoded, topoheight, &mut at);
                     let previous = match table
                         .range(low.as_slice()..=high.as_slice())
                         .map_err(db_error)?
@@ -783,7 +790,7 @@ impl TosStorage for RedbStore {
                     let mut bytes = Vec::with_capacity(24);
                     encode_value(value, previous, &mut bytes);
                     table
-                        .insert(versioned_key(key, topoheight).as_slice(), bytes.as_slice())
+                        .insert(at.as_slice(), bytes.as_slice())
                         .map_err(db_error)?;
                     versions.insert(encoded, bytes);
                 }
