@@ -32,6 +32,16 @@
 //!   that every credit fits is checked when the block is done, by folding each key's
 //!   chain of writes in block order; a credit that does not fit sends the block to the
 //!   sequential executor, which rejects exactly that transaction.
+//! - **Claimed keys** (exact hints). The storage may claim keys ([`Storage::claim`]): a
+//!   key only transaction `i` touches ([`KeyClaim::Exclusive`]), a key transactions only
+//!   credit ([`KeyClaim::CreditOnly`]). Claimed keys never enter the multi-version memory:
+//!   `i` reads an exclusive key's storage value without recording the read (nothing can
+//!   invalidate it) and its write is final, kept with `i`'s output; credits to a
+//!   credit-only key are kept with each transaction's output and summed by the workers in
+//!   the final pass (the sum fits exactly when every partial sum does: credits are
+//!   positive and nobody reads them). Claims are checked, never trusted: a read that
+//!   reaches storage and every recorded write meet the claim, and one that breaks it
+//!   sends the block to the sequential executor ([`FallbackReason::ClaimBroken`]).
 //! - **Panics are results.** A panic inside [`Vm::execute`] is that transaction's
 //!   [`TxnOutput::Panicked`] in both executors, with no writes.
 //! - **Sequential fallback.** Small blocks and one thread run sequentially by policy
@@ -51,7 +61,12 @@
 //!    transaction has read yet needs no fall: every later read of it sees `j`'s write
 //!    (the multi-version memory tells the two apart, see its read-miss marks; the paper
 //!    makes the index fall on every new key).
-//! 4. Hence, when the scheduler reports done, each transaction's last incarnation read
+//! 4. A claimed key is touched, in the last incarnations, only as claimed: a read or
+//!    write against a claim stops the block before it can be done. So `i`'s reads of its
+//!    exclusive keys see what sequential execution would (no transaction writes them but
+//!    `i`), its writes to them are the final ones, and a credit-only key's final value
+//!    is storage's plus every last incarnation's credits, as sequentially.
+//! 5. Hence, when the scheduler reports done, each transaction's last incarnation read
 //!    exactly what sequential execution would have given it, and so produced the same
 //!    output and writes: the block's result is the sequential result, for any number of
 //!    threads.
@@ -90,7 +105,7 @@ pub use output::{
 };
 pub use parallel::ParallelExecutor;
 pub use sequential::SequentialExecutor;
-pub use vm::{panic_message, ExecError, Halt, Overflow, Storage, TxnOutput, TxnView, Vm};
+pub use vm::{panic_message, ExecError, Halt, KeyClaim, Overflow, Storage, TxnOutput, TxnView, Vm};
 
 /// The block executor: Block-STM when it can pay, the sequential executor otherwise.
 #[derive(Clone, Debug)]

@@ -6,7 +6,7 @@
 //! values) have different read, write and delta sets, as in the Aptos method of testing
 //! Block-STM, while the sequential result stays a deterministic function of the block.
 
-use crate::vm::{ExecError, Storage, TxnView, Vm};
+use crate::vm::{ExecError, KeyClaim, Storage, TxnView, Vm};
 use std::collections::HashMap;
 use std::hint::black_box;
 
@@ -154,6 +154,8 @@ pub struct MockStorage {
     pub values: HashMap<u64, u64>,
     /// A key whose read fails, to test block errors.
     pub fail_on: Option<u64>,
+    /// What is declared of who touches some keys ([`Storage::claim`]).
+    pub claims: HashMap<u64, KeyClaim>,
 }
 
 impl Storage for MockStorage {
@@ -166,6 +168,14 @@ impl Storage for MockStorage {
             return Err(MockStorageError(*key));
         }
         Ok(self.values.get(key).copied())
+    }
+
+    fn has_claims(&self) -> bool {
+        !self.claims.is_empty()
+    }
+
+    fn claim(&self, key: &u64) -> KeyClaim {
+        self.claims.get(key).copied().unwrap_or(KeyClaim::Shared)
     }
 }
 

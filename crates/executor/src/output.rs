@@ -44,6 +44,9 @@ pub enum FallbackReason {
     Invariant(&'static str),
     /// A worker panicked outside the VM.
     WorkerPanic,
+    /// A transaction read or wrote a key against what the storage declared of it
+    /// ([`Storage::claim`](crate::Storage::claim)): the hint was wrong.
+    ClaimBroken,
 }
 
 /// Counters of one block's execution.
@@ -62,6 +65,9 @@ pub struct BlockStats {
     /// cost a visible share of a microsecond transaction). Over the block's wall time it
     /// is the speed-up the executor achieved.
     pub vm_nanos: u64,
+    /// Reads, writes and credits of claimed keys ([`Storage::claim`](crate::Storage::claim)),
+    /// kept out of the multi-version memory, over every execution.
+    pub claimed_accesses: u64,
 }
 
 /// One execution in this many is timed for [`BlockStats::vm_nanos`].
@@ -74,6 +80,7 @@ impl BlockStats {
         self.aborts += other.aborts;
         self.dependency_waits += other.dependency_waits;
         self.vm_nanos += other.vm_nanos;
+        self.claimed_accesses += other.claimed_accesses;
     }
 }
 
@@ -83,8 +90,11 @@ impl BlockStats {
 pub struct BlockOutput<K, V, O> {
     /// Each transaction's output, in block order.
     pub outputs: Vec<TxnOutput<O>>,
-    /// The final value of every key the block wrote, ordered by the index of the key's
-    /// last writer, then by the order that transaction wrote its keys.
+    /// The final value of every key the block wrote, once each, ordered by the index of
+    /// the key's last writer, then by the order that transaction wrote its keys; under
+    /// Block-STM, claimed keys ([`Storage::claim`](crate::Storage::claim)) are placed
+    /// otherwise: a transaction's writes to keys exclusive to it after its others, the
+    /// sums of credit-only keys last.
     pub writes: Vec<(K, V)>,
     /// How the block was executed.
     pub path: ExecutionPath,

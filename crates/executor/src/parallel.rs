@@ -5,12 +5,14 @@ use crate::output::{
     BlockError, BlockOutput, BlockResult, BlockStats, ExecutionPath, FallbackReason,
 };
 use crate::pool::Pool;
-use crate::view::{HaltReason, ParallelView};
+use crate::view::{Claimed, Effects, HaltReason, ParallelView};
 use crate::vm::{panic_message, ExecError, Storage, TxnOutput, Vm};
+use crate::write_buffer::add_to;
 use crate::SequentialExecutor;
-use mvmemory::{FinalError, FoldError, MVMemory, Version, Writer};
+use mvmemory::{DeltaValue, FinalError, FoldError, FxBuildHasher, MVMemory, Version, Writer};
 use scheduler::{InvariantViolation, Scheduler, Task, Worker};
 use std::any::Any;
+use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,10 +42,37 @@ struct Chunk<M: Vm> {
 /// cache miss per line on another core).
 type OutputSlices<'o, O> = Vec<Mutex<Option<&'o mut [MaybeUninit<TxnOutput<O>>]>>>;
 
+/// What the memory keeps with a transaction's last incarnation: its output, and what it
+/// did to claimed keys (which never enter the memory's index).
+struct Finished<K, V, O> {
+    output: TxnOutput<O>,
+    claimed: Claimed<K, V>,
+}
+
+/// The block's multi-version memory, keeping each transaction's [`Finished`].
+type BlockMemory<M> = MVMemory<
+    <M as Vm>::Key,
+    <M as Vm>::Value,
+    Finished<<M as Vm>::Key, <M as Vm>::Value, <M as Vm>::Output>,
+>;
+
+/// A worker's writer into the block's memory.
+type BlockWriter<'m, M> = Writer<
+    'm,
+    <M as Vm>::Key,
+    <M as Vm>::Value,
+    Finished<<M as Vm>::Key, <M as Vm>::Value, <M as Vm>::Output>,
+>;
+
+/// One worker's sums of the credits to credit-only keys over the transactions of its
+/// chunks of the final pass, each with the lowest of those transactions (the block's
+/// writes list the keys in that order).
+type CreditSums<K> = HashMap<K, (u64, usize), FxBuildHasher>;
+
 /// The per-block structures, kept between blocks so that a block does not fault in
 /// fresh pages for them on its critical path.
 struct Buffers<K, V, O> {
-    memory: MVMemory<K, V, TxnOutput<O>>,
+    memory: MVMemory<K, V, Finished<K, V, O>>,
     scheduler: Scheduler,
 }
 
@@ -86,8 +115,10 @@ struct Block<'a, M: Vm, S> {
     storage: &'a S,
     txns: &'a [M::Txn],
     /// The multi-version memory, which also keeps each transaction's last output.
-    memory: MVMemory<M::Key, M::Value, TxnOutput<M::Output>>,
+    memory: BlockMemory<M>,
     scheduler: Scheduler,
+    /// Whether the storage claims keys ([`Storage::has_claims`]), asked once per block.
+    claims: bool,
     failure: Mutex<Option<Failure<M::Error>>>,
     /// The next chunk of transactions whose final writes are to be computed.
     next_chunk: AtomicUsize,
@@ -145,7 +176,7 @@ where
     /// claimed in turn by every worker, each transaction's slot and status cleared for
     /// the next block. Nothing writes to the memory any more: every index is at the
     /// block's end, so no task can be handed out.
-    fn final_pass(&self) -> Vec<Chunk<M>> {
+    fn final_pass(&self, credits: &mut CreditSums<M::Key>) -> Vec<Chunk<M>> {
         let mut chunks = Vec::new();
         loop {
             let number = self.next_chunk.fetch_add(1, Ordering::Relaxed);
@@ -161,7 +192,7 @@ where
                 .and_then(|slot| slot.lock().unwrap_or_else(|p| p.into_inner()).take());
             let mut outputs_written = 0;
             let writes = match slice {
-                Some(slice) => self.final_chunk(start, end, slice, &mut outputs_written),
+                Some(slice) => self.final_chunk(start, end, slice, &mut outputs_written, credits),
                 None => Err(Failure::Fallback(FallbackReason::Invariant(
                     "a chunk of the final pass has no output slice",
                 ))),
@@ -175,17 +206,19 @@ where
     }
 
     /// The final writes of transactions `start..end`, their outputs written to `outputs`
-    /// in order (`written` counts them, also when a later one fails).
+    /// in order (`written` counts them, also when a later one fails), their credits to
+    /// credit-only keys added to `credits`.
     fn final_chunk(
         &self,
         start: usize,
         end: usize,
         outputs: &mut [MaybeUninit<TxnOutput<M::Output>>],
         written: &mut usize,
+        credits: &mut CreditSums<M::Key>,
     ) -> ChunkOutcome<M> {
         let mut writes = Vec::new();
         for (txn_idx, out) in (start..end).zip(outputs.iter_mut()) {
-            let output = self
+            let Finished { output, claimed } = self
                 .memory
                 .finish_txn(txn_idx, |key| self.storage.get(key), &mut writes)
                 .map_err(|error| match error {
@@ -200,6 +233,13 @@ where
                 .ok_or(Failure::Fallback(FallbackReason::Invariant(
                     "a transaction has no output after the block",
                 )))?;
+            writes.extend(claimed.exclusive);
+            for (key, credit) in claimed.credits {
+                let (sum, _) = credits.entry(key).or_insert((0, txn_idx));
+                *sum = sum
+                    .checked_add(credit)
+                    .ok_or(Failure::Fallback(FallbackReason::DeltaOverflow))?;
+            }
             out.write(output);
             *written += 1;
             self.scheduler.clear_txn(txn_idx);
@@ -215,7 +255,7 @@ where
     fn try_execute(
         &self,
         worker: usize,
-        writer: &mut Writer<'_, M::Key, M::Value, TxnOutput<M::Output>>,
+        writer: &mut BlockWriter<'_, M>,
         txn_idx: usize,
         incarnation: u32,
         stats: &mut BlockStats,
@@ -223,7 +263,7 @@ where
         let txn = self.txns.get(txn_idx)?;
         loop {
             stats.incarnations += 1;
-            let mut view = ParallelView::new(&self.memory, self.storage, txn_idx);
+            let mut view = ParallelView::new(&self.memory, self.storage, txn_idx, self.claims);
             let timed = (stats.incarnations % crate::output::VM_TIME_SAMPLE == 0)
                 .then(std::time::Instant::now);
             let result = catch_unwind(AssertUnwindSafe(|| self.vm.execute(txn, &mut view)));
@@ -248,6 +288,10 @@ where
                     self.fail(Failure::Block(error));
                     return None;
                 }
+                Some(HaltReason::ClaimBroken) => {
+                    self.fail(Failure::Fallback(FallbackReason::ClaimBroken));
+                    return None;
+                }
                 None => {}
             }
             let output = match result {
@@ -266,12 +310,34 @@ where
                     TxnOutput::Panicked(panic_message(payload.as_ref()))
                 }
             };
+            stats.claimed_accesses += view.exclusive_reads;
+            let Effects {
+                reads,
+                writes,
+                claimed,
+            } = match view.into_effects() {
+                Ok(effects) => effects,
+                Err(reason) => {
+                    self.fail(match reason {
+                        HaltReason::Storage(error) => Failure::Block(error),
+                        HaltReason::ClaimBroken => Failure::Fallback(FallbackReason::ClaimBroken),
+                        HaltReason::SpeculativeOverflow => {
+                            Failure::Fallback(FallbackReason::DeltaOverflow)
+                        }
+                        HaltReason::Dependency(_) => Failure::Fallback(FallbackReason::Invariant(
+                            "a dependency found after the execution",
+                        )),
+                    });
+                    return None;
+                }
+            };
+            stats.claimed_accesses += (claimed.exclusive.len() + claimed.credits.len()) as u64;
             let version = Version {
                 txn_idx,
                 incarnation,
             };
             let wrote_new_location =
-                writer.record_with_output(version, view.reads, view.writes.into_ops(), output);
+                writer.record_with_output(version, reads, writes, Finished { output, claimed });
             return match self.scheduler.finish_execution(
                 worker,
                 txn_idx,
@@ -392,6 +458,7 @@ impl ParallelExecutor {
             txns,
             memory: buffers.memory,
             scheduler: buffers.scheduler,
+            claims: storage.has_claims(),
             failure: Mutex::new(None),
             next_chunk: AtomicUsize::new(0),
             output_slices,
@@ -399,9 +466,11 @@ impl ParallelExecutor {
         };
         let mut stats = BlockStats::default();
         let mut chunks = Vec::new();
-        let mut merge = |(worker_stats, worker_chunks): (BlockStats, Vec<Chunk<M>>)| {
-            stats.merge(&worker_stats);
-            chunks.extend(worker_chunks);
+        let mut credits = Vec::with_capacity(threads);
+        let mut merge = |result: WorkerResult<M>| {
+            stats.merge(&result.stats);
+            chunks.extend(result.chunks);
+            credits.push(result.credits);
         };
         let pool = if threads > 1 { self.pool() } else { None };
         match pool {
@@ -456,7 +525,12 @@ impl ParallelExecutor {
         let failure = failure.into_inner().unwrap_or_else(|p| p.into_inner());
         let outcome = match failure {
             Some(failure) => Err(failure),
-            None => collect::<M>(txns.len(), &mut chunks, gather.finish(num_chunks)),
+            None => collect::<M>(txns.len(), &mut chunks, gather.finish(num_chunks)).and_then(
+                |mut writes| {
+                    add_credits::<M, S>(storage, credits, &mut writes)?;
+                    Ok(writes)
+                },
+            ),
         };
         let reason = match outcome {
             Ok(writes) => {
@@ -489,18 +563,19 @@ impl ParallelExecutor {
 
 /// One worker: the loop, then its share of the final writes; a panic outside the VM is
 /// turned into a fallback.
-fn run_worker<M, S>(block: &Block<'_, M, S>, worker: usize) -> (BlockStats, Vec<Chunk<M>>)
+fn run_worker<M, S>(block: &Block<'_, M, S>, worker: usize) -> WorkerResult<M>
 where
     M: Vm,
     S: Storage<Key = M::Key, Value = M::Value, Error = M::Error>,
 {
     let mut stats = BlockStats::default();
+    let mut credits = CreditSums::default();
     let run = catch_unwind(AssertUnwindSafe(|| {
         block.work(worker, &mut stats);
         if block.scheduler.halted() {
             Vec::new()
         } else {
-            block.final_pass()
+            block.final_pass(&mut credits)
         }
     }));
     let mut chunks = match run {
@@ -524,7 +599,69 @@ where
             }
         }
     }
-    (stats, chunks)
+    WorkerResult {
+        stats,
+        chunks,
+        credits,
+    }
+}
+
+/// What one worker hands back: its counters, its chunks of the final pass, and its sums
+/// of credits to credit-only keys.
+struct WorkerResult<M: Vm> {
+    stats: BlockStats,
+    chunks: Vec<Chunk<M>>,
+    credits: CreditSums<M::Key>,
+}
+
+/// Appends to `writes` the final value of each credit-only key: storage's value plus
+/// the sum of every credit to it, or a fallback if that does not fit (then some partial
+/// sum did not either: sequential execution rejects exactly the credit that overflows).
+fn add_credits<M, S>(
+    storage: &S,
+    workers: Vec<CreditSums<M::Key>>,
+    writes: &mut Vec<(M::Key, M::Value)>,
+) -> Result<(), Failure<M::Error>>
+where
+    M: Vm,
+    S: Storage<Key = M::Key, Value = M::Value, Error = M::Error>,
+{
+    if workers.iter().all(HashMap::is_empty) {
+        return Ok(());
+    }
+    let overflow = Failure::Fallback(FallbackReason::DeltaOverflow);
+    let totals = total_credits(workers).ok_or(overflow)?;
+    writes.reserve(totals.len());
+    for (key, total) in totals {
+        let base = storage.get(&key).map_err(Failure::Block)?;
+        let value =
+            add_to(base.as_ref(), total).ok_or(Failure::Fallback(FallbackReason::DeltaOverflow))?;
+        writes.push((key, M::Value::from_u64(value)));
+    }
+    Ok(())
+}
+
+/// The sums of every worker's credits to credit-only keys, each key's with the lowest
+/// transaction that credited it, in the order of those transactions; `None` if a sum does
+/// not fit in `u64`.
+fn total_credits<K: Eq + std::hash::Hash>(workers: Vec<CreditSums<K>>) -> Option<Vec<(K, u64)>> {
+    let mut workers = workers.into_iter();
+    let mut totals = workers.next().unwrap_or_default();
+    for sums in workers {
+        for (key, (sum, first)) in sums {
+            let total = totals.entry(key).or_insert((0, first));
+            total.0 = total.0.checked_add(sum)?;
+            total.1 = total.1.min(first);
+        }
+    }
+    let mut totals: Vec<(K, (u64, usize))> = totals.into_iter().collect();
+    totals.sort_unstable_by_key(|(_, (_, first))| *first);
+    Some(
+        totals
+            .into_iter()
+            .map(|(key, (sum, _))| (key, sum))
+            .collect(),
+    )
 }
 
 /// The block's final writes, gathered by the workers, once it checked that every chunk

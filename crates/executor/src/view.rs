@@ -2,9 +2,12 @@
 //! (then storage) and are recorded for validation; writes are buffered until the
 //! incarnation finishes.
 
-use crate::vm::{Halt, Overflow, Storage, TxnView};
+use crate::vm::{Halt, KeyClaim, Overflow, Storage, TxnView};
 use crate::write_buffer::{add_to, WriteBuffer};
-use mvmemory::{DeltaValue, LocatedReads, MVMemory, ReadKind, ReadOutcome, TxnIndex, WriteOp};
+use mvmemory::{
+    DeltaValue, LocatedReads, MVMemory, ReadKind, ReadOutcome, TxnIndex, WriteOp, WriteSet,
+};
+use smallvec::SmallVec;
 use std::hash::Hash;
 
 /// Why an incarnation was halted by its view.
@@ -15,6 +18,25 @@ pub(crate) enum HaltReason<E> {
     SpeculativeOverflow,
     /// Storage failed.
     Storage(E),
+    /// It touched a key against the storage's claim ([`Storage::claim`]).
+    ClaimBroken,
+}
+
+/// What an incarnation did to claimed keys ([`KeyClaim`]), kept with its output rather
+/// than in the multi-version memory.
+pub(crate) struct Claimed<K, V> {
+    /// Final values of keys exclusive to its transaction.
+    pub(crate) exclusive: SmallVec<[(K, V); 2]>,
+    /// Credits to credit-only keys.
+    pub(crate) credits: SmallVec<[(K, u64); 1]>,
+}
+
+/// An incarnation's effects, sorted for recording: what goes to the memory (its located
+/// reads, its writes of shared keys) and what does not.
+pub(crate) struct Effects<'a, K, V> {
+    pub(crate) reads: LocatedReads<'a, K, V>,
+    pub(crate) writes: WriteSet<K, V>,
+    pub(crate) claimed: Claimed<K, V>,
 }
 
 pub(crate) struct ParallelView<'a, K, V, O, S: Storage> {
@@ -24,6 +46,10 @@ pub(crate) struct ParallelView<'a, K, V, O, S: Storage> {
     pub(crate) reads: LocatedReads<'a, K, V>,
     pub(crate) writes: WriteBuffer<K, V>,
     pub(crate) halt: Option<HaltReason<S::Error>>,
+    /// Whether the storage may claim keys in this block ([`Storage::has_claims`]).
+    claims: bool,
+    /// Reads of keys exclusive to this transaction (not recorded).
+    pub(crate) exclusive_reads: u64,
 }
 
 impl<'a, K, V, O, S> ParallelView<'a, K, V, O, S>
@@ -32,7 +58,12 @@ where
     V: DeltaValue,
     S: Storage<Key = K, Value = V>,
 {
-    pub(crate) fn new(memory: &'a MVMemory<K, V, O>, storage: &'a S, txn_idx: TxnIndex) -> Self {
+    pub(crate) fn new(
+        memory: &'a MVMemory<K, V, O>,
+        storage: &'a S,
+        txn_idx: TxnIndex,
+        claims: bool,
+    ) -> Self {
         Self {
             memory,
             storage,
@@ -40,6 +71,8 @@ where
             reads: memory.located_reads(),
             writes: WriteBuffer::new(),
             halt: None,
+            claims,
+            exclusive_reads: 0,
         }
     }
 
@@ -56,6 +89,55 @@ where
             .map_err(|e| self.stop(HaltReason::Storage(e)))
     }
 
+    /// The incarnation's effects sorted by the keys' claims: writes of shared keys for
+    /// the memory; final values of keys exclusive to this transaction (a credit to one
+    /// added to storage's value: nothing else adds to it); credits to credit-only keys.
+    /// Fails if a write breaks a claim, or if a credit to an exclusive key does not fit.
+    pub(crate) fn into_effects(self) -> Result<Effects<'a, K, V>, HaltReason<S::Error>> {
+        let ops = self.writes.into_ops();
+        let mut claimed = Claimed {
+            exclusive: SmallVec::new(),
+            credits: SmallVec::new(),
+        };
+        if !self.claims {
+            return Ok(Effects {
+                reads: self.reads,
+                writes: ops,
+                claimed,
+            });
+        }
+        let mut shared = WriteSet::new();
+        for (key, op) in ops {
+            match (self.storage.claim(&key), op) {
+                (KeyClaim::Shared, op) => shared.push((key, op)),
+                (KeyClaim::Exclusive(owner), op) if owner == self.txn_idx => {
+                    let value = match op {
+                        WriteOp::Value(value) => value,
+                        WriteOp::Delta(delta) => {
+                            let base = self.storage.get(&key).map_err(HaltReason::Storage)?;
+                            match add_to(base.as_ref(), delta) {
+                                Some(n) => V::from_u64(n),
+                                None => return Err(HaltReason::SpeculativeOverflow),
+                            }
+                        }
+                    };
+                    claimed.exclusive.push((key, value));
+                }
+                (KeyClaim::CreditOnly, WriteOp::Delta(delta)) => {
+                    claimed.credits.push((key, delta));
+                }
+                (KeyClaim::Exclusive(_) | KeyClaim::CreditOnly, _) => {
+                    return Err(HaltReason::ClaimBroken)
+                }
+            }
+        }
+        Ok(Effects {
+            reads: self.reads,
+            writes: shared,
+            claimed,
+        })
+    }
+
     /// What the transactions below left at `key` (or storage's value), recorded.
     fn read_below(&mut self, key: &K) -> Result<Option<V>, Halt> {
         let (outcome, location) = self.memory.read_located(key, self.txn_idx);
@@ -67,6 +149,26 @@ where
                 match add_to(base.as_ref(), sum) {
                     Some(n) => (ReadKind::Unresolved(sum), Some(V::from_u64(n))),
                     None => return Err(self.stop(HaltReason::SpeculativeOverflow)),
+                }
+            }
+            ReadOutcome::NotFound if self.claims => {
+                // Nothing written below: any writer so far respected the claims (an
+                // exclusive key's owner and credit-only keys' creditors write around the
+                // memory; anyone else stops the block).
+                let (value, claim) = self
+                    .storage
+                    .get_claimed(key)
+                    .map_err(|e| self.stop(HaltReason::Storage(e)))?;
+                match claim {
+                    KeyClaim::Shared => (ReadKind::Storage, value),
+                    // Nothing else reads or writes it: nothing to validate.
+                    KeyClaim::Exclusive(owner) if owner == self.txn_idx => {
+                        self.exclusive_reads += 1;
+                        return Ok(value);
+                    }
+                    KeyClaim::Exclusive(_) | KeyClaim::CreditOnly => {
+                        return Err(self.stop(HaltReason::ClaimBroken))
+                    }
                 }
             }
             ReadOutcome::NotFound => (ReadKind::Storage, self.storage_value(key)?),

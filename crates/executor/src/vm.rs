@@ -81,6 +81,23 @@ pub trait Vm: Sync {
         T: TxnView<Key = Self::Key, Value = Self::Value>;
 }
 
+/// Who touches a key during a block, as the caller declared it ([`Storage::claim`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyClaim {
+    /// Nothing declared: any transaction may read or write it, through the
+    /// multi-version memory.
+    Shared,
+    /// Only this transaction (its index in the block) reads or writes it. Its reads are
+    /// storage's value and need no validation; its writes are final: kept with its
+    /// output, never in the memory.
+    Exclusive(usize),
+    /// Transactions only credit it ([`TxnView::add_delta`]): none reads it or writes a
+    /// value. Each transaction's credits are kept with its output and summed when the
+    /// block is done; the sum fits if and only if every partial sum did (credits are
+    /// positive and nobody reads them), so overflow keeps its sequential semantics.
+    CreditOnly,
+}
+
 /// The state before the block, read by key. Immutable for the block's duration.
 pub trait Storage: Sync {
     /// A state key.
@@ -92,6 +109,28 @@ pub trait Storage: Sync {
 
     /// The value of `key` before the block, `None` if it holds nothing.
     fn get(&self, key: &Self::Key) -> Result<Option<Self::Value>, Self::Error>;
+
+    /// Whether [`claim`](Self::claim) may return anything but [`KeyClaim::Shared`] in
+    /// this block. When it is false (the default) the executor never asks.
+    fn has_claims(&self) -> bool {
+        false
+    }
+
+    /// What the caller declared about who touches `key` in this block (exact hints: what
+    /// transfers declare), [`KeyClaim::Shared`] if nothing. The executor keeps a claimed
+    /// key out of its multi-version memory, and checks the claim rather than trusting it:
+    /// a read or write against it stops the block, which falls back to sequential
+    /// execution ([`FallbackReason::ClaimBroken`]).
+    ///
+    /// [`FallbackReason::ClaimBroken`]: crate::FallbackReason::ClaimBroken
+    fn claim(&self, _key: &Self::Key) -> KeyClaim {
+        KeyClaim::Shared
+    }
+
+    /// [`get`](Self::get) and [`claim`](Self::claim) in one lookup.
+    fn get_claimed(&self, key: &Self::Key) -> Result<(Option<Self::Value>, KeyClaim), Self::Error> {
+        Ok((self.get(key)?, self.claim(key)))
+    }
 }
 
 /// What one transaction produced.

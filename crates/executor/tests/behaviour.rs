@@ -10,7 +10,7 @@ use executor::mock::{
 };
 use executor::{
     BlockError, BlockExecutor, ConfigError, ExecutionPath, ExecutorConfig, FallbackReason,
-    ParallelExecutor, SequentialExecutor, SequentialReason, TxnOutput,
+    KeyClaim, ParallelExecutor, SequentialExecutor, SequentialReason, TxnOutput,
 };
 
 const VM: MockVm = MockVm { key_space: 0 };
@@ -53,6 +53,7 @@ fn one_transaction_block() {
     let storage = MockStorage {
         values: [(1, 10), (3, 100)].into_iter().collect(),
         fail_on: None,
+        ..MockStorage::default()
     };
     let seq = SequentialExecutor
         .execute_block(&VM, &storage, &txns)
@@ -124,6 +125,7 @@ fn an_overflowing_credit_falls_back_and_rejects_exactly_that_transaction() {
     let storage = MockStorage {
         values: [(1, u64::MAX - 10)].into_iter().collect(),
         fail_on: None,
+        ..MockStorage::default()
     };
     // Every credit of 5 fits once on MAX - 10, the second overflows. Seeds are chosen so
     // the digest keeps the credit (the mock skips some).
@@ -172,6 +174,7 @@ fn credits_that_fit_just_below_the_maximum_stay_parallel() {
     let storage = MockStorage {
         values: [(1, u64::MAX - 100)].into_iter().collect(),
         fail_on: None,
+        ..MockStorage::default()
     };
     let keeps_credit = |t: &MockTxn| {
         let out = SequentialExecutor
@@ -215,6 +218,7 @@ fn a_final_pass_failure_drops_the_outputs_it_wrote() {
     let storage = MockStorage {
         values: [(1, u64::MAX - 10)].into_iter().collect(),
         fail_on: None,
+        ..MockStorage::default()
     };
     // A credit that overflows storage's value (a seed whose digest keeps the credit).
     let overflows = |t: &MockTxn| {
@@ -464,4 +468,191 @@ fn concurrent_blocks_on_one_executor_match_sequential() {
             });
         }
     });
+}
+
+/// A key declared exclusive to one transaction that another reads: the block must not
+/// trust the claim. Whichever runs first, the reader meets the claim in storage and the
+/// block falls back, with the sequential results.
+#[test]
+fn a_wrong_exclusive_claim_falls_back_to_the_sequential_result() {
+    let writer = MockTxn {
+        seed: 2,
+        reads: vec![1],
+        writes: vec![5],
+        ..MockTxn::default()
+    };
+    let reader = MockTxn {
+        seed: 3,
+        reads: vec![5],
+        writes: vec![6],
+        ..MockTxn::default()
+    };
+    let txns = vec![writer, reader];
+    let storage = MockStorage {
+        values: [(1, 10), (5, 7)].into_iter().collect(),
+        claims: [(1, 0), (5, 0), (6, 1)]
+            .into_iter()
+            .map(|(key, owner)| (key, KeyClaim::Exclusive(owner)))
+            .collect(),
+        ..MockStorage::default()
+    };
+    let expected = SequentialExecutor
+        .execute_block(&VM, &storage, &txns)
+        .unwrap();
+    for threads in [1, 2, 4] {
+        let exec = ParallelExecutor::new(threads);
+        for _ in 0..20 {
+            let got = exec.execute_block(&VM, &storage, &txns).unwrap();
+            assert_eq!(
+                got.path,
+                ExecutionPath::Fallback(FallbackReason::ClaimBroken),
+                "{threads} threads"
+            );
+            assert_eq!(got.outputs, expected.outputs);
+            assert_eq!(got.writes, expected.writes);
+        }
+    }
+}
+
+/// A credit to a key exclusive to its transaction is added to storage's value when the
+/// transaction is recorded: one that fits is exact and parallel; one that overflows falls
+/// back, and the sequential run rejects exactly that credit.
+#[test]
+fn credits_to_exclusive_keys_are_exact() {
+    let credit = |seed, key| MockTxn {
+        seed,
+        deltas: vec![(key, 5)],
+        ..MockTxn::default()
+    };
+    let keeps_credit = |t: &MockTxn| {
+        let out = SequentialExecutor
+            .execute_block(&VM, &MockStorage::default(), std::slice::from_ref(t))
+            .unwrap();
+        !out.writes.is_empty()
+    };
+    let seeds: Vec<u64> = (0..200)
+        .filter(|&seed| keeps_credit(&credit(seed, 1)))
+        .take(8)
+        .collect();
+    assert_eq!(seeds.len(), 8);
+    // Transaction i credits key i (exclusive to it); key 3 sits 2 below the maximum.
+    let txns: Vec<MockTxn> = seeds.iter().zip(0..).map(|(&s, k)| credit(s, k)).collect();
+    let mut storage = MockStorage {
+        values: (0..8).map(|k| (k, 100 * k)).collect(),
+        claims: (0..8)
+            .map(|k| (k, KeyClaim::Exclusive(k as usize)))
+            .collect(),
+        ..MockStorage::default()
+    };
+    let expected = SequentialExecutor
+        .execute_block(&VM, &storage, &txns)
+        .unwrap();
+    let got = ParallelExecutor::new(2)
+        .execute_block(&VM, &storage, &txns)
+        .unwrap();
+    assert_eq!(got.path, ExecutionPath::Parallel);
+    assert_eq!(got.stats.claimed_accesses, 8);
+    assert_eq!(got.outputs, expected.outputs);
+    assert_eq!(
+        common::sorted(&got.writes),
+        common::sorted(&expected.writes)
+    );
+
+    storage.values.insert(3, u64::MAX - 2);
+    let expected = SequentialExecutor
+        .execute_block(&VM, &storage, &txns)
+        .unwrap();
+    assert!(matches!(
+        expected.outputs[3],
+        TxnOutput::Executed(MockOutput {
+            status: MockStatus::Overflow,
+            ..
+        })
+    ));
+    let got = ParallelExecutor::new(2)
+        .execute_block(&VM, &storage, &txns)
+        .unwrap();
+    assert_eq!(
+        got.path,
+        ExecutionPath::Fallback(FallbackReason::DeltaOverflow)
+    );
+    assert_eq!(got.outputs, expected.outputs);
+    assert_eq!(got.writes, expected.writes);
+}
+
+/// A key every transaction credits and none reads, claimed credit-only: the credits are
+/// summed after the block (parallel, exact); a sum past `u64::MAX` falls back and the
+/// sequential run rejects exactly the credits that overflow; a transaction that reads
+/// the key breaks the claim.
+#[test]
+fn credit_only_keys_are_summed_exactly() {
+    let credit = |seed| MockTxn {
+        seed,
+        reads: vec![100 + seed],
+        deltas: vec![(1, 5)],
+        ..MockTxn::default()
+    };
+    let keeps_credit = |t: &MockTxn| {
+        let out = SequentialExecutor
+            .execute_block(&VM, &MockStorage::default(), std::slice::from_ref(t))
+            .unwrap();
+        out.writes.iter().any(|(key, _)| *key == 1)
+    };
+    let txns: Vec<MockTxn> = (0..1000)
+        .map(credit)
+        .filter(keeps_credit)
+        .take(300)
+        .collect();
+    assert_eq!(txns.len(), 300);
+    let mut storage = MockStorage {
+        values: [(1, 1_000)].into_iter().collect(),
+        claims: [(1, KeyClaim::CreditOnly)].into_iter().collect(),
+        ..MockStorage::default()
+    };
+    for threads in [1, 2, 4] {
+        let got = ParallelExecutor::new(threads)
+            .execute_block(&VM, &storage, &txns)
+            .unwrap();
+        assert_eq!(got.path, ExecutionPath::Parallel);
+        assert!(got.stats.claimed_accesses >= 300);
+        let expected = SequentialExecutor
+            .execute_block(&VM, &storage, &txns)
+            .unwrap();
+        assert_eq!(got.outputs, expected.outputs);
+        assert_eq!(
+            common::sorted(&got.writes),
+            common::sorted(&expected.writes)
+        );
+        assert!(got.writes.contains(&(1, 1_000 + 5 * 300)));
+    }
+
+    storage.values.insert(1, u64::MAX - 12);
+    let expected = SequentialExecutor
+        .execute_block(&VM, &storage, &txns)
+        .unwrap();
+    let got = ParallelExecutor::new(2)
+        .execute_block(&VM, &storage, &txns)
+        .unwrap();
+    assert_eq!(
+        got.path,
+        ExecutionPath::Fallback(FallbackReason::DeltaOverflow)
+    );
+    assert_eq!(got.outputs, expected.outputs);
+    assert_eq!(got.writes, expected.writes);
+
+    storage.values.insert(1, 1_000);
+    let mut reading = txns.clone();
+    reading[150].reads.push(1);
+    let expected = SequentialExecutor
+        .execute_block(&VM, &storage, &reading)
+        .unwrap();
+    let got = ParallelExecutor::new(2)
+        .execute_block(&VM, &storage, &reading)
+        .unwrap();
+    assert_eq!(
+        got.path,
+        ExecutionPath::Fallback(FallbackReason::ClaimBroken)
+    );
+    assert_eq!(got.outputs, expected.outputs);
+    assert_eq!(got.writes, expected.writes);
 }

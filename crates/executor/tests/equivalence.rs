@@ -7,9 +7,9 @@
 
 mod common;
 
-use common::{quiet_mock_panics, random_block};
+use common::{claims, quiet_mock_panics, random_block, sorted};
 use executor::mock::MockVm;
-use executor::{ExecutionPath, ParallelExecutor, SequentialExecutor};
+use executor::{ExecutionPath, FallbackReason, KeyClaim, ParallelExecutor, SequentialExecutor};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
@@ -57,6 +57,93 @@ fn check(seed: u64, universe: u64, n: usize, overflows: bool) -> Result<(), Test
             prop_assert_eq!(got.path, ExecutionPath::Parallel);
         }
     }
+    // Keys one transaction names declared exclusive to it, keys only credited declared
+    // credit-only: a redirected write may break a claim, which must stop the block (the
+    // sequential result then); otherwise the keys stay out of the memory.
+    let mut claimed = storage;
+    claimed.claims = claims(&txns);
+    for executor in executors() {
+        let threads = executor.threads();
+        let got = executor
+            .execute_block(&vm, &claimed, &txns)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(
+            &got.outputs,
+            &expected.outputs,
+            "outputs at {} threads, claims",
+            threads
+        );
+        prop_assert_eq!(
+            sorted(&got.writes),
+            sorted(&expected.writes),
+            "final state at {} threads, claims",
+            threads
+        );
+        let allowed = matches!(
+            got.path,
+            ExecutionPath::Parallel | ExecutionPath::Fallback(FallbackReason::ClaimBroken)
+        ) || (overflows
+            && got.path == ExecutionPath::Fallback(FallbackReason::DeltaOverflow));
+        prop_assert!(
+            allowed,
+            "path {:?} at {} threads, claims",
+            got.path,
+            threads
+        );
+    }
+    Ok(())
+}
+
+/// Exact claims (no write is redirected): the block stays parallel (or, with huge
+/// credits, falls back on an overflow), every result and the final state are the
+/// sequential ones, and the claimed keys were read around the memory.
+fn check_exact_claims(
+    seed: u64,
+    universe: u64,
+    n: usize,
+    overflows: bool,
+) -> Result<(), TestCaseError> {
+    quiet_mock_panics();
+    let (mut storage, txns) = random_block(seed, universe, n, overflows);
+    storage.claims = claims(&txns);
+    let vm = MockVm { key_space: 0 };
+    let expected = SequentialExecutor
+        .execute_block(&vm, &storage, &txns)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let claimed_read = txns.iter().enumerate().any(|(i, txn)| {
+        txn.reads
+            .iter()
+            .any(|key| storage.claims.get(key) == Some(&KeyClaim::Exclusive(i)))
+    });
+    for executor in executors() {
+        let threads = executor.threads();
+        let got = executor
+            .execute_block(&vm, &storage, &txns)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(
+            &got.outputs,
+            &expected.outputs,
+            "outputs at {} threads",
+            threads
+        );
+        prop_assert_eq!(
+            sorted(&got.writes),
+            sorted(&expected.writes),
+            "final state at {} threads",
+            threads
+        );
+        if overflows && got.path == ExecutionPath::Fallback(FallbackReason::DeltaOverflow) {
+            continue;
+        }
+        prop_assert_eq!(got.path, ExecutionPath::Parallel);
+        if claimed_read {
+            prop_assert!(
+                got.stats.claimed_accesses > 0,
+                "no claimed access at {} threads",
+                threads
+            );
+        }
+    }
     Ok(())
 }
 
@@ -83,6 +170,19 @@ proptest! {
         seed in any::<u64>(), universe in 2u64..=100, n in size()
     ) {
         check(seed, universe, n, true)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases() / 2, ..ProptestConfig::default() })]
+
+    /// Keys one transaction names declared exclusive to it, keys only credited declared
+    /// credit-only (exact hints), with credits of ordinary size and near `u64::MAX`.
+    #[test]
+    fn claimed_keys_equal_sequential(
+        seed in any::<u64>(), universe in 2u64..=5000, n in size(), overflows in any::<bool>()
+    ) {
+        check_exact_claims(seed, universe, n, overflows)?;
     }
 }
 

@@ -74,7 +74,7 @@ pub use primitives::{
     TOS_ASSET,
 };
 pub use rules::{TxError, TxResult};
-pub use snapshot::BlockState;
+pub use snapshot::{Access, BlockState, DeclaredKeys};
 pub use state::summary::{AccountSummary, ChainSummary};
 pub use state::{Bytes, DataKey, DataRef, DataWord, Global, StateKey, StateValue};
 pub use storage::{

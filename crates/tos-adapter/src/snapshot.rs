@@ -1,18 +1,149 @@
 //! The state a block executes on: a block's declared keys preloaded from storage at the
 //! topoheight below the block, with anything else read through on demand.
+//!
+//! With the keys it preloads, the state keeps who declared each one and how, and claims
+//! ([`executor::Storage::claim`]), in a block whose every transaction declares all it
+//! touches (no contract call): a key only one transaction declares is *exclusive* to it;
+//! a key several declare, all as the receiver of a credit, is *credit-only*. Block-STM
+//! keeps claimed keys out of its multi-version memory. It checks each claim on every read
+//! that reaches storage and every write, so a wrong declaration costs a fallback, never a
+//! wrong result.
 
 use crate::error::{StorageError, TosError};
 use crate::state::{StateKey, StateValue};
 use crate::storage::{AsyncTosStorage, TosStorage, Versioned};
+use executor::KeyClaim;
 use mvmemory::FxBuildHasher;
-use std::collections::{HashMap, HashSet};
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 
-type Preloaded = HashMap<StateKey, Option<Versioned<StateValue>>, FxBuildHasher>;
+/// [`Preloaded::claim`] of a key declared by several transactions, or by the block.
+const SHARED: u32 = u32::MAX;
+/// [`Preloaded::claim`] of a key that several transactions declared, each to credit it.
+const CREDIT_ONLY: u32 = u32::MAX - 1;
+
+/// A preloaded key: its version below the block, and its claim: the one transaction that
+/// declared it, [`CREDIT_ONLY`] or [`SHARED`].
+struct Preloaded {
+    version: Option<Versioned<StateValue>>,
+    claim: u32,
+}
+
+/// How a transaction declares it touches a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// It may read and write it.
+    ReadWrite,
+    /// It only credits it (a transfer's receiver): adds to it without reading it.
+    Credit,
+}
+
+/// The keys a block declares, each with the transaction that declared it (its index in
+/// the block, or the block itself) and how: what [`BlockState::preload`] reads, and what
+/// it claims from.
+#[derive(Clone, Debug, Default)]
+pub struct DeclaredKeys {
+    keys: Vec<(StateKey, u32, Access)>,
+    /// Whether every transaction declared every key it touches (no contract call): only
+    /// then are keys claimed.
+    exact: bool,
+}
+
+impl DeclaredKeys {
+    /// An empty set, `exact` if every transaction of the block declares all it touches.
+    pub fn new(exact: bool, capacity: usize) -> Self {
+        Self {
+            keys: Vec::with_capacity(capacity),
+            exact,
+        }
+    }
+
+    /// Declares that transaction `txn` of the block touches `key` as `access` says.
+    pub fn declare(&mut self, txn: usize, key: StateKey, access: Access) {
+        // The two highest indices are markers: a block that large shares its last keys.
+        let owner = u32::try_from(txn)
+            .ok()
+            .filter(|&i| i < CREDIT_ONLY)
+            .unwrap_or(SHARED);
+        self.keys.push((key, owner, access));
+    }
+
+    /// Declares `key` for the block as a whole (any transaction may touch it).
+    pub fn declare_shared(&mut self, key: StateKey) {
+        self.keys.push((key, SHARED, Access::ReadWrite));
+    }
+
+    /// The number of declarations.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether nothing is declared.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The declared keys, with repetitions.
+    pub fn keys(&self) -> impl Iterator<Item = &StateKey> {
+        self.keys.iter().map(|(key, _, _)| key)
+    }
+
+    /// Each key once, in first-declaration order, with its claim.
+    fn unique(self) -> Vec<(StateKey, u32)> {
+        let mut positions: HashMap<StateKey, usize, FxBuildHasher> =
+            HashMap::with_capacity_and_hasher(self.keys.len(), FxBuildHasher::default());
+        // Per key: its one declaring transaction (or SHARED), and whether all credit it.
+        let mut unique: Vec<(StateKey, u32, bool)> = Vec::with_capacity(self.keys.len());
+        for (key, owner, access) in self.keys {
+            let (owner, credit) = if self.exact {
+                (owner, access == Access::Credit)
+            } else {
+                (SHARED, false)
+            };
+            match positions.entry(key) {
+                Entry::Occupied(seen) => {
+                    if let Some((_, first, credits)) = unique.get_mut(*seen.get()) {
+                        if *first != owner {
+                            *first = SHARED;
+                        }
+                        *credits &= credit;
+                    }
+                }
+                Entry::Vacant(new) => {
+                    unique.push((new.key().clone(), owner, credit));
+                    new.insert(unique.len() - 1);
+                }
+            }
+        }
+        unique
+            .into_iter()
+            .map(|(key, owner, credits)| match (owner, credits) {
+                (SHARED, true) => (key, CREDIT_ONLY),
+                (owner, _) => (key, owner),
+            })
+            .collect()
+    }
+}
+
+/// Keys with no owner: every one shared (the oracle's block keys, a caller's own list).
+impl From<Vec<StateKey>> for DeclaredKeys {
+    fn from(keys: Vec<StateKey>) -> Self {
+        Self {
+            keys: keys
+                .into_iter()
+                .map(|key| (key, SHARED, Access::ReadWrite))
+                .collect(),
+            exact: false,
+        }
+    }
+}
 
 /// The state below a block: preloaded versions, and a storage for keys not preloaded.
 pub struct BlockState<'a> {
     base_topoheight: u64,
-    preloaded: Preloaded,
+    preloaded: HashMap<StateKey, Preloaded, FxBuildHasher>,
+    /// Whether some preloaded key is claimed.
+    claims: bool,
     fallback: Box<dyn OnDemand + 'a>,
 }
 
@@ -82,23 +213,16 @@ impl std::fmt::Debug for BlockState<'_> {
     }
 }
 
-fn unique(keys: impl IntoIterator<Item = StateKey>) -> Vec<StateKey> {
-    let mut seen = HashSet::with_hasher(FxBuildHasher::default());
-    keys.into_iter()
-        .filter(|k| seen.insert(k.clone()))
-        .collect()
-}
-
 impl<'a> BlockState<'a> {
     /// Preloads `keys` from `storage` at `base_topoheight` on up to `threads` threads; other
     /// keys are read from `storage` when asked for.
     pub fn preload<S: TosStorage>(
         storage: &'a S,
         base_topoheight: u64,
-        keys: impl IntoIterator<Item = StateKey>,
+        keys: impl Into<DeclaredKeys>,
         threads: usize,
     ) -> Result<Self, StorageError> {
-        let keys = unique(keys);
+        let keys = keys.into().unique();
         let chunk = keys.len().div_ceil(threads.max(1)).max(1);
         let loaded: Vec<Result<Vec<_>, StorageError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = keys
@@ -106,7 +230,16 @@ impl<'a> BlockState<'a> {
                 .map(|part| {
                     scope.spawn(move || {
                         part.iter()
-                            .map(|k| Ok((k.clone(), storage.get_versioned(k, base_topoheight)?)))
+                            .map(|(key, claim)| {
+                                let version = storage.get_versioned(key, base_topoheight)?;
+                                Ok((
+                                    key.clone(),
+                                    Preloaded {
+                                        version,
+                                        claim: *claim,
+                                    },
+                                ))
+                            })
                             .collect()
                     })
                 })
@@ -120,13 +253,13 @@ impl<'a> BlockState<'a> {
                 })
                 .collect()
         });
-        let mut preloaded =
-            Preloaded::with_capacity_and_hasher(keys.len(), FxBuildHasher::default());
+        let mut preloaded = HashMap::with_capacity_and_hasher(keys.len(), FxBuildHasher::default());
         for part in loaded {
             preloaded.extend(part?);
         }
         Ok(Self {
             base_topoheight,
+            claims: keys.iter().any(|(_, claim)| *claim != SHARED),
             preloaded,
             fallback: Box::new(SyncReads(storage)),
         })
@@ -142,16 +275,21 @@ impl<'a> BlockState<'a> {
     pub async fn preload_async<S: AsyncTosStorage>(
         storage: &'a S,
         base_topoheight: u64,
-        keys: impl IntoIterator<Item = StateKey>,
+        keys: impl Into<DeclaredKeys>,
     ) -> Result<BlockState<'a>, StorageError> {
-        let keys = unique(keys);
+        let keys = keys.into().unique();
         let reads = keys
             .iter()
-            .map(|k| storage.get_versioned_async(k, base_topoheight));
+            .map(|(key, _)| storage.get_versioned_async(key, base_topoheight));
         let values = futures::future::try_join_all(reads).await?;
         Ok(BlockState {
             base_topoheight,
-            preloaded: keys.into_iter().zip(values).collect(),
+            claims: keys.iter().any(|(_, claim)| *claim != SHARED),
+            preloaded: keys
+                .into_iter()
+                .zip(values)
+                .map(|((key, claim), version)| (key, Preloaded { version, claim }))
+                .collect(),
             fallback: Box::new(BlockingReads(storage)),
         })
     }
@@ -164,7 +302,7 @@ impl<'a> BlockState<'a> {
     /// The version of `key` below the block.
     pub fn version(&self, key: &StateKey) -> Result<Option<Versioned<StateValue>>, TosError> {
         match self.preloaded.get(key) {
-            Some(version) => Ok(version.clone()),
+            Some(preloaded) => Ok(preloaded.version.clone()),
             None => Ok(self.fallback.get(key, self.base_topoheight)?),
         }
     }
@@ -172,7 +310,7 @@ impl<'a> BlockState<'a> {
     /// The value of `key` below the block.
     pub fn value(&self, key: &StateKey) -> Result<Option<StateValue>, TosError> {
         match self.preloaded.get(key) {
-            Some(version) => Ok(version.as_ref().map(|v| v.value.clone())),
+            Some(preloaded) => Ok(preloaded.version.as_ref().map(|v| v.value.clone())),
             None => Ok(self.version(key)?.map(|v| v.value)),
         }
     }
@@ -198,6 +336,38 @@ impl executor::Storage for BlockState<'_> {
     #[inline]
     fn get(&self, key: &StateKey) -> Result<Option<StateValue>, TosError> {
         self.value(key)
+    }
+
+    fn has_claims(&self) -> bool {
+        self.claims
+    }
+
+    #[inline]
+    fn claim(&self, key: &StateKey) -> KeyClaim {
+        self.preloaded
+            .get(key)
+            .map_or(KeyClaim::Shared, |preloaded| claim(preloaded.claim))
+    }
+
+    #[inline]
+    fn get_claimed(&self, key: &StateKey) -> Result<(Option<StateValue>, KeyClaim), TosError> {
+        match self.preloaded.get(key) {
+            Some(preloaded) => Ok((
+                preloaded.version.as_ref().map(|v| v.value.clone()),
+                claim(preloaded.claim),
+            )),
+            None => Ok((self.version(key)?.map(|v| v.value), KeyClaim::Shared)),
+        }
+    }
+}
+
+/// The engine's claim for a preloaded key's [`Preloaded::claim`].
+#[inline]
+fn claim(claim: u32) -> KeyClaim {
+    match claim {
+        SHARED => KeyClaim::Shared,
+        CREDIT_ONLY => KeyClaim::CreditOnly,
+        owner => KeyClaim::Exclusive(owner as usize),
     }
 }
 

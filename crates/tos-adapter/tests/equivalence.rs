@@ -10,7 +10,7 @@
 mod common;
 
 use common::*;
-use executor::ExecutionPath;
+use executor::{ExecutionPath, FallbackReason};
 use executor::{ParallelExecutor, TxnOutput};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -360,6 +360,12 @@ fn check(seed: u64, accounts: usize, n: usize) -> Result<(), TestCaseError> {
             !matches!(out.path, ExecutionPath::Sequential(_)),
             "Block-STM did not run: {:?}",
             out.path
+        );
+        // Every key a transaction touches is declared: a key one transaction declared is
+        // touched by no other (the engine would notice and fall back).
+        prop_assert_ne!(
+            out.path,
+            ExecutionPath::Fallback(FallbackReason::ClaimBroken)
         );
         let results: Vec<_> = out
             .outputs

@@ -782,3 +782,68 @@ fn random_read_failures_fail_the_block_and_a_retry_succeeds() {
     executor.commit(&store, &execution).unwrap();
     assert_eq!(balance(&store, &accounts[0], TOS_ASSET), 1_000 - 5 - 10 + 5);
 }
+
+/// Transfers between accounts no other transaction names: their keys are exclusive to
+/// their transaction and stay out of the multi-version memory (the counters show it),
+/// with the oracle's results; a credit that overflows an exclusive receiver falls back and
+/// rejects exactly that transfer.
+#[test]
+fn keys_one_transaction_declares_stay_out_of_the_memory() {
+    let store = MemoryStore::new();
+    let senders: Vec<_> = (0..16).map(key).collect();
+    genesis(&store, &senders, 1_000);
+    let receivers: Vec<_> = (100..116).map(|i| key(i).public_key()).collect();
+    let txs: Vec<_> = senders
+        .iter()
+        .zip(&receivers)
+        .map(|(k, r)| transfer(k, 0, *r, 10))
+        .collect();
+    let executor = TosBlockExecutor::new(forced(2)).unwrap();
+    let execution = executor
+        .execute_block(&store, 1, &txs, BlockMode::Dag)
+        .unwrap();
+    assert_eq!(execution.path, executor::ExecutionPath::Parallel);
+    // Per transfer: the sender's nonce, balance and multisig read, its nonce and balance
+    // written, the receiver credited.
+    assert_eq!(execution.stats.claimed_accesses, 16 * 6);
+    let oracle = SequentialTosExecutor::new(true)
+        .execute_block(&store, 1, &txs, BlockMode::Dag)
+        .unwrap();
+    assert_eq!(execution.results, oracle.results);
+    assert_eq!(changes(&execution), changes(&oracle));
+
+    store
+        .write_block(
+            1,
+            &[(
+                StateKey::Balance(receivers[5], TOS_ASSET),
+                StateValue::Number(u64::MAX - 3),
+            )],
+        )
+        .unwrap();
+    let next: Vec<_> = senders
+        .iter()
+        .zip(&receivers)
+        .map(|(k, r)| transfer(k, 0, *r, 10))
+        .collect();
+    let execution = executor
+        .execute_block(&store, 2, &next, BlockMode::Dag)
+        .unwrap();
+    assert_eq!(
+        execution.path,
+        executor::ExecutionPath::Fallback(executor::FallbackReason::DeltaOverflow)
+    );
+    let oracle = SequentialTosExecutor::new(true)
+        .execute_block(&store, 2, &next, BlockMode::Dag)
+        .unwrap();
+    assert_eq!(execution.results, oracle.results);
+    assert_eq!(changes(&execution), changes(&oracle));
+    let rejected: Vec<_> = oracle
+        .results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.success())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(rejected, vec![5]);
+}

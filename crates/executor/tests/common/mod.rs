@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 use executor::mock::{mix, MockStorage, MockTxn};
+use executor::KeyClaim;
+use std::collections::HashMap;
 use std::sync::Once;
 
 /// Silences the default panic hook for the mock VM's deliberate panics.
@@ -86,4 +88,48 @@ pub fn random_block(
         })
         .collect();
     (storage, txns)
+}
+
+/// What a storage may declare of `txns`' keys (`Storage::claim`): a key that exactly one
+/// transaction names (to read, write, credit or read after) is exclusive to it; a key
+/// that several only credit is credit-only. Exact for `MockVm { key_space: 0 }`; with a
+/// key space, redirected writes may break them and the executor must notice.
+pub fn claims(txns: &[MockTxn]) -> HashMap<u64, KeyClaim> {
+    // Per key: the one transaction naming it (None: several), and whether all only credit.
+    let mut named: HashMap<u64, (Option<usize>, bool)> = HashMap::new();
+    for (i, txn) in txns.iter().enumerate() {
+        let touched = txn
+            .reads
+            .iter()
+            .chain(&txn.writes)
+            .chain(&txn.read_after)
+            .map(|&key| (key, false));
+        let credited = txn.deltas.iter().map(|&(key, _)| (key, true));
+        for (key, credit) in touched.chain(credited) {
+            named
+                .entry(key)
+                .and_modify(|(owner, credits)| {
+                    if *owner != Some(i) {
+                        *owner = None;
+                    }
+                    *credits &= credit;
+                })
+                .or_insert((Some(i), credit));
+        }
+    }
+    named
+        .into_iter()
+        .filter_map(|(key, claim)| match claim {
+            (Some(owner), _) => Some((key, KeyClaim::Exclusive(owner))),
+            (None, true) => Some((key, KeyClaim::CreditOnly)),
+            (None, false) => None,
+        })
+        .collect()
+}
+
+/// `writes` ordered by key: the final state as a set.
+pub fn sorted<K: Ord + Clone, V: Clone>(writes: &[(K, V)]) -> Vec<(K, V)> {
+    let mut writes = writes.to_vec();
+    writes.sort_by(|a, b| a.0.cmp(&b.0));
+    writes
 }

@@ -41,7 +41,7 @@ use crate::error::TosError;
 use crate::oracle::{OracleRun, SequentialTosExecutor};
 use crate::primitives::{PublicKey, TOS_ASSET};
 use crate::rules::{burned_asset, SignatureCheck, TxError, TxResult};
-use crate::snapshot::{AfterPrefix, BlockState};
+use crate::snapshot::{AfterPrefix, BlockState, DeclaredKeys};
 use crate::state::{StateKey, StateValue};
 use crate::storage::MemoryStore;
 use crate::storage::{AsyncTosStorage, Change, TosStorage};
@@ -345,13 +345,23 @@ impl TosBlockExecutor {
     }
 
     /// The keys `txs` declare, plus the block's own (accumulators, global values).
-    pub fn declared_keys(txs: &[Transaction], signatures: bool) -> Vec<StateKey> {
-        let mut keys = Vec::with_capacity(txs.len() * 4);
-        for tx in txs {
+    /// Each is declared for its transaction: in a block without contract calls (whose
+    /// transactions declare every key they touch), a key only one transaction declares is
+    /// exclusive to it under Block-STM, and a key several only credit is credit-only
+    /// ([`DeclaredKeys`]).
+    pub fn declared_keys(txs: &[Transaction], signatures: bool) -> DeclaredKeys {
+        let mut declared = DeclaredKeys::new(!txs.iter().any(is_contract), txs.len() * 4);
+        let mut keys = Vec::with_capacity(8);
+        for (i, tx) in txs.iter().enumerate() {
             declared_keys(tx, signatures, &mut keys);
+            for (key, access) in keys.drain(..) {
+                declared.declare(i, key, access);
+            }
         }
-        keys.extend(block_keys(txs));
-        keys
+        for key in block_keys(txs) {
+            declared.declare_shared(key);
+        }
+        declared
     }
 
     /// Preloads the state `txs` need from `storage` below `topoheight`, which must be the

@@ -4,6 +4,7 @@ use crate::contract::SharedContractVm;
 use crate::error::TosError;
 use crate::primitives::{Hash, PublicKey, SharedMultiSig, TOS_ASSET};
 use crate::rules::{self, Context, SignatureCheck, TxResult, TxState};
+use crate::snapshot::Access;
 use crate::state::{Bytes, DataKey, StateKey, StateValue};
 use crate::tx::{contract_address, Transaction, TransactionType};
 use executor::{ExecError, Overflow, TxnView, Vm};
@@ -330,38 +331,41 @@ where
     Ok(modules)
 }
 
-/// The keys a transaction declares (its access hints): every account key a transfer,
-/// burn or multisig touches (with `signatures`, the source's multisig, which signature
-/// verification reads); a contract call's module. The accumulators are declared once per
-/// block ([`block_keys`]).
-pub fn declared_keys(tx: &Transaction, signatures: bool, out: &mut Vec<StateKey>) {
-    out.push(StateKey::Nonce(tx.source));
-    out.push(StateKey::Balance(tx.source, TOS_ASSET));
+/// The keys a transaction declares (its access hints), each with how it touches it:
+/// every account key a transfer, burn or multisig touches (with `signatures`, the
+/// source's multisig, which signature verification reads), a transfer's receivers as
+/// credited; a contract call's module. The accumulators are declared once per block
+/// ([`block_keys`]).
+pub fn declared_keys(tx: &Transaction, signatures: bool, out: &mut Vec<(StateKey, Access)>) {
+    use Access::{Credit, ReadWrite};
+    out.push((StateKey::Nonce(tx.source), ReadWrite));
+    out.push((StateKey::Balance(tx.source, TOS_ASSET), ReadWrite));
     if signatures || matches!(tx.data, TransactionType::MultiSig(_)) {
-        out.push(StateKey::MultiSig(tx.source));
+        out.push((StateKey::MultiSig(tx.source), ReadWrite));
     }
     match &tx.data {
         TransactionType::Transfers(transfers) => {
             for t in transfers {
                 if t.asset != TOS_ASSET {
-                    out.push(StateKey::Balance(tx.source, t.asset));
-                    out.push(StateKey::Balance(t.destination, TOS_ASSET));
+                    out.push((StateKey::Balance(tx.source, t.asset), ReadWrite));
+                    // Creating the receiver: a credit of zero TOS.
+                    out.push((StateKey::Balance(t.destination, TOS_ASSET), Credit));
                 }
-                out.push(StateKey::Balance(t.destination, t.asset));
+                out.push((StateKey::Balance(t.destination, t.asset), Credit));
             }
         }
         TransactionType::Burn(burn) => {
-            out.push(StateKey::Balance(tx.source, burn.asset));
+            out.push((StateKey::Balance(tx.source, burn.asset), ReadWrite));
         }
         TransactionType::MultiSig(_) => {}
         TransactionType::InvokeContract(invoke) => {
-            out.push(StateKey::ContractModule(invoke.contract));
+            out.push((StateKey::ContractModule(invoke.contract), ReadWrite));
         }
         TransactionType::DeployContract(deploy) => {
-            out.push(StateKey::ContractModule(contract_address(
-                &tx.source,
-                &deploy.module,
-            )));
+            out.push((
+                StateKey::ContractModule(contract_address(&tx.source, &deploy.module)),
+                ReadWrite,
+            ));
         }
     }
 }
