@@ -68,6 +68,8 @@ pub struct Row {
     pub incarnations: u64,
     pub validations: u64,
     pub aborts: u64,
+    /// Reads, writes and credits of claimed keys, kept out of the multi-version memory.
+    pub claimed_accesses: u64,
     pub critical_path: u64,
     pub estimated_parallelism: f64,
     pub path: String,
@@ -299,6 +301,7 @@ fn bench_workload(args: &BenchArgs, workload: Workload, threads: &[usize]) -> Re
             incarnations: execution.stats.incarnations,
             validations: execution.stats.validations,
             aborts: execution.stats.aborts,
+            claimed_accesses: execution.stats.claimed_accesses,
             critical_path,
             estimated_parallelism: TosBlockExecutor::estimated_parallelism(&txs),
             path: format!("{:?}", execution.path),

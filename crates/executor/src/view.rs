@@ -50,6 +50,8 @@ pub(crate) struct ParallelView<'a, K, V, O, S: Storage> {
     claims: bool,
     /// Reads of keys exclusive to this transaction (not recorded).
     pub(crate) exclusive_reads: u64,
+    /// The keys those reads found exclusive to it: writing one needs no second lookup.
+    exclusive_keys: SmallVec<[K; 4]>,
 }
 
 impl<'a, K, V, O, S> ParallelView<'a, K, V, O, S>
@@ -73,6 +75,7 @@ where
             halt: None,
             claims,
             exclusive_reads: 0,
+            exclusive_keys: SmallVec::new(),
         }
     }
 
@@ -108,7 +111,12 @@ where
         }
         let mut shared = WriteSet::new();
         for (key, op) in ops {
-            match (self.storage.claim(&key), op) {
+            let claim = if self.exclusive_keys.contains(&key) {
+                KeyClaim::Exclusive(self.txn_idx)
+            } else {
+                self.storage.claim(&key)
+            };
+            match (claim, op) {
                 (KeyClaim::Shared, op) => shared.push((key, op)),
                 (KeyClaim::Exclusive(owner), op) if owner == self.txn_idx => {
                     let value = match op {
@@ -140,38 +148,45 @@ where
 
     /// What the transactions below left at `key` (or storage's value), recorded.
     fn read_below(&mut self, key: &K) -> Result<Option<V>, Halt> {
+        // With claims, storage first: a claimed key is never in the memory (any write of
+        // it there would have broken the claim), so its read ends here.
+        let mut stored = None;
+        if self.claims {
+            let (value, claim) = self
+                .storage
+                .get_claimed(key)
+                .map_err(|e| self.stop(HaltReason::Storage(e)))?;
+            match claim {
+                KeyClaim::Shared => stored = Some(value),
+                // Nothing else reads or writes it: nothing to validate.
+                KeyClaim::Exclusive(owner) if owner == self.txn_idx => {
+                    self.exclusive_reads += 1;
+                    self.exclusive_keys.push(key.clone());
+                    return Ok(value);
+                }
+                KeyClaim::Exclusive(_) | KeyClaim::CreditOnly => {
+                    return Err(self.stop(HaltReason::ClaimBroken))
+                }
+            }
+        }
         let (outcome, location) = self.memory.read_located(key, self.txn_idx);
         let (kind, value) = match outcome {
             ReadOutcome::Versioned(version, value) => (ReadKind::Version(version), Some(value)),
             ReadOutcome::Resolved(n) => (ReadKind::Resolved(n), Some(V::from_u64(n))),
             ReadOutcome::Unresolved(sum) => {
-                let base = self.storage_value(key)?;
+                let base = match stored {
+                    Some(value) => value,
+                    None => self.storage_value(key)?,
+                };
                 match add_to(base.as_ref(), sum) {
                     Some(n) => (ReadKind::Unresolved(sum), Some(V::from_u64(n))),
                     None => return Err(self.stop(HaltReason::SpeculativeOverflow)),
                 }
             }
-            ReadOutcome::NotFound if self.claims => {
-                // Nothing written below: any writer so far respected the claims (an
-                // exclusive key's owner and credit-only keys' creditors write around the
-                // memory; anyone else stops the block).
-                let (value, claim) = self
-                    .storage
-                    .get_claimed(key)
-                    .map_err(|e| self.stop(HaltReason::Storage(e)))?;
-                match claim {
-                    KeyClaim::Shared => (ReadKind::Storage, value),
-                    // Nothing else reads or writes it: nothing to validate.
-                    KeyClaim::Exclusive(owner) if owner == self.txn_idx => {
-                        self.exclusive_reads += 1;
-                        return Ok(value);
-                    }
-                    KeyClaim::Exclusive(_) | KeyClaim::CreditOnly => {
-                        return Err(self.stop(HaltReason::ClaimBroken))
-                    }
-                }
-            }
-            ReadOutcome::NotFound => (ReadKind::Storage, self.storage_value(key)?),
+            ReadOutcome::NotFound => match stored {
+                Some(value) => (ReadKind::Storage, value),
+                None => (ReadKind::Storage, self.storage_value(key)?),
+            },
             ReadOutcome::Dependency(blocking) => {
                 return Err(self.stop(HaltReason::Dependency(blocking)))
             }
