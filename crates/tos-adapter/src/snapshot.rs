@@ -142,8 +142,8 @@ impl From<Vec<StateKey>> for DeclaredKeys {
 pub struct BlockState<'a> {
     base_topoheight: u64,
     preloaded: HashMap<StateKey, Preloaded, FxBuildHasher>,
-    /// Whether some preloaded key is claimed.
-    claims: bool,
+    /// How many preloaded keys are claimed.
+    claimed: usize,
     fallback: Box<dyn OnDemand + 'a>,
 }
 
@@ -259,7 +259,7 @@ impl<'a> BlockState<'a> {
         }
         Ok(Self {
             base_topoheight,
-            claims: keys.iter().any(|(_, claim)| *claim != SHARED),
+            claimed: keys.iter().filter(|(_, claim)| *claim != SHARED).count(),
             preloaded,
             fallback: Box::new(SyncReads(storage)),
         })
@@ -284,7 +284,7 @@ impl<'a> BlockState<'a> {
         let values = futures::future::try_join_all(reads).await?;
         Ok(BlockState {
             base_topoheight,
-            claims: keys.iter().any(|(_, claim)| *claim != SHARED),
+            claimed: keys.iter().filter(|(_, claim)| *claim != SHARED).count(),
             preloaded: keys
                 .into_iter()
                 .zip(values)
@@ -292,6 +292,16 @@ impl<'a> BlockState<'a> {
                 .collect(),
             fallback: Box::new(BlockingReads(storage)),
         })
+    }
+
+    /// The share of the preloaded keys that are claimed (exclusive to one transaction or
+    /// only credited), 0 when none is preloaded.
+    pub fn claimed_share(&self) -> f64 {
+        if self.preloaded.is_empty() {
+            0.0
+        } else {
+            self.claimed as f64 / self.preloaded.len() as f64
+        }
     }
 
     /// The topoheight the state is read at.
@@ -339,7 +349,7 @@ impl executor::Storage for BlockState<'_> {
     }
 
     fn has_claims(&self) -> bool {
-        self.claims
+        self.claimed > 0
     }
 
     #[inline]

@@ -96,6 +96,11 @@ pub const MIN_ESTIMATED_PARALLELISM: f64 = 8.0;
 /// path.
 const ESTIMATE_SAMPLE: usize = 256;
 
+/// A block without contract calls whose preloaded keys are at least this share claimed
+/// is of [`Class::Claimed`]: most of its reads and writes stay out of the multi-version
+/// memory.
+const CLAIMED_CLASS_SHARE: f64 = 0.5;
+
 /// Below this estimated parallelism, measured on the probed prefix of a block with
 /// contract calls, the rest of the block runs sequentially. A contract call costs a few
 /// microseconds, about what Block-STM's bookkeeping of its keys costs: a block whose calls
@@ -471,6 +476,8 @@ impl TosBlockExecutor {
         // 2. The path.
         let class = if txs.iter().any(is_contract) {
             Class::Contracts
+        } else if state.claimed_share() >= CLAIMED_CLASS_SHARE {
+            Class::Claimed
         } else {
             Class::Plain
         };

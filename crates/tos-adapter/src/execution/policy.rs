@@ -14,12 +14,15 @@
 //! `F` comes from a calibration (a synthetic block of independent transfers run both ways
 //! at two sizes, once per process and thread count, a few milliseconds: the fit of the two
 //! sizes gives `F` and a first `s` and `p`). `s` and `p` then follow the blocks executed
-//! (an exponential average over blocks of at least [`LEARN_MIN_TXS`] transactions, the
-//! first block measured replacing the calibration's figure): `s` from every block run
-//! sequentially, `p` from every block run under Block-STM (but the executor's first, which
-//! starts its workers and allocates the engine's memory). Blocks without contract calls
-//! and blocks with them are two classes with their own `s` and `p`: a call costs tens of
-//! times a transfer. A block with calls measures its own `s` on its probed prefix; the
+//! (the median of the last [`WINDOW`] blocks of at least [`LEARN_MIN_TXS`] transactions,
+//! the first block measured replacing the calibration's figure): `s` from every block run
+//! sequentially, `p` from every block run under Block-STM (but the executor's first
+//! [`WARM_UP_BLOCKS`], which start its workers and fault in the memory the engine and the
+//! allocator need). Blocks are in three classes with
+//! their own `s` and `p`: with contract calls (a call costs tens of times a transfer);
+//! without, most of their keys claimed (exclusive to a transaction or only credited, kept
+//! out of the multi-version memory: Block-STM's cost per transaction is a fraction of
+//! what it is otherwise); and the rest, whose keys go through the memory. A block with calls measures its own `s` on its probed prefix; the
 //! calls' `p` is unknown until such a block ran under Block-STM, and until then the model
 //! chooses Block-STM (the probe's estimate of the calls' chains still decides).
 //!
@@ -37,7 +40,7 @@
 //! else looks at the block, so that a small block runs sequentially for the price of the
 //! sequential run.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -48,17 +51,28 @@ pub const LEARN_MIN_TXS: usize = 32;
 /// enough to gain at some ratio, runs under Block-STM to measure the ratio again.
 pub const EXPLORE_EVERY: u32 = 16;
 
-/// The weight of a new block in the averages.
-const WEIGHT: f64 = 0.25;
+/// Blocks under Block-STM an executor runs before their timings count.
+const WARM_UP_BLOCKS: u32 = 2;
+
+/// The blocks whose median is a learned cost.
+const WINDOW: usize = 8;
 
 /// A block's class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
-    /// Transfers, burns, multisig: no contract code.
+    /// Transfers, burns, multisig: no contract code, most keys shared between
+    /// transactions (they go through the multi-version memory).
     Plain = 0,
     /// Holds contract deployments or calls.
     Contracts = 1,
+    /// No contract code, and most keys claimed ([`executor::KeyClaim`]): exclusive to one
+    /// transaction or only credited. Block-STM keeps them out of its memory, so a
+    /// transaction costs it far less than in a [`Plain`](Class::Plain) block.
+    Claimed = 2,
 }
+
+/// The number of classes.
+const CLASSES: usize = 3;
 
 /// What the calibration measured (nanoseconds).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -99,36 +113,45 @@ impl Calibration {
     }
 }
 
-/// A float kept in an atomic (its bits). Blocks of one executor normally run one after
-/// the other; were two to record at once, one of the two updates would be lost, which
-/// only delays the learning.
-#[derive(Debug)]
-struct Learned(AtomicU64);
+/// A cost as the last [`WINDOW`] blocks measured it: their median. Timings on a shared
+/// machine are noisy, mostly upwards (an interrupted worker delays the whole block); a
+/// median shrugs off a slow block, or a first one run on cold caches, where an average
+/// would carry it for many blocks, and it follows a real change within half a window.
+#[derive(Debug, Default)]
+struct Learned(Mutex<Window>);
+
+/// The last samples, oldest overwritten first.
+#[derive(Debug, Default)]
+struct Window {
+    samples: [f64; WINDOW],
+    len: usize,
+    next: usize,
+}
 
 impl Learned {
-    fn new(value: f64) -> Self {
-        Self(AtomicU64::new(value.to_bits()))
-    }
-
+    /// The median of the samples; NaN while there is none.
     fn get(&self) -> f64 {
-        f64::from_bits(self.0.load(Ordering::Relaxed))
+        let window = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sorted = window.samples;
+        let sorted = &mut sorted[..window.len];
+        sorted.sort_unstable_by(f64::total_cmp);
+        match sorted.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => sorted[n / 2],
+            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        }
     }
 
-    fn set(&self, value: f64) {
-        self.0.store(value.to_bits(), Ordering::Relaxed);
-    }
-
-    /// Moves towards `sample` by [`WEIGHT`]; takes it whole while unknown (NaN).
+    /// Adds `sample` (a non-finite one is ignored).
     fn learn(&self, sample: f64) {
         if !sample.is_finite() {
             return;
         }
-        let old = self.get();
-        self.set(if old.is_nan() {
-            sample
-        } else {
-            old + WEIGHT * (sample - old)
-        });
+        let mut window = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let next = window.next;
+        window.samples[next] = sample;
+        window.next = (next + 1) % WINDOW;
+        window.len = (window.len + 1).min(WINDOW);
     }
 }
 
@@ -147,14 +170,17 @@ pub struct CostModel {
     /// The calibration: `F`, and `s` and `p` for plain blocks until blocks measured them.
     prior: Calibration,
     /// `s` per class, ns, as measured on blocks (NaN until one ran sequentially).
-    sequential_ns: [Learned; 2],
+    sequential_ns: [Learned; CLASSES],
     /// `p` per class, ns, as measured on blocks (NaN until one ran under Block-STM).
-    parallel_ns: [Learned; 2],
+    parallel_ns: [Learned; CLASSES],
     /// Blocks large enough to gain since one took the other path, per class.
-    since_explored: [AtomicU32; 2],
-    /// Whether a block ran under Block-STM on this executor yet: the first one starts the
-    /// workers and allocates the engine's memory, and teaches nothing of the blocks after.
-    warm: AtomicBool,
+    since_explored: [AtomicU32; CLASSES],
+    /// Blocks run under Block-STM on this executor so far, up to [`WARM_UP_BLOCKS`]: the
+    /// first starts the workers and sizes the engine's memory, the first two fault in the
+    /// pages of the allocator's heap for their outputs (measured here: ~2,000 page faults,
+    /// 2 ms, on the second block of 10,000 transactions); they teach nothing of the blocks
+    /// after.
+    warm_up: AtomicU32,
 }
 
 impl CostModel {
@@ -162,17 +188,17 @@ impl CostModel {
     pub fn new(calibration: Calibration) -> Self {
         Self {
             prior: calibration,
-            sequential_ns: [Learned::new(f64::NAN), Learned::new(f64::NAN)],
-            parallel_ns: [Learned::new(f64::NAN), Learned::new(f64::NAN)],
-            since_explored: [AtomicU32::new(0), AtomicU32::new(0)],
-            warm: AtomicBool::new(false),
+            sequential_ns: Default::default(),
+            parallel_ns: Default::default(),
+            since_explored: std::array::from_fn(|_| AtomicU32::new(0)),
+            warm_up: AtomicU32::new(0),
         }
     }
 
-    /// A measured figure, else the calibration's for plain blocks.
+    /// A measured figure, else the calibration's for blocks without contract code.
     fn figure(&self, measured: &Learned, class: Class, prior: f64) -> f64 {
         let value = measured.get();
-        if value.is_nan() && class == Class::Plain {
+        if value.is_nan() && class != Class::Contracts {
             prior
         } else {
             value
@@ -225,9 +251,18 @@ impl CostModel {
     }
 
     /// `n` transactions of `class` ran under Block-STM in `elapsed` (the executor's first
-    /// such block is not counted).
+    /// [`WARM_UP_BLOCKS`] such blocks are not counted).
     pub fn record_parallel(&self, class: Class, n: usize, elapsed: Duration) {
-        if !self.warm.swap(true, Ordering::Relaxed) || n < LEARN_MIN_TXS {
+        if n < LEARN_MIN_TXS {
+            return;
+        }
+        let warming = self
+            .warm_up
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |done| {
+                (done < WARM_UP_BLOCKS).then_some(done + 1)
+            })
+            .is_ok();
+        if warming {
             return;
         }
         let variable = (elapsed.as_secs_f64() * 1e9 - self.prior.fixed_ns).max(0.0);
@@ -263,6 +298,14 @@ mod tests {
         Duration::from_micros(n)
     }
 
+    /// The executor's first blocks under Block-STM, which teach nothing.
+    fn warm_up(model: &CostModel, class: Class, n: usize) {
+        for _ in 0..WARM_UP_BLOCKS {
+            model.record_parallel(class, n, us(1_000_000));
+        }
+        assert!(model.measured(class).1.is_nan());
+    }
+
     fn model(s: f64, p: f64, f: f64) -> CostModel {
         CostModel::new(Calibration {
             sequential_ns: s,
@@ -289,11 +332,10 @@ mod tests {
         // Too small to gain at any p (0.5 µs · 30 < 20 µs), or by the calibration's p
         // (20 + 0.25 · 60 > 0.5 · 60): sequential.
         assert_eq!(model.choose(Class::Plain, 30, None), Choice::Sequential);
-        // Large enough to gain at some p: measures it (the first block, cold, is not
-        // counted; the second measures p = 0.25 µs).
+        // Large enough to gain at some p: measures it (the first blocks, cold, are not
+        // counted; the next measures p = 0.25 µs).
         assert_eq!(model.choose(Class::Plain, 60, None), Choice::Parallel);
-        model.record_parallel(Class::Plain, 200, us(1_000));
-        assert!(model.measured(Class::Plain).1.is_nan());
+        warm_up(&model, Class::Plain, 200);
         model.record_parallel(Class::Plain, 200, us(20 + 50));
         assert!((model.measured(Class::Plain).1 - 250.0).abs() < 1e-6);
         assert_eq!(model.choose(Class::Plain, 60, None), Choice::Sequential);
@@ -314,7 +356,7 @@ mod tests {
     #[test]
     fn when_block_stm_costs_more_it_runs_sequentially_but_explores() {
         let model = model(500.0, 700.0, 20_000.0);
-        model.record_parallel(Class::Plain, 1000, us(1_000));
+        warm_up(&model, Class::Plain, 1000);
         model.record_parallel(Class::Plain, 1000, us(20 + 700));
         let choices: Vec<Choice> = (0..2 * EXPLORE_EVERY)
             .map(|_| model.choose(Class::Plain, 1000, None))
@@ -328,7 +370,7 @@ mod tests {
     #[test]
     fn blocks_of_calls_have_their_own_costs() {
         let model = model(500.0, 250.0, 20_000.0);
-        model.record_parallel(Class::Plain, 1000, us(1_000));
+        warm_up(&model, Class::Plain, 1000);
         // Unknown p for calls: Block-STM.
         assert_eq!(
             model.choose(Class::Contracts, 2, Some(5_000.0)),
@@ -346,7 +388,29 @@ mod tests {
             model.choose(Class::Contracts, 30, Some(5_000.0)),
             Choice::Parallel
         );
-        // The plain class's figures did not move.
+        // The plain class's figures did not move, nor the claimed class's.
         assert!(model.measured(Class::Plain).0.is_nan());
+        assert!(model.measured(Class::Claimed).1.is_nan());
+    }
+
+    /// A block slowed down (a worker interrupted, cold caches) does not turn the choice:
+    /// the cost is the median of the last blocks, which follows a lasting change within
+    /// half a window.
+    #[test]
+    fn one_slow_block_does_not_turn_the_choice_a_lasting_change_does() {
+        let model = model(1_000.0, 600.0, 20_000.0);
+        warm_up(&model, Class::Claimed, 1000);
+        model.record_sequential(Class::Claimed, 1000, us(1_000));
+        for _ in 0..3 {
+            model.record_parallel(Class::Claimed, 1000, us(20 + 600));
+        }
+        model.record_parallel(Class::Claimed, 1000, us(20 + 3_000));
+        assert!((model.measured(Class::Claimed).1 - 600.0).abs() < 1e-6);
+        assert_eq!(model.choose(Class::Claimed, 1000, None), Choice::Parallel);
+        for _ in 0..WINDOW {
+            model.record_parallel(Class::Claimed, 1000, us(20 + 1_500));
+        }
+        assert!((model.measured(Class::Claimed).1 - 1_500.0).abs() < 1e-6);
+        assert_eq!(model.choose(Class::Claimed, 1000, None), Choice::Sequential);
     }
 }
