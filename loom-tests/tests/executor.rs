@@ -160,13 +160,15 @@ fn two_workers_claimed_keys_beside_a_conflict() {
     let txns = vec![credit(1, &[4], &[1, 4], 5), credit(2, &[5, 1], &[5], 7)];
     let mut storage = storage();
     storage.values.insert(9, 1_000);
-    storage.claims = [
-        (4, KeyClaim::Exclusive(0)),
-        (5, KeyClaim::Exclusive(1)),
-        (9, KeyClaim::CreditOnly),
-    ]
-    .into_iter()
-    .collect();
+    storage.set_claims(
+        [
+            (4, KeyClaim::Exclusive(0)),
+            (5, KeyClaim::Exclusive(1)),
+            (9, KeyClaim::CreditOnly(0)),
+        ]
+        .into_iter()
+        .collect(),
+    );
     let expected = SequentialExecutor
         .execute_block(&VM, &storage, &txns)
         .unwrap();

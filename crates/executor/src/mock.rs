@@ -156,6 +156,27 @@ pub struct MockStorage {
     pub fail_on: Option<u64>,
     /// What is declared of who touches some keys ([`Storage::claim`]).
     pub claims: HashMap<u64, KeyClaim>,
+    /// The credit-only keys by slot ([`KeyClaim::CreditOnly`]): set with the claims by
+    /// [`MockStorage::set_claims`].
+    pub credit_keys: Vec<u64>,
+}
+
+impl MockStorage {
+    /// Declares `claims`, the credit-only keys' slots among them numbered from 0 (any
+    /// slot a claim names is replaced: in key order).
+    pub fn set_claims(&mut self, mut claims: HashMap<u64, KeyClaim>) {
+        let mut credit_keys: Vec<u64> = claims
+            .iter()
+            .filter(|(_, claim)| matches!(claim, KeyClaim::CreditOnly(_)))
+            .map(|(&key, _)| key)
+            .collect();
+        credit_keys.sort_unstable();
+        for (slot, key) in credit_keys.iter().enumerate() {
+            claims.insert(*key, KeyClaim::CreditOnly(slot));
+        }
+        self.claims = claims;
+        self.credit_keys = credit_keys;
+    }
 }
 
 impl Storage for MockStorage {
@@ -176,6 +197,14 @@ impl Storage for MockStorage {
 
     fn claim(&self, key: &u64) -> KeyClaim {
         self.claims.get(key).copied().unwrap_or(KeyClaim::Shared)
+    }
+
+    fn credit_only_keys(&self) -> usize {
+        self.credit_keys.len()
+    }
+
+    fn credit_only_key(&self, slot: usize) -> Option<u64> {
+        self.credit_keys.get(slot).copied()
     }
 }
 

@@ -9,10 +9,9 @@ use crate::view::{Claimed, Effects, HaltReason, ParallelView};
 use crate::vm::{panic_message, ExecError, Storage, TxnOutput, Vm};
 use crate::write_buffer::add_to;
 use crate::SequentialExecutor;
-use mvmemory::{DeltaValue, FinalError, FoldError, FxBuildHasher, MVMemory, Version, Writer};
+use mvmemory::{DeltaValue, FinalError, FoldError, MVMemory, Version, Writer};
 use scheduler::{InvariantViolation, Scheduler, Task, Worker};
 use std::any::Any;
-use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -64,10 +63,9 @@ type BlockWriter<'m, M> = Writer<
     Finished<<M as Vm>::Key, <M as Vm>::Value, <M as Vm>::Output>,
 >;
 
-/// One worker's sums of the credits to credit-only keys over the transactions of its
-/// chunks of the final pass, each with the lowest of those transactions (the block's
-/// writes list the keys in that order).
-type CreditSums<K> = HashMap<K, (u64, usize), FxBuildHasher>;
+/// One worker's sums of the credits to each credit-only key (by slot) over the
+/// transactions of its chunks of the final pass, `None` for a key none of them credited.
+type CreditSums = Vec<Option<u64>>;
 
 /// The per-block structures, kept between blocks so that a block does not fault in
 /// fresh pages for them on its critical path.
@@ -119,6 +117,8 @@ struct Block<'a, M: Vm, S> {
     scheduler: Scheduler,
     /// Whether the storage claims keys ([`Storage::has_claims`]), asked once per block.
     claims: bool,
+    /// The number of credit-only keys ([`Storage::credit_only_keys`]).
+    credit_only_keys: usize,
     failure: Mutex<Option<Failure<M::Error>>>,
     /// The next chunk of transactions whose final writes are to be computed.
     next_chunk: AtomicUsize,
@@ -176,7 +176,7 @@ where
     /// claimed in turn by every worker, each transaction's slot and status cleared for
     /// the next block. Nothing writes to the memory any more: every index is at the
     /// block's end, so no task can be handed out.
-    fn final_pass(&self, credits: &mut CreditSums<M::Key>) -> Vec<Chunk<M>> {
+    fn final_pass(&self, credits: &mut CreditSums) -> Vec<Chunk<M>> {
         let mut chunks = Vec::new();
         loop {
             let number = self.next_chunk.fetch_add(1, Ordering::Relaxed);
@@ -214,7 +214,7 @@ where
         end: usize,
         outputs: &mut [MaybeUninit<TxnOutput<M::Output>>],
         written: &mut usize,
-        credits: &mut CreditSums<M::Key>,
+        credits: &mut CreditSums,
     ) -> ChunkOutcome<M> {
         let mut writes = Vec::new();
         for (txn_idx, out) in (start..end).zip(outputs.iter_mut()) {
@@ -234,11 +234,18 @@ where
                     "a transaction has no output after the block",
                 )))?;
             writes.extend(claimed.exclusive);
-            for (key, credit) in claimed.credits {
-                let (sum, _) = credits.entry(key).or_insert((0, txn_idx));
-                *sum = sum
-                    .checked_add(credit)
-                    .ok_or(Failure::Fallback(FallbackReason::DeltaOverflow))?;
+            for (slot, credit) in claimed.credits {
+                let sum =
+                    credits
+                        .get_mut(slot)
+                        .ok_or(Failure::Fallback(FallbackReason::Invariant(
+                            "a credit-only slot beyond the storage's count",
+                        )))?;
+                *sum = Some(
+                    sum.unwrap_or(0)
+                        .checked_add(credit)
+                        .ok_or(Failure::Fallback(FallbackReason::DeltaOverflow))?,
+                );
             }
             out.write(output);
             *written += 1;
@@ -459,6 +466,11 @@ impl ParallelExecutor {
             memory: buffers.memory,
             scheduler: buffers.scheduler,
             claims: storage.has_claims(),
+            credit_only_keys: if storage.has_claims() {
+                storage.credit_only_keys()
+            } else {
+                0
+            },
             failure: Mutex::new(None),
             next_chunk: AtomicUsize::new(0),
             output_slices,
@@ -569,12 +581,13 @@ where
     S: Storage<Key = M::Key, Value = M::Value, Error = M::Error>,
 {
     let mut stats = BlockStats::default();
-    let mut credits = CreditSums::default();
+    let mut credits = CreditSums::new();
     let run = catch_unwind(AssertUnwindSafe(|| {
         block.work(worker, &mut stats);
         if block.scheduler.halted() {
             Vec::new()
         } else {
+            credits.resize(block.credit_only_keys, None);
             block.final_pass(&mut credits)
         }
     }));
@@ -611,57 +624,48 @@ where
 struct WorkerResult<M: Vm> {
     stats: BlockStats,
     chunks: Vec<Chunk<M>>,
-    credits: CreditSums<M::Key>,
+    credits: CreditSums,
 }
 
-/// Appends to `writes` the final value of each credit-only key: storage's value plus
-/// the sum of every credit to it, or a fallback if that does not fit (then some partial
-/// sum did not either: sequential execution rejects exactly the credit that overflows).
+/// Appends to `writes` the final value of each credit-only key a transaction credited, in
+/// slot order: storage's value plus the sum of every credit to it, or a fallback if that
+/// does not fit (then some partial sum did not either: sequential execution rejects
+/// exactly the credit that overflows).
 fn add_credits<M, S>(
     storage: &S,
-    workers: Vec<CreditSums<M::Key>>,
+    workers: Vec<CreditSums>,
     writes: &mut Vec<(M::Key, M::Value)>,
 ) -> Result<(), Failure<M::Error>>
 where
     M: Vm,
     S: Storage<Key = M::Key, Value = M::Value, Error = M::Error>,
 {
-    if workers.iter().all(HashMap::is_empty) {
+    let overflow = || Failure::Fallback(FallbackReason::DeltaOverflow);
+    let mut workers = workers.into_iter().filter(|sums| !sums.is_empty());
+    let Some(mut totals) = workers.next() else {
         return Ok(());
+    };
+    for sums in workers {
+        for (total, sum) in totals.iter_mut().zip(sums) {
+            *total = match (*total, sum) {
+                (Some(a), Some(b)) => Some(a.checked_add(b).ok_or_else(overflow)?),
+                (a, b) => a.or(b),
+            };
+        }
     }
-    let overflow = Failure::Fallback(FallbackReason::DeltaOverflow);
-    let totals = total_credits(workers).ok_or(overflow)?;
-    writes.reserve(totals.len());
-    for (key, total) in totals {
+    for (slot, total) in totals.into_iter().enumerate() {
+        let Some(total) = total else { continue };
+        let key =
+            storage
+                .credit_only_key(slot)
+                .ok_or(Failure::Fallback(FallbackReason::Invariant(
+                    "a credit-only slot with no key",
+                )))?;
         let base = storage.get(&key).map_err(Failure::Block)?;
-        let value =
-            add_to(base.as_ref(), total).ok_or(Failure::Fallback(FallbackReason::DeltaOverflow))?;
+        let value = add_to(base.as_ref(), total).ok_or_else(overflow)?;
         writes.push((key, M::Value::from_u64(value)));
     }
     Ok(())
-}
-
-/// The sums of every worker's credits to credit-only keys, each key's with the lowest
-/// transaction that credited it, in the order of those transactions; `None` if a sum does
-/// not fit in `u64`.
-fn total_credits<K: Eq + std::hash::Hash>(workers: Vec<CreditSums<K>>) -> Option<Vec<(K, u64)>> {
-    let mut workers = workers.into_iter();
-    let mut totals = workers.next().unwrap_or_default();
-    for sums in workers {
-        for (key, (sum, first)) in sums {
-            let total = totals.entry(key).or_insert((0, first));
-            total.0 = total.0.checked_add(sum)?;
-            total.1 = total.1.min(first);
-        }
-    }
-    let mut totals: Vec<(K, (u64, usize))> = totals.into_iter().collect();
-    totals.sort_unstable_by_key(|(_, (_, first))| *first);
-    Some(
-        totals
-            .into_iter()
-            .map(|(key, (sum, _))| (key, sum))
-            .collect(),
-    )
 }
 
 /// The block's final writes, gathered by the workers, once it checked that every chunk

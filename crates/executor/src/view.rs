@@ -27,8 +27,8 @@ pub(crate) enum HaltReason<E> {
 pub(crate) struct Claimed<K, V> {
     /// Final values of keys exclusive to its transaction.
     pub(crate) exclusive: SmallVec<[(K, V); 2]>,
-    /// Credits to credit-only keys.
-    pub(crate) credits: SmallVec<[(K, u64); 1]>,
+    /// Credits to credit-only keys, by slot ([`KeyClaim::CreditOnly`]).
+    pub(crate) credits: SmallVec<[(usize, u64); 2]>,
 }
 
 /// An incarnation's effects, sorted for recording: what goes to the memory (its located
@@ -131,10 +131,10 @@ where
                     };
                     claimed.exclusive.push((key, value));
                 }
-                (KeyClaim::CreditOnly, WriteOp::Delta(delta)) => {
-                    claimed.credits.push((key, delta));
+                (KeyClaim::CreditOnly(slot), WriteOp::Delta(delta)) => {
+                    claimed.credits.push((slot, delta));
                 }
-                (KeyClaim::Exclusive(_) | KeyClaim::CreditOnly, _) => {
+                (KeyClaim::Exclusive(_) | KeyClaim::CreditOnly(_), _) => {
                     return Err(HaltReason::ClaimBroken)
                 }
             }
@@ -164,7 +164,7 @@ where
                     self.exclusive_keys.push(key.clone());
                     return Ok(value);
                 }
-                KeyClaim::Exclusive(_) | KeyClaim::CreditOnly => {
+                KeyClaim::Exclusive(_) | KeyClaim::CreditOnly(_) => {
                     return Err(self.stop(HaltReason::ClaimBroken))
                 }
             }

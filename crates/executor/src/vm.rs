@@ -94,8 +94,11 @@ pub enum KeyClaim {
     /// Transactions only credit it ([`TxnView::add_delta`]): none reads it or writes a
     /// value. Each transaction's credits are kept with its output and summed when the
     /// block is done; the sum fits if and only if every partial sum did (credits are
-    /// positive and nobody reads them), so overflow keeps its sequential semantics.
-    CreditOnly,
+    /// positive and nobody reads them), so overflow keeps its sequential semantics. The
+    /// number is the key's slot among the block's credit-only keys
+    /// (`0..`[`Storage::credit_only_keys`]), where the workers add up its credits
+    /// without hashing it.
+    CreditOnly(usize),
 }
 
 /// The state before the block, read by key. Immutable for the block's duration.
@@ -125,6 +128,17 @@ pub trait Storage: Sync {
     /// [`FallbackReason::ClaimBroken`]: crate::FallbackReason::ClaimBroken
     fn claim(&self, _key: &Self::Key) -> KeyClaim {
         KeyClaim::Shared
+    }
+
+    /// The number of credit-only keys of the block: every [`KeyClaim::CreditOnly`] slot is
+    /// below it.
+    fn credit_only_keys(&self) -> usize {
+        0
+    }
+
+    /// The credit-only key in `slot`, `None` if there is none.
+    fn credit_only_key(&self, _slot: usize) -> Option<Self::Key> {
+        None
     }
 
     /// [`get`](Self::get) and [`claim`](Self::claim) in one lookup.

@@ -606,9 +606,9 @@ fn credit_only_keys_are_summed_exactly() {
     assert_eq!(txns.len(), 300);
     let mut storage = MockStorage {
         values: [(1, 1_000)].into_iter().collect(),
-        claims: [(1, KeyClaim::CreditOnly)].into_iter().collect(),
         ..MockStorage::default()
     };
+    storage.set_claims([(1, KeyClaim::CreditOnly(0))].into_iter().collect());
     for threads in [1, 2, 4] {
         let got = ParallelExecutor::new(threads)
             .execute_block(&VM, &storage, &txns)

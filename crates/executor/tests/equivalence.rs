@@ -61,7 +61,7 @@ fn check(seed: u64, universe: u64, n: usize, overflows: bool) -> Result<(), Test
     // credit-only: a redirected write may break a claim, which must stop the block (the
     // sequential result then); otherwise the keys stay out of the memory.
     let mut claimed = storage;
-    claimed.claims = claims(&txns);
+    claimed.set_claims(claims(&txns));
     for executor in executors() {
         let threads = executor.threads();
         let got = executor
@@ -105,7 +105,7 @@ fn check_exact_claims(
 ) -> Result<(), TestCaseError> {
     quiet_mock_panics();
     let (mut storage, txns) = random_block(seed, universe, n, overflows);
-    storage.claims = claims(&txns);
+    storage.set_claims(claims(&txns));
     let vm = MockVm { key_space: 0 };
     let expected = SequentialExecutor
         .execute_block(&vm, &storage, &txns)

@@ -17,16 +17,13 @@ use mvmemory::FxBuildHasher;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-/// [`Preloaded::claim`] of a key declared by several transactions, or by the block.
+/// The owner of a key declared by several transactions, or by the block.
 const SHARED: u32 = u32::MAX;
-/// [`Preloaded::claim`] of a key that several transactions declared, each to credit it.
-const CREDIT_ONLY: u32 = u32::MAX - 1;
 
-/// A preloaded key: its version below the block, and its claim: the one transaction that
-/// declared it, [`CREDIT_ONLY`] or [`SHARED`].
+/// A preloaded key: its version below the block, and its claim.
 struct Preloaded {
     version: Option<Versioned<StateValue>>,
-    claim: u32,
+    claim: KeyClaim,
 }
 
 /// How a transaction declares it touches a key.
@@ -60,10 +57,10 @@ impl DeclaredKeys {
 
     /// Declares that transaction `txn` of the block touches `key` as `access` says.
     pub fn declare(&mut self, txn: usize, key: StateKey, access: Access) {
-        // The two highest indices are markers: a block that large shares its last keys.
+        // The highest index is the marker: a block that large shares its last keys.
         let owner = u32::try_from(txn)
             .ok()
-            .filter(|&i| i < CREDIT_ONLY)
+            .filter(|&i| i < SHARED)
             .unwrap_or(SHARED);
         self.keys.push((key, owner, access));
     }
@@ -88,8 +85,9 @@ impl DeclaredKeys {
         self.keys.iter().map(|(key, _, _)| key)
     }
 
-    /// Each key once, in first-declaration order, with its claim.
-    fn unique(self) -> Vec<(StateKey, u32)> {
+    /// Each key once, in first-declaration order, with its claim (credit-only keys
+    /// numbered in that order), and the credit-only keys by slot.
+    fn unique(self) -> (Vec<(StateKey, KeyClaim)>, Vec<StateKey>) {
         let mut positions: HashMap<StateKey, usize, FxBuildHasher> =
             HashMap::with_capacity_and_hasher(self.keys.len(), FxBuildHasher::default());
         // Per key: its one declaring transaction (or SHARED), and whether all credit it.
@@ -115,13 +113,22 @@ impl DeclaredKeys {
                 }
             }
         }
-        unique
+        let mut credit_keys = Vec::new();
+        let claimed = unique
             .into_iter()
-            .map(|(key, owner, credits)| match (owner, credits) {
-                (SHARED, true) => (key, CREDIT_ONLY),
-                (owner, _) => (key, owner),
+            .map(|(key, owner, credits)| {
+                let claim = match (owner, credits) {
+                    (SHARED, true) => {
+                        credit_keys.push(key.clone());
+                        KeyClaim::CreditOnly(credit_keys.len() - 1)
+                    }
+                    (SHARED, false) => KeyClaim::Shared,
+                    (owner, _) => KeyClaim::Exclusive(owner as usize),
+                };
+                (key, claim)
             })
-            .collect()
+            .collect();
+        (claimed, credit_keys)
     }
 }
 
@@ -144,6 +151,8 @@ pub struct BlockState<'a> {
     preloaded: HashMap<StateKey, Preloaded, FxBuildHasher>,
     /// How many preloaded keys are claimed.
     claimed: usize,
+    /// The credit-only keys, by slot.
+    credit_keys: Vec<StateKey>,
     fallback: Box<dyn OnDemand + 'a>,
 }
 
@@ -222,7 +231,7 @@ impl<'a> BlockState<'a> {
         keys: impl Into<DeclaredKeys>,
         threads: usize,
     ) -> Result<Self, StorageError> {
-        let keys = keys.into().unique();
+        let (keys, credit_keys) = keys.into().unique();
         let chunk = keys.len().div_ceil(threads.max(1)).max(1);
         let loaded: Vec<Result<Vec<_>, StorageError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = keys
@@ -259,7 +268,11 @@ impl<'a> BlockState<'a> {
         }
         Ok(Self {
             base_topoheight,
-            claimed: keys.iter().filter(|(_, claim)| *claim != SHARED).count(),
+            claimed: keys
+                .iter()
+                .filter(|(_, claim)| *claim != KeyClaim::Shared)
+                .count(),
+            credit_keys,
             preloaded,
             fallback: Box::new(SyncReads(storage)),
         })
@@ -277,14 +290,18 @@ impl<'a> BlockState<'a> {
         base_topoheight: u64,
         keys: impl Into<DeclaredKeys>,
     ) -> Result<BlockState<'a>, StorageError> {
-        let keys = keys.into().unique();
+        let (keys, credit_keys) = keys.into().unique();
         let reads = keys
             .iter()
             .map(|(key, _)| storage.get_versioned_async(key, base_topoheight));
         let values = futures::future::try_join_all(reads).await?;
         Ok(BlockState {
             base_topoheight,
-            claimed: keys.iter().filter(|(_, claim)| *claim != SHARED).count(),
+            claimed: keys
+                .iter()
+                .filter(|(_, claim)| *claim != KeyClaim::Shared)
+                .count(),
+            credit_keys,
             preloaded: keys
                 .into_iter()
                 .zip(values)
@@ -356,7 +373,15 @@ impl executor::Storage for BlockState<'_> {
     fn claim(&self, key: &StateKey) -> KeyClaim {
         self.preloaded
             .get(key)
-            .map_or(KeyClaim::Shared, |preloaded| claim(preloaded.claim))
+            .map_or(KeyClaim::Shared, |preloaded| preloaded.claim)
+    }
+
+    fn credit_only_keys(&self) -> usize {
+        self.credit_keys.len()
+    }
+
+    fn credit_only_key(&self, slot: usize) -> Option<StateKey> {
+        self.credit_keys.get(slot).cloned()
     }
 
     #[inline]
@@ -364,20 +389,10 @@ impl executor::Storage for BlockState<'_> {
         match self.preloaded.get(key) {
             Some(preloaded) => Ok((
                 preloaded.version.as_ref().map(|v| v.value.clone()),
-                claim(preloaded.claim),
+                preloaded.claim,
             )),
             None => Ok((self.version(key)?.map(|v| v.value), KeyClaim::Shared)),
         }
-    }
-}
-
-/// The engine's claim for a preloaded key's [`Preloaded::claim`].
-#[inline]
-fn claim(claim: u32) -> KeyClaim {
-    match claim {
-        SHARED => KeyClaim::Shared,
-        CREDIT_ONLY => KeyClaim::CreditOnly,
-        owner => KeyClaim::Exclusive(owner as usize),
     }
 }
 

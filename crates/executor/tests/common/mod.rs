@@ -92,7 +92,8 @@ pub fn random_block(
 
 /// What a storage may declare of `txns`' keys (`Storage::claim`): a key that exactly one
 /// transaction names (to read, write, credit or read after) is exclusive to it; a key
-/// that several only credit is credit-only. Exact for `MockVm { key_space: 0 }`; with a
+/// that several only credit is credit-only (its slot set by `MockStorage::set_claims`).
+/// Exact for `MockVm { key_space: 0 }`; with a
 /// key space, redirected writes may break them and the executor must notice.
 pub fn claims(txns: &[MockTxn]) -> HashMap<u64, KeyClaim> {
     // Per key: the one transaction naming it (None: several), and whether all only credit.
@@ -121,7 +122,7 @@ pub fn claims(txns: &[MockTxn]) -> HashMap<u64, KeyClaim> {
         .into_iter()
         .filter_map(|(key, claim)| match claim {
             (Some(owner), _) => Some((key, KeyClaim::Exclusive(owner))),
-            (None, true) => Some((key, KeyClaim::CreditOnly)),
+            (None, true) => Some((key, KeyClaim::CreditOnly(0))),
             (None, false) => None,
         })
         .collect()
