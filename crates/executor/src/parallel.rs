@@ -45,7 +45,7 @@ type OutputSlices<'o, O> = Vec<Mutex<Option<&'o mut [MaybeUninit<TxnOutput<O>>]>
 /// did to claimed keys (which never enter the memory's index).
 struct Finished<K, V, O> {
     output: TxnOutput<O>,
-    claimed: Claimed<K, V>,
+    claimed: Option<Box<Claimed<K, V>>>,
 }
 
 /// The block's multi-version memory, keeping each transaction's [`Finished`].
@@ -233,19 +233,22 @@ where
                 .ok_or(Failure::Fallback(FallbackReason::Invariant(
                     "a transaction has no output after the block",
                 )))?;
-            writes.extend(claimed.exclusive);
-            for (slot, credit) in claimed.credits {
-                let sum =
-                    credits
-                        .get_mut(slot)
-                        .ok_or(Failure::Fallback(FallbackReason::Invariant(
-                            "a credit-only slot beyond the storage's count",
-                        )))?;
-                *sum = Some(
-                    sum.unwrap_or(0)
-                        .checked_add(credit)
-                        .ok_or(Failure::Fallback(FallbackReason::DeltaOverflow))?,
-                );
+            if let Some(claimed) = claimed {
+                let Claimed {
+                    exclusive,
+                    credits: to_credit,
+                } = *claimed;
+                writes.extend(exclusive);
+                for (slot, credit) in to_credit {
+                    let sum = credits.get_mut(slot).ok_or(Failure::Fallback(
+                        FallbackReason::Invariant("a credit-only slot beyond the storage's count"),
+                    ))?;
+                    *sum = Some(
+                        sum.unwrap_or(0)
+                            .checked_add(credit)
+                            .ok_or(Failure::Fallback(FallbackReason::DeltaOverflow))?,
+                    );
+                }
             }
             out.write(output);
             *written += 1;
@@ -338,7 +341,9 @@ where
                     return None;
                 }
             };
-            stats.claimed_accesses += (claimed.exclusive.len() + claimed.credits.len()) as u64;
+            if let Some(claimed) = &claimed {
+                stats.claimed_accesses += (claimed.exclusive.len() + claimed.credits.len()) as u64;
+            }
             let version = Version {
                 txn_idx,
                 incarnation,

@@ -23,12 +23,22 @@ pub(crate) enum HaltReason<E> {
 }
 
 /// What an incarnation did to claimed keys ([`KeyClaim`]), kept with its output rather
-/// than in the multi-version memory.
+/// than in the multi-version memory. Boxed, and only when there is any: the slot that
+/// keeps it, and every move on the way there, stay small for transactions without.
 pub(crate) struct Claimed<K, V> {
     /// Final values of keys exclusive to its transaction.
-    pub(crate) exclusive: SmallVec<[(K, V); 2]>,
+    pub(crate) exclusive: SmallVec<[(K, V); 4]>,
     /// Credits to credit-only keys, by slot ([`KeyClaim::CreditOnly`]).
-    pub(crate) credits: SmallVec<[(usize, u64); 2]>,
+    pub(crate) credits: SmallVec<[(usize, u64); 4]>,
+}
+
+impl<K, V> Default for Claimed<K, V> {
+    fn default() -> Self {
+        Self {
+            exclusive: SmallVec::new(),
+            credits: SmallVec::new(),
+        }
+    }
 }
 
 /// An incarnation's effects, sorted for recording: what goes to the memory (its located
@@ -36,7 +46,7 @@ pub(crate) struct Claimed<K, V> {
 pub(crate) struct Effects<'a, K, V> {
     pub(crate) reads: LocatedReads<'a, K, V>,
     pub(crate) writes: WriteSet<K, V>,
-    pub(crate) claimed: Claimed<K, V>,
+    pub(crate) claimed: Option<Box<Claimed<K, V>>>,
 }
 
 pub(crate) struct ParallelView<'a, K, V, O, S: Storage> {
@@ -98,23 +108,27 @@ where
     /// Fails if a write breaks a claim, or if a credit to an exclusive key does not fit.
     pub(crate) fn into_effects(self) -> Result<Effects<'a, K, V>, HaltReason<S::Error>> {
         let ops = self.writes.into_ops();
-        let mut claimed = Claimed {
-            exclusive: SmallVec::new(),
-            credits: SmallVec::new(),
-        };
         if !self.claims {
             return Ok(Effects {
                 reads: self.reads,
                 writes: ops,
-                claimed,
+                claimed: None,
             });
         }
+        let mut claimed: Option<Box<Claimed<K, V>>> = None;
         let mut shared = WriteSet::new();
         for (key, op) in ops {
-            let claim = if self.exclusive_keys.contains(&key) {
-                KeyClaim::Exclusive(self.txn_idx)
+            // A credit needs storage's value if the key is exclusive: one lookup for both.
+            let (base, claim) = if self.exclusive_keys.contains(&key) {
+                (None, KeyClaim::Exclusive(self.txn_idx))
+            } else if let WriteOp::Delta(_) = op {
+                let (value, claim) = self
+                    .storage
+                    .get_claimed(&key)
+                    .map_err(HaltReason::Storage)?;
+                (Some(value), claim)
             } else {
-                self.storage.claim(&key)
+                (None, self.storage.claim(&key))
             };
             match (claim, op) {
                 (KeyClaim::Shared, op) => shared.push((key, op)),
@@ -122,17 +136,26 @@ where
                     let value = match op {
                         WriteOp::Value(value) => value,
                         WriteOp::Delta(delta) => {
-                            let base = self.storage.get(&key).map_err(HaltReason::Storage)?;
+                            let base = match base {
+                                Some(base) => base,
+                                None => self.storage.get(&key).map_err(HaltReason::Storage)?,
+                            };
                             match add_to(base.as_ref(), delta) {
                                 Some(n) => V::from_u64(n),
                                 None => return Err(HaltReason::SpeculativeOverflow),
                             }
                         }
                     };
-                    claimed.exclusive.push((key, value));
+                    claimed
+                        .get_or_insert_with(Box::default)
+                        .exclusive
+                        .push((key, value));
                 }
                 (KeyClaim::CreditOnly(slot), WriteOp::Delta(delta)) => {
-                    claimed.credits.push((slot, delta));
+                    claimed
+                        .get_or_insert_with(Box::default)
+                        .credits
+                        .push((slot, delta));
                 }
                 (KeyClaim::Exclusive(_) | KeyClaim::CreditOnly(_), _) => {
                     return Err(HaltReason::ClaimBroken)
