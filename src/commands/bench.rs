@@ -31,6 +31,10 @@ pub struct BenchArgs {
     /// Runs of each executor per row; the median is reported.
     #[arg(long, default_value_t = 5)]
     pub repeat: usize,
+    /// Untimed runs of each executor before the timed ones (a new executor starts its
+    /// threads and faults in its memory on its first blocks, as a node's does once).
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
     /// Verify every transaction's signature during execution (transactions are always
     /// signed).
     #[arg(long)]
@@ -259,6 +263,20 @@ fn bench_workload(args: &BenchArgs, workload: Workload, threads: &[usize]) -> Re
         executor.calibrate();
         let (mut seq, mut par) = (Vec::new(), Vec::new());
         let mut last = None;
+        for _ in 0..args.warmup {
+            drop(std::hint::black_box(oracle.execute_on(
+                &state,
+                1,
+                &txs,
+                BlockMode::Dag,
+            )?));
+            drop(std::hint::black_box(executor.execute_prepared(
+                &state,
+                1,
+                &txs,
+                BlockMode::Dag,
+            )?));
+        }
         for run in 0..args.repeat {
             // Alternate which goes first, so neither always runs on the caches (or the
             // clock) the other left.
