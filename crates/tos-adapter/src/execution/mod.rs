@@ -16,7 +16,9 @@
 //!    ([`TosBlockExecutor::estimated_parallelism`]). A block with contract calls, whose
 //!    conflicts no declaration shows, runs a prefix sequentially to probe them (and to
 //!    time them), then the rest sequentially or under Block-STM, by the same two checks.
-//!    Anything else runs under Block-STM.
+//!    Anything else runs under Block-STM, where the keys the preload claimed (one
+//!    transaction's alone, or only credited: [`DeclaredKeys`]) stay out of the
+//!    multi-version memory.
 //! 3. **Accumulators.** Under Block-STM, fees and burns are added up after the block
 //!    ([`TosVm`]'s documentation says why that is exact); a total that overflows sends
 //!    the block through Block-STM again with them in state.

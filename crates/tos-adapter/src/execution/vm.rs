@@ -335,7 +335,7 @@ where
 /// every account key a transfer, burn or multisig touches (with `signatures`, the
 /// source's multisig, which signature verification reads), a transfer's receivers as
 /// credited; a contract call's module. The accumulators are declared once per block
-/// ([`block_keys`]).
+/// ([`block_keys`](crate::block::block_keys)).
 pub fn declared_keys(tx: &Transaction, signatures: bool, out: &mut Vec<(StateKey, Access)>) {
     use Access::{Credit, ReadWrite};
     out.push((StateKey::Nonce(tx.source), ReadWrite));
