@@ -147,9 +147,11 @@ fn two_workers_chain_of_three_with_abort_and_dependency() {
 /// Claimed keys beside a conflict: each transaction reads and writes a key exclusive to
 /// it and credits a credit-only key, and transaction 1 reads the shared key transaction 0
 /// writes. The claimed keys never enter the memory: their writes ride with each
-/// transaction's last incarnation (an aborted one's are replaced), and the workers' sums
-/// of the credits meet after the gathering barrier. Every interleaving gives the
-/// sequential outputs and state, and some abort transaction 1.
+/// transaction's last incarnation (an aborted one's are replaced), and the credits are
+/// summed in the final pass (one chunk here: the sums of two workers meet in the caller
+/// after they join, which `credit_only_keys_are_summed_exactly` covers with three
+/// chunks). Every interleaving gives the sequential outputs and state, and some abort
+/// transaction 1.
 #[test]
 fn two_workers_claimed_keys_beside_a_conflict() {
     let credit = |seed, reads: &[u64], writes: &[u64], amount| MockTxn {

@@ -39,7 +39,7 @@
 //!   invalidate it) and its write is final, kept with `i`'s output; credits to a
 //!   credit-only key are kept with each transaction's output and summed by the workers in
 //!   the final pass (the sum fits exactly when every partial sum does: credits are
-//!   positive and nobody reads them). Claims are checked, never trusted: a read that
+//!   never negative and nobody reads them). Claims are checked, never trusted: a read that
 //!   reaches storage and every recorded write meet the claim, and one that breaks it
 //!   sends the block to the sequential executor ([`FallbackReason::ClaimBroken`]).
 //! - **Panics are results.** A panic inside [`Vm::execute`] is that transaction's

@@ -6,7 +6,7 @@ use crate::output::{
 };
 use crate::pool::Pool;
 use crate::view::{Claimed, Effects, HaltReason, ParallelView};
-use crate::vm::{panic_message, ExecError, Storage, TxnOutput, Vm};
+use crate::vm::{panic_message, ExecError, KeyClaim, Storage, TxnOutput, Vm};
 use crate::write_buffer::add_to;
 use crate::SequentialExecutor;
 use mvmemory::{DeltaValue, FinalError, FoldError, MVMemory, Version, Writer};
@@ -666,7 +666,12 @@ where
                 .ok_or(Failure::Fallback(FallbackReason::Invariant(
                     "a credit-only slot with no key",
                 )))?;
-        let base = storage.get(&key).map_err(Failure::Block)?;
+        // The slot's key must be the one claimed with that slot: checked, not trusted (a
+        // mismatch would credit another key).
+        let (base, claim) = storage.get_claimed(&key).map_err(Failure::Block)?;
+        if claim != KeyClaim::CreditOnly(slot) {
+            return Err(Failure::Fallback(FallbackReason::ClaimBroken));
+        }
         let value = add_to(base.as_ref(), total).ok_or_else(overflow)?;
         writes.push((key, M::Value::from_u64(value)));
     }

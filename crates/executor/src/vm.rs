@@ -94,8 +94,8 @@ pub enum KeyClaim {
     /// Transactions only credit it ([`TxnView::add_delta`]): none reads it or writes a
     /// value. Each transaction's credits are kept with its output and summed when the
     /// block is done; the sum fits if and only if every partial sum did (credits are
-    /// positive and nobody reads them), so overflow keeps its sequential semantics. The
-    /// number is the key's slot among the block's credit-only keys
+    /// never negative and nobody reads them), so overflow keeps its sequential
+    /// semantics. The number is the key's slot among the block's credit-only keys
     /// (`0..`[`Storage::credit_only_keys`]), where the workers add up its credits
     /// without hashing it.
     CreditOnly(usize),
@@ -136,7 +136,9 @@ pub trait Storage: Sync {
         0
     }
 
-    /// The credit-only key in `slot`, `None` if there is none.
+    /// The credit-only key in `slot` (the key whose [`claim`](Self::claim) is
+    /// `CreditOnly(slot)`), `None` if there is none. The executor checks the two agree
+    /// before it credits the key.
     fn credit_only_key(&self, _slot: usize) -> Option<Self::Key> {
         None
     }

@@ -656,3 +656,41 @@ fn credit_only_keys_are_summed_exactly() {
     assert_eq!(got.outputs, expected.outputs);
     assert_eq!(got.writes, expected.writes);
 }
+
+/// A storage whose credit-only slots and keys disagree (slot 0 names another key than the
+/// one claimed with it): the executor checks the pair before crediting, and falls back.
+#[test]
+fn a_credit_only_slot_naming_another_key_falls_back() {
+    let credit = |seed| MockTxn {
+        seed,
+        reads: vec![100 + seed],
+        deltas: vec![(1, 5)],
+        ..MockTxn::default()
+    };
+    let keeps_credit = |t: &MockTxn| {
+        let out = SequentialExecutor
+            .execute_block(&VM, &MockStorage::default(), std::slice::from_ref(t))
+            .unwrap();
+        out.writes.iter().any(|(key, _)| *key == 1)
+    };
+    let txns: Vec<MockTxn> = (0..100).map(credit).filter(keeps_credit).take(4).collect();
+    assert_eq!(txns.len(), 4);
+    let mut storage = MockStorage {
+        values: [(1, 1_000)].into_iter().collect(),
+        ..MockStorage::default()
+    };
+    storage.set_claims([(1, KeyClaim::CreditOnly(0))].into_iter().collect());
+    storage.credit_keys = vec![2];
+    let expected = SequentialExecutor
+        .execute_block(&VM, &storage, &txns)
+        .unwrap();
+    let got = ParallelExecutor::new(2)
+        .execute_block(&VM, &storage, &txns)
+        .unwrap();
+    assert_eq!(
+        got.path,
+        ExecutionPath::Fallback(FallbackReason::ClaimBroken)
+    );
+    assert_eq!(got.outputs, expected.outputs);
+    assert_eq!(got.writes, expected.writes);
+}
