@@ -30,8 +30,8 @@
 //! accounts misses them, which makes `s` larger and a second core more useful (at two
 //! threads here: `s` 0.4 µs and `p` 0.45 µs for the calibration's transfers, 1.0 µs and
 //! 0.67 µs for 10,000 independent ones). So the first block of a class that is large
-//! enough to gain at all (`n·s > F`) runs under Block-STM to measure `p`, and the
-//! measured figures decide from then on. A model that only ever chose one path would
+//! enough to gain at all (`n·s > F`) runs under Block-STM to measure `p`, the next one
+//! sequentially to measure `s`, and the measured figures decide from then on. A model that only ever chose one path would
 //! never see the other's cost change (blocks with more work per transaction, a machine
 //! less loaded): one block in [`EXPLORE_EVERY`] that is large enough runs on the path the
 //! model did not choose, which costs at most `1/EXPLORE_EVERY` of the difference.
@@ -224,6 +224,12 @@ impl CostModel {
         if self.parallel_ns[c].get().is_nan() && large {
             return Choice::Parallel;
         }
+        // Nor `s` (the calibration's small block stays in the caches, and its figure is
+        // noise's to move): the next such block measures it. A block with calls measures
+        // its own on its probed prefix.
+        if per_tx_ns.is_none() && self.sequential_ns[c].get().is_nan() && large {
+            return Choice::Sequential;
+        }
         let p = self.figure(&self.parallel_ns[c], class, self.prior.parallel_ns);
         if !p.is_finite() {
             return Choice::Parallel;
@@ -338,12 +344,15 @@ mod tests {
         warm_up(&model, Class::Plain, 200);
         model.record_parallel(Class::Plain, 200, us(20 + 50));
         assert!((model.measured(Class::Plain).1 - 250.0).abs() < 1e-6);
+        // Then s, on the next block large enough (the calibration's is a guess).
+        assert_eq!(model.choose(Class::Plain, 200, None), Choice::Sequential);
+        model.record_sequential(Class::Plain, 200, us(100));
         assert_eq!(model.choose(Class::Plain, 60, None), Choice::Sequential);
         assert_eq!(model.choose(Class::Plain, 200, None), Choice::Parallel);
         // Blocks larger than the calibration's miss the caches: s measured at 1 µs, p at
         // 0.6 µs: Block-STM pays from 50 transactions.
-        model.record_sequential(Class::Plain, 1000, us(1000));
-        for _ in 0..40 {
+        for _ in 0..WINDOW {
+            model.record_sequential(Class::Plain, 1000, us(1000));
             model.record_parallel(Class::Plain, 1000, us(20 + 600));
         }
         assert_eq!(model.choose(Class::Plain, 40, None), Choice::Sequential);
@@ -358,6 +367,7 @@ mod tests {
         let model = model(500.0, 700.0, 20_000.0);
         warm_up(&model, Class::Plain, 1000);
         model.record_parallel(Class::Plain, 1000, us(20 + 700));
+        model.record_sequential(Class::Plain, 1000, us(500));
         let choices: Vec<Choice> = (0..2 * EXPLORE_EVERY)
             .map(|_| model.choose(Class::Plain, 1000, None))
             .collect();
