@@ -470,6 +470,75 @@ fn concurrent_blocks_on_one_executor_match_sequential() {
     });
 }
 
+/// Runs `txns` on `threads` workers and checks that the block fell back for `reason` with
+/// the sequential executor's outputs and writes.
+fn assert_falls_back(
+    threads: usize,
+    storage: &MockStorage,
+    txns: &[MockTxn],
+    reason: FallbackReason,
+) {
+    let expected = SequentialExecutor
+        .execute_block(&VM, storage, txns)
+        .unwrap();
+    let got = ParallelExecutor::new(threads)
+        .execute_block(&VM, storage, txns)
+        .unwrap();
+    assert_eq!(
+        got.path,
+        ExecutionPath::Fallback(reason),
+        "{threads} threads"
+    );
+    assert_eq!(got.outputs, expected.outputs);
+    assert_eq!(got.writes, expected.writes);
+}
+
+/// Runs `txns` on `threads` workers and checks that the block stayed parallel with the
+/// sequential executor's outputs and final state; returns the parallel run's counters.
+fn assert_parallel_like_sequential(
+    threads: usize,
+    storage: &MockStorage,
+    txns: &[MockTxn],
+) -> executor::BlockStats {
+    let expected = SequentialExecutor
+        .execute_block(&VM, storage, txns)
+        .unwrap();
+    let got = ParallelExecutor::new(threads)
+        .execute_block(&VM, storage, txns)
+        .unwrap();
+    assert_eq!(got.path, ExecutionPath::Parallel, "{threads} threads");
+    assert_eq!(got.outputs, expected.outputs);
+    assert_eq!(
+        common::sorted(&got.writes),
+        common::sorted(&expected.writes)
+    );
+    got.stats
+}
+
+/// `n` transactions that each read a key of their own (`100 + seed`) and credit `key` by
+/// 5, with seeds whose digest keeps the credit (the mock skips some).
+fn credits_to(key: u64, n: usize) -> Vec<MockTxn> {
+    let credit = |seed| MockTxn {
+        seed,
+        reads: vec![100 + seed],
+        deltas: vec![(key, 5)],
+        ..MockTxn::default()
+    };
+    let keeps_credit = |t: &MockTxn| {
+        let out = SequentialExecutor
+            .execute_block(&VM, &MockStorage::default(), std::slice::from_ref(t))
+            .unwrap();
+        out.writes.iter().any(|(k, _)| *k == key)
+    };
+    let txns: Vec<MockTxn> = (0..10 * n as u64)
+        .map(credit)
+        .filter(keeps_credit)
+        .take(n)
+        .collect();
+    assert_eq!(txns.len(), n);
+    txns
+}
+
 /// A key declared exclusive to one transaction that another reads: the block must not
 /// trust the claim. Whichever runs first, the reader meets the claim in storage and the
 /// block falls back, with the sequential results.
@@ -496,20 +565,9 @@ fn a_wrong_exclusive_claim_falls_back_to_the_sequential_result() {
             .collect(),
         ..MockStorage::default()
     };
-    let expected = SequentialExecutor
-        .execute_block(&VM, &storage, &txns)
-        .unwrap();
     for threads in [1, 2, 4] {
-        let exec = ParallelExecutor::new(threads);
         for _ in 0..20 {
-            let got = exec.execute_block(&VM, &storage, &txns).unwrap();
-            assert_eq!(
-                got.path,
-                ExecutionPath::Fallback(FallbackReason::ClaimBroken),
-                "{threads} threads"
-            );
-            assert_eq!(got.outputs, expected.outputs);
-            assert_eq!(got.writes, expected.writes);
+            assert_falls_back(threads, &storage, &txns, FallbackReason::ClaimBroken);
         }
     }
 }
@@ -519,46 +577,23 @@ fn a_wrong_exclusive_claim_falls_back_to_the_sequential_result() {
 /// back, and the sequential run rejects exactly that credit.
 #[test]
 fn credits_to_exclusive_keys_are_exact() {
-    let credit = |seed, key| MockTxn {
-        seed,
-        deltas: vec![(key, 5)],
-        ..MockTxn::default()
-    };
-    let keeps_credit = |t: &MockTxn| {
-        let out = SequentialExecutor
-            .execute_block(&VM, &MockStorage::default(), std::slice::from_ref(t))
-            .unwrap();
-        !out.writes.is_empty()
-    };
-    let seeds: Vec<u64> = (0..200)
-        .filter(|&seed| keeps_credit(&credit(seed, 1)))
-        .take(8)
+    // Transaction i credits key 1000 + i (exclusive to it); key 1003 sits 2 below the
+    // maximum in the second block.
+    let txns: Vec<MockTxn> = (0..8u64)
+        .map(|i| credits_to(1000 + i, 1).remove(0))
         .collect();
-    assert_eq!(seeds.len(), 8);
-    // Transaction i credits key i (exclusive to it); key 3 sits 2 below the maximum.
-    let txns: Vec<MockTxn> = seeds.iter().zip(0..).map(|(&s, k)| credit(s, k)).collect();
     let mut storage = MockStorage {
-        values: (0..8).map(|k| (k, 100 * k)).collect(),
+        values: (0..8).map(|i| (1000 + i, 100 * i)).collect(),
         claims: (0..8)
-            .map(|k| (k, KeyClaim::Exclusive(k as usize)))
+            .map(|i| (1000 + i, KeyClaim::Exclusive(i as usize)))
             .collect(),
         ..MockStorage::default()
     };
-    let expected = SequentialExecutor
-        .execute_block(&VM, &storage, &txns)
-        .unwrap();
-    let got = ParallelExecutor::new(2)
-        .execute_block(&VM, &storage, &txns)
-        .unwrap();
-    assert_eq!(got.path, ExecutionPath::Parallel);
-    assert_eq!(got.stats.claimed_accesses, 8);
-    assert_eq!(got.outputs, expected.outputs);
-    assert_eq!(
-        common::sorted(&got.writes),
-        common::sorted(&expected.writes)
-    );
+    // The credits (each transaction's read is of a key of its own, not claimed).
+    let stats = assert_parallel_like_sequential(2, &storage, &txns);
+    assert_eq!(stats.claimed_accesses, 8);
 
-    storage.values.insert(3, u64::MAX - 2);
+    storage.values.insert(1003, u64::MAX - 2);
     let expected = SequentialExecutor
         .execute_block(&VM, &storage, &txns)
         .unwrap();
@@ -569,15 +604,7 @@ fn credits_to_exclusive_keys_are_exact() {
             ..
         })
     ));
-    let got = ParallelExecutor::new(2)
-        .execute_block(&VM, &storage, &txns)
-        .unwrap();
-    assert_eq!(
-        got.path,
-        ExecutionPath::Fallback(FallbackReason::DeltaOverflow)
-    );
-    assert_eq!(got.outputs, expected.outputs);
-    assert_eq!(got.writes, expected.writes);
+    assert_falls_back(2, &storage, &txns, FallbackReason::DeltaOverflow);
 }
 
 /// A key every transaction credits and none reads, claimed credit-only: the credits are
@@ -586,111 +613,40 @@ fn credits_to_exclusive_keys_are_exact() {
 /// the key breaks the claim.
 #[test]
 fn credit_only_keys_are_summed_exactly() {
-    let credit = |seed| MockTxn {
-        seed,
-        reads: vec![100 + seed],
-        deltas: vec![(1, 5)],
-        ..MockTxn::default()
-    };
-    let keeps_credit = |t: &MockTxn| {
-        let out = SequentialExecutor
-            .execute_block(&VM, &MockStorage::default(), std::slice::from_ref(t))
-            .unwrap();
-        out.writes.iter().any(|(key, _)| *key == 1)
-    };
-    let txns: Vec<MockTxn> = (0..1000)
-        .map(credit)
-        .filter(keeps_credit)
-        .take(300)
-        .collect();
-    assert_eq!(txns.len(), 300);
+    let txns = credits_to(1, 300);
     let mut storage = MockStorage {
         values: [(1, 1_000)].into_iter().collect(),
         ..MockStorage::default()
     };
     storage.set_claims([(1, KeyClaim::CreditOnly(0))].into_iter().collect());
     for threads in [1, 2, 4] {
-        let got = ParallelExecutor::new(threads)
-            .execute_block(&VM, &storage, &txns)
-            .unwrap();
-        assert_eq!(got.path, ExecutionPath::Parallel);
-        assert!(got.stats.claimed_accesses >= 300);
-        let expected = SequentialExecutor
-            .execute_block(&VM, &storage, &txns)
-            .unwrap();
-        assert_eq!(got.outputs, expected.outputs);
-        assert_eq!(
-            common::sorted(&got.writes),
-            common::sorted(&expected.writes)
-        );
-        assert!(got.writes.contains(&(1, 1_000 + 5 * 300)));
+        let stats = assert_parallel_like_sequential(threads, &storage, &txns);
+        assert!(stats.claimed_accesses >= 300);
     }
-
-    storage.values.insert(1, u64::MAX - 12);
-    let expected = SequentialExecutor
-        .execute_block(&VM, &storage, &txns)
-        .unwrap();
     let got = ParallelExecutor::new(2)
         .execute_block(&VM, &storage, &txns)
         .unwrap();
-    assert_eq!(
-        got.path,
-        ExecutionPath::Fallback(FallbackReason::DeltaOverflow)
-    );
-    assert_eq!(got.outputs, expected.outputs);
-    assert_eq!(got.writes, expected.writes);
+    assert!(got.writes.contains(&(1, 1_000 + 5 * 300)));
+
+    storage.values.insert(1, u64::MAX - 12);
+    assert_falls_back(2, &storage, &txns, FallbackReason::DeltaOverflow);
 
     storage.values.insert(1, 1_000);
     let mut reading = txns.clone();
     reading[150].reads.push(1);
-    let expected = SequentialExecutor
-        .execute_block(&VM, &storage, &reading)
-        .unwrap();
-    let got = ParallelExecutor::new(2)
-        .execute_block(&VM, &storage, &reading)
-        .unwrap();
-    assert_eq!(
-        got.path,
-        ExecutionPath::Fallback(FallbackReason::ClaimBroken)
-    );
-    assert_eq!(got.outputs, expected.outputs);
-    assert_eq!(got.writes, expected.writes);
+    assert_falls_back(2, &storage, &reading, FallbackReason::ClaimBroken);
 }
 
 /// A storage whose credit-only slots and keys disagree (slot 0 names another key than the
 /// one claimed with it): the executor checks the pair before crediting, and falls back.
 #[test]
 fn a_credit_only_slot_naming_another_key_falls_back() {
-    let credit = |seed| MockTxn {
-        seed,
-        reads: vec![100 + seed],
-        deltas: vec![(1, 5)],
-        ..MockTxn::default()
-    };
-    let keeps_credit = |t: &MockTxn| {
-        let out = SequentialExecutor
-            .execute_block(&VM, &MockStorage::default(), std::slice::from_ref(t))
-            .unwrap();
-        out.writes.iter().any(|(key, _)| *key == 1)
-    };
-    let txns: Vec<MockTxn> = (0..100).map(credit).filter(keeps_credit).take(4).collect();
-    assert_eq!(txns.len(), 4);
+    let txns = credits_to(1, 4);
     let mut storage = MockStorage {
         values: [(1, 1_000)].into_iter().collect(),
         ..MockStorage::default()
     };
     storage.set_claims([(1, KeyClaim::CreditOnly(0))].into_iter().collect());
     storage.credit_keys = vec![2];
-    let expected = SequentialExecutor
-        .execute_block(&VM, &storage, &txns)
-        .unwrap();
-    let got = ParallelExecutor::new(2)
-        .execute_block(&VM, &storage, &txns)
-        .unwrap();
-    assert_eq!(
-        got.path,
-        ExecutionPath::Fallback(FallbackReason::ClaimBroken)
-    );
-    assert_eq!(got.outputs, expected.outputs);
-    assert_eq!(got.writes, expected.writes);
+    assert_falls_back(2, &storage, &txns, FallbackReason::ClaimBroken);
 }

@@ -8,8 +8,11 @@
 mod common;
 
 use common::{claims, quiet_mock_panics, random_block, sorted};
-use executor::mock::MockVm;
-use executor::{ExecutionPath, FallbackReason, KeyClaim, ParallelExecutor, SequentialExecutor};
+use executor::mock::{MockOutput, MockStorage, MockTxn, MockVm};
+use executor::{
+    BlockOutput, ExecutionPath, FallbackReason, KeyClaim, ParallelExecutor, SequentialExecutor,
+    Storage,
+};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
@@ -27,6 +30,46 @@ fn cases() -> u32 {
         .unwrap_or(1000)
 }
 
+/// The block executed by `executor`, its outputs and final state checked against the
+/// sequential executor's `expected` (`ordered`: the writes in the same order too, as the
+/// engine promises without claims; with claims, as a set).
+fn run_equal(
+    executor: &ParallelExecutor,
+    vm: &MockVm,
+    storage: &MockStorage,
+    txns: &[MockTxn],
+    expected: &BlockOutput<u64, u64, MockOutput>,
+    ordered: bool,
+) -> Result<BlockOutput<u64, u64, MockOutput>, TestCaseError> {
+    let threads = executor.threads();
+    let got = executor
+        .execute_block(vm, storage, txns)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(
+        &got.outputs,
+        &expected.outputs,
+        "outputs at {} threads, claims: {}",
+        threads,
+        storage.has_claims()
+    );
+    if ordered {
+        prop_assert_eq!(
+            &got.writes,
+            &expected.writes,
+            "final state at {} threads",
+            threads
+        );
+    } else {
+        prop_assert_eq!(
+            sorted(&got.writes),
+            sorted(&expected.writes),
+            "final state at {} threads, claims",
+            threads
+        );
+    }
+    Ok(got)
+}
+
 fn check(seed: u64, universe: u64, n: usize, overflows: bool) -> Result<(), TestCaseError> {
     quiet_mock_panics();
     let (storage, txns) = random_block(seed, universe, n, overflows);
@@ -37,22 +80,7 @@ fn check(seed: u64, universe: u64, n: usize, overflows: bool) -> Result<(), Test
         .execute_block(&vm, &storage, &txns)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     for executor in executors() {
-        let threads = executor.threads();
-        let got = executor
-            .execute_block(&vm, &storage, &txns)
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(
-            &got.outputs,
-            &expected.outputs,
-            "outputs at {} threads",
-            threads
-        );
-        prop_assert_eq!(
-            &got.writes,
-            &expected.writes,
-            "final state at {} threads",
-            threads
-        );
+        let got = run_equal(executor, &vm, &storage, &txns, &expected, true)?;
         if !overflows {
             prop_assert_eq!(got.path, ExecutionPath::Parallel);
         }
@@ -63,22 +91,7 @@ fn check(seed: u64, universe: u64, n: usize, overflows: bool) -> Result<(), Test
     let mut claimed = storage;
     claimed.set_claims(claims(&txns));
     for executor in executors() {
-        let threads = executor.threads();
-        let got = executor
-            .execute_block(&vm, &claimed, &txns)
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(
-            &got.outputs,
-            &expected.outputs,
-            "outputs at {} threads, claims",
-            threads
-        );
-        prop_assert_eq!(
-            sorted(&got.writes),
-            sorted(&expected.writes),
-            "final state at {} threads, claims",
-            threads
-        );
+        let got = run_equal(executor, &vm, &claimed, &txns, &expected, false)?;
         let allowed = matches!(
             got.path,
             ExecutionPath::Parallel | ExecutionPath::Fallback(FallbackReason::ClaimBroken)
@@ -88,7 +101,7 @@ fn check(seed: u64, universe: u64, n: usize, overflows: bool) -> Result<(), Test
             allowed,
             "path {:?} at {} threads, claims",
             got.path,
-            threads
+            executor.threads()
         );
     }
     Ok(())
@@ -116,22 +129,7 @@ fn check_exact_claims(
             .any(|key| storage.claims.get(key) == Some(&KeyClaim::Exclusive(i)))
     });
     for executor in executors() {
-        let threads = executor.threads();
-        let got = executor
-            .execute_block(&vm, &storage, &txns)
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(
-            &got.outputs,
-            &expected.outputs,
-            "outputs at {} threads",
-            threads
-        );
-        prop_assert_eq!(
-            sorted(&got.writes),
-            sorted(&expected.writes),
-            "final state at {} threads",
-            threads
-        );
+        let got = run_equal(executor, &vm, &storage, &txns, &expected, false)?;
         if overflows && got.path == ExecutionPath::Fallback(FallbackReason::DeltaOverflow) {
             continue;
         }
@@ -140,7 +138,7 @@ fn check_exact_claims(
             prop_assert!(
                 got.stats.claimed_accesses > 0,
                 "no claimed access at {} threads",
-                threads
+                executor.threads()
             );
         }
     }
