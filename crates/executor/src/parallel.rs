@@ -464,14 +464,15 @@ impl ParallelExecutor {
             .chunks_mut(FINAL_CHUNK)
             .map(|slice| Mutex::new(Some(slice)))
             .collect();
+        let claims = storage.has_claims();
         let block = Block {
             vm,
             storage,
             txns,
             memory: buffers.memory,
             scheduler: buffers.scheduler,
-            claims: storage.has_claims(),
-            credit_only_keys: if storage.has_claims() {
+            claims,
+            credit_only_keys: if claims {
                 storage.credit_only_keys()
             } else {
                 0

@@ -607,6 +607,16 @@ fn credits_to_exclusive_keys_are_exact() {
     assert_falls_back(2, &storage, &txns, FallbackReason::DeltaOverflow);
 }
 
+/// A storage holding 1,000 at key 1, claimed credit-only (slot 0).
+fn credit_only_key_one() -> MockStorage {
+    let mut storage = MockStorage {
+        values: [(1, 1_000)].into_iter().collect(),
+        ..MockStorage::default()
+    };
+    storage.set_claims([(1, KeyClaim::CreditOnly(0))].into_iter().collect());
+    storage
+}
+
 /// A key every transaction credits and none reads, claimed credit-only: the credits are
 /// summed after the block (parallel, exact); a sum past `u64::MAX` falls back and the
 /// sequential run rejects exactly the credits that overflow; a transaction that reads
@@ -614,11 +624,7 @@ fn credits_to_exclusive_keys_are_exact() {
 #[test]
 fn credit_only_keys_are_summed_exactly() {
     let txns = credits_to(1, 300);
-    let mut storage = MockStorage {
-        values: [(1, 1_000)].into_iter().collect(),
-        ..MockStorage::default()
-    };
-    storage.set_claims([(1, KeyClaim::CreditOnly(0))].into_iter().collect());
+    let mut storage = credit_only_key_one();
     for threads in [1, 2, 4] {
         let stats = assert_parallel_like_sequential(threads, &storage, &txns);
         assert!(stats.claimed_accesses >= 300);
@@ -642,11 +648,7 @@ fn credit_only_keys_are_summed_exactly() {
 #[test]
 fn a_credit_only_slot_naming_another_key_falls_back() {
     let txns = credits_to(1, 4);
-    let mut storage = MockStorage {
-        values: [(1, 1_000)].into_iter().collect(),
-        ..MockStorage::default()
-    };
-    storage.set_claims([(1, KeyClaim::CreditOnly(0))].into_iter().collect());
+    let mut storage = credit_only_key_one();
     storage.credit_keys = vec![2];
     assert_falls_back(2, &storage, &txns, FallbackReason::ClaimBroken);
 }
