@@ -41,6 +41,22 @@ HEAD
   echo "What Block-STM costs and gains here with no policy in front of it."
   echo
   bench --workload all --threads 1,2 --repeat 7 --seed 7 --always-parallel
+  echo "## Blocks that fall behind: the sequential suffix"
+  echo
+  echo "The engine alone on 10,000 mock transactions of 300 ns (\`tos-blockstm engine\`): run to"
+  echo "its end (\`par_ms\`), and told the sequential time, which stops a block that falls"
+  echo "behind it and finishes it sequentially on the validated prefix (\`stop_ms\`; \`suffix\`:"
+  echo "the transactions the sequential executor ran). A chain, where speculation cannot pay,"
+  echo "then independent transactions, where it does."
+  echo
+  for flags in "--chain " ""; do
+    echo '```sh'
+    echo "cargo run --release -- engine ${flags}--work-ns 300 --threads 1,2 --repeat 9"
+    echo
+    ./target/release/tos-blockstm engine $flags --work-ns 300 --threads 1,2 --repeat 9
+    echo '```'
+    echo
+  done
   echo "## 10,000 transactions, with signature checks"
   echo
   bench --workload all --threads 1,2 --repeat 3 --seed 7 --verify-signatures

@@ -74,6 +74,8 @@ pub struct Row {
     pub aborts: u64,
     /// Reads, writes and credits of claimed keys, kept out of the multi-version memory.
     pub claimed_accesses: u64,
+    /// Transactions Block-STM left to the sequential executor after it stopped the block.
+    pub sequential_suffix: u64,
     pub critical_path: u64,
     pub estimated_parallelism: f64,
     pub path: String,
@@ -224,7 +226,7 @@ fn markdown(rows: &[Row]) -> String {
             r.speedup,
             r.ideal,
             r.aborts,
-            short_path(&r.path)
+            short_path(r)
         );
     }
     out += "\n";
@@ -320,6 +322,7 @@ fn bench_workload(args: &BenchArgs, workload: Workload, threads: &[usize]) -> Re
             validations: execution.stats.validations,
             aborts: execution.stats.aborts,
             claimed_accesses: execution.stats.claimed_accesses,
+            sequential_suffix: execution.stats.sequential_suffix,
             critical_path,
             estimated_parallelism: TosBlockExecutor::estimated_parallelism(&txs),
             path: format!("{:?}", execution.path),
@@ -336,15 +339,20 @@ fn bench_workload(args: &BenchArgs, workload: Workload, threads: &[usize]) -> Re
             row.efficiency,
             row.aborts,
             row.estimated_parallelism,
-            short_path(&row.path)
+            short_path(&row)
         );
         rows.push(row);
     }
     Ok(rows)
 }
 
-fn short_path(path: &str) -> &str {
-    if path.starts_with("Parallel") {
+/// The path of a row's last run: `parallel+seq` when Block-STM stopped the block and the
+/// sequential executor finished it.
+fn short_path(row: &Row) -> &'static str {
+    let path = row.path.as_str();
+    if path.starts_with("Parallel") && row.sequential_suffix > 0 {
+        "parallel+seq"
+    } else if path.starts_with("Parallel") {
         "parallel"
     } else if path.starts_with("Fallback") {
         "fallback"

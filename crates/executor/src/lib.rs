@@ -42,6 +42,13 @@
 //!   never negative and nobody reads them). Claims are checked, never trusted: a read that
 //!   reaches storage and every recorded write meet the claim, and one that breaks it
 //!   sends the block to the sequential executor ([`FallbackReason::ClaimBroken`]).
+//! - **A sequential suffix.** When the caller says how long the block takes sequentially
+//!   ([`SuffixRule`]), the calling thread watches the scheduler's progress against it; a
+//!   block that falls behind is stopped, the prefix that is executed and still validates
+//!   is kept (checked by the calling thread once the workers left, not trusted from the
+//!   scheduler), and the sequential executor runs the rest on top of it. So a block whose
+//!   speculation does not pay costs about an eighth of its sequential time more than
+//!   sequential execution, not several times it (`suffix.rs` gives the proof).
 //! - **Panics are results.** A panic inside [`Vm::execute`] is that transaction's
 //!   [`TxnOutput::Panicked`] in both executors, with no writes.
 //! - **Sequential fallback.** Small blocks and one thread run sequentially by policy
@@ -70,6 +77,11 @@
 //!    exactly what sequential execution would have given it, and so produced the same
 //!    output and writes: the block's result is the sequential result, for any number of
 //!    threads.
+//! 6. When the block is stopped instead, the kept prefix is the longest run of executed
+//!    transactions, from the first, whose reads validate against the memory once nothing
+//!    runs: by induction each read what sequential execution gives it. Only the prefix's
+//!    writes stay in the memory, and the sequential executor runs the rest on them, so
+//!    the result is again the sequential one.
 //!
 //! # Use
 //!
@@ -85,6 +97,7 @@ mod output;
 mod parallel;
 mod pool;
 mod sequential;
+mod suffix;
 mod sync;
 mod view;
 mod vm;
@@ -105,6 +118,7 @@ pub use output::{
 };
 pub use parallel::ParallelExecutor;
 pub use sequential::SequentialExecutor;
+pub use suffix::SuffixRule;
 pub use vm::{panic_message, ExecError, Halt, KeyClaim, Overflow, Storage, TxnOutput, TxnView, Vm};
 
 /// The block executor: Block-STM when it can pay, the sequential executor otherwise.

@@ -223,6 +223,21 @@ pub fn independent_block(n: usize, work: u32) -> Vec<MockTxn> {
         .collect()
 }
 
+/// A block of `n` transactions that each do `work` rounds of busy work after reading the
+/// one key every transaction writes: a chain, which no second core can shorten (run it
+/// with `MockVm { key_space: 0 }`).
+pub fn chain_block(n: usize, work: u32) -> Vec<MockTxn> {
+    (0..n as u64)
+        .map(|i| MockTxn {
+            seed: i,
+            reads: vec![0],
+            writes: vec![0],
+            work,
+            ..MockTxn::default()
+        })
+        .collect()
+}
+
 /// Never fails: a `Storage` with nothing in it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EmptyStorage;

@@ -68,6 +68,9 @@ pub struct BlockStats {
     /// Reads, writes and credits of claimed keys ([`Storage::claim`](crate::Storage::claim)),
     /// kept out of the multi-version memory, over every execution.
     pub claimed_accesses: u64,
+    /// Transactions run by the sequential executor after Block-STM stopped the block
+    /// ([`SuffixRule`](crate::SuffixRule)); 0 when it ran to its end.
+    pub sequential_suffix: u64,
 }
 
 /// One execution in this many is timed for [`BlockStats::vm_nanos`].
@@ -81,6 +84,7 @@ impl BlockStats {
         self.dependency_waits += other.dependency_waits;
         self.vm_nanos += other.vm_nanos;
         self.claimed_accesses += other.claimed_accesses;
+        self.sequential_suffix += other.sequential_suffix;
     }
 }
 
@@ -94,7 +98,9 @@ pub struct BlockOutput<K, V, O> {
     /// the key's last writer, then by the order that transaction wrote its keys; under
     /// Block-STM, claimed keys ([`Storage::claim`](crate::Storage::claim)) are placed
     /// otherwise: a transaction's writes to keys exclusive to it after its others, the
-    /// sums of credit-only keys last.
+    /// sums of credit-only keys last. A block finished by a sequential suffix
+    /// ([`BlockStats::sequential_suffix`]) lists the kept prefix's writes so, less the
+    /// keys the suffix wrote again, then the suffix's in the sequential order.
     pub writes: Vec<(K, V)>,
     /// How the block was executed.
     pub path: ExecutionPath,

@@ -5,6 +5,7 @@ use crate::output::{
     BlockError, BlockOutput, BlockResult, BlockStats, ExecutionPath, FallbackReason,
 };
 use crate::pool::Pool;
+use crate::suffix::{Overlay, SuffixRule, Watch};
 use crate::view::{Claimed, Effects, HaltReason, ParallelView};
 use crate::vm::{panic_message, ExecError, KeyClaim, Storage, TxnOutput, Vm};
 use crate::write_buffer::add_to;
@@ -16,6 +17,7 @@ use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
 
 /// Transactions per chunk when the workers compute the final writes together.
 const FINAL_CHUNK: usize = 128;
@@ -26,6 +28,15 @@ const MAX_CACHED_TXNS: usize = 1 << 18;
 
 /// The final writes of one chunk of transactions, or why the final pass failed there.
 type ChunkOutcome<M> = Result<Vec<(<M as Vm>::Key, <M as Vm>::Value)>, Failure<<M as Vm>::Error>>;
+
+/// A stopped block's outputs and final writes, or why finishing it failed.
+type StoppedOutcome<M> = Result<
+    (
+        Vec<TxnOutput<<M as Vm>::Output>>,
+        Vec<(<M as Vm>::Key, <M as Vm>::Value)>,
+    ),
+    Failure<<M as Vm>::Error>,
+>;
 
 /// One chunk of the final pass: its number, how many of its outputs it wrote into the
 /// block's output vector (all of them unless it failed), and its final writes.
@@ -119,6 +130,10 @@ struct Block<'a, M: Vm, S> {
     claims: bool,
     /// The number of credit-only keys ([`Storage::credit_only_keys`]).
     credit_only_keys: usize,
+    /// When to stop the block for a sequential suffix, watched by worker 0.
+    rule: SuffixRule,
+    /// When the block started.
+    start: Instant,
     failure: Mutex<Option<Failure<M::Error>>>,
     /// The next chunk of transactions whose final writes are to be computed.
     next_chunk: AtomicUsize,
@@ -149,11 +164,23 @@ where
     }
 
     /// The worker loop of the paper: run the task in hand, or ask for one, until done.
+    /// Worker 0 also watches the [`SuffixRule`] and stops the block when it says so.
     fn work(&self, worker: usize, stats: &mut BlockStats) {
         let mut cursor = Worker::new(worker);
         let mut writer = self.memory.writer();
+        let mut watch = if worker == 0 {
+            Watch::new(self.rule, self.start)
+        } else {
+            None
+        };
         let mut task = None;
         while !self.scheduler.done() {
+            if let Some(watch) = &mut watch {
+                if watch.should_stop(stats, self.txns.len(), || self.scheduler.progress()) {
+                    self.scheduler.stop();
+                    return;
+                }
+            }
             task = match task {
                 Some(Task::Execution(txn_idx, incarnation)) => {
                     self.try_execute(worker, &mut writer, txn_idx, incarnation, stats)
@@ -218,41 +245,9 @@ where
     ) -> ChunkOutcome<M> {
         let mut writes = Vec::new();
         for (txn_idx, out) in (start..end).zip(outputs.iter_mut()) {
-            let Finished { output, claimed } = self
-                .memory
-                .finish_txn(txn_idx, |key| self.storage.get(key), &mut writes)
-                .map_err(|error| match error {
-                    FinalError::Base(error) => Failure::Block(error),
-                    FinalError::Fold(FoldError::DeltaOverflow(_)) => {
-                        Failure::Fallback(FallbackReason::DeltaOverflow)
-                    }
-                    FinalError::Fold(FoldError::EstimateLeft(_)) => Failure::Fallback(
-                        FallbackReason::Invariant("an ESTIMATE outlived the block"),
-                    ),
-                })?
-                .ok_or(Failure::Fallback(FallbackReason::Invariant(
-                    "a transaction has no output after the block",
-                )))?;
-            if let Some(claimed) = claimed {
-                let Claimed {
-                    exclusive,
-                    credits: to_credit,
-                } = *claimed;
-                writes.extend(exclusive);
-                for (slot, credit) in to_credit {
-                    let sum = credits.get_mut(slot).ok_or(Failure::Fallback(
-                        FallbackReason::Invariant("a credit-only slot beyond the storage's count"),
-                    ))?;
-                    *sum = Some(
-                        sum.unwrap_or(0)
-                            .checked_add(credit)
-                            .ok_or(Failure::Fallback(FallbackReason::DeltaOverflow))?,
-                    );
-                }
-            }
+            let output = self.finish_txn(txn_idx, &mut writes, credits)?;
             out.write(output);
             *written += 1;
-            self.scheduler.clear_txn(txn_idx);
         }
         if *written != end - start {
             return Err(Failure::Fallback(FallbackReason::Invariant(
@@ -260,6 +255,92 @@ where
             )));
         }
         Ok(writes)
+    }
+
+    /// Transaction `txn_idx`'s output, once the block (or its kept prefix) is done: its
+    /// final writes appended to `writes`, its exclusive keys' writes after them, its
+    /// credits to credit-only keys added to `credits`; its status cleared.
+    fn finish_txn(
+        &self,
+        txn_idx: usize,
+        writes: &mut Vec<(M::Key, M::Value)>,
+        credits: &mut CreditSums,
+    ) -> Result<TxnOutput<M::Output>, Failure<M::Error>> {
+        let Finished { output, claimed } = self
+            .memory
+            .finish_txn(txn_idx, |key| self.storage.get(key), writes)
+            .map_err(|error| match error {
+                FinalError::Base(error) => Failure::Block(error),
+                FinalError::Fold(FoldError::DeltaOverflow(_)) => {
+                    Failure::Fallback(FallbackReason::DeltaOverflow)
+                }
+                FinalError::Fold(FoldError::EstimateLeft(_)) => {
+                    Failure::Fallback(FallbackReason::Invariant("an ESTIMATE outlived the block"))
+                }
+            })?
+            .ok_or(Failure::Fallback(FallbackReason::Invariant(
+                "a transaction has no output after the block",
+            )))?;
+        if let Some(claimed) = claimed {
+            let Claimed {
+                exclusive,
+                credits: to_credit,
+            } = *claimed;
+            writes.extend(exclusive);
+            for (slot, credit) in to_credit {
+                let sum =
+                    credits
+                        .get_mut(slot)
+                        .ok_or(Failure::Fallback(FallbackReason::Invariant(
+                            "a credit-only slot beyond the storage's count",
+                        )))?;
+                *sum = Some(
+                    sum.unwrap_or(0)
+                        .checked_add(credit)
+                        .ok_or(Failure::Fallback(FallbackReason::DeltaOverflow))?,
+                );
+            }
+        }
+        self.scheduler.clear_txn(txn_idx);
+        Ok(output)
+    }
+
+    /// The block after a [stop](scheduler::Scheduler::stop), once every worker has left:
+    /// the kept prefix finished as by the final pass, the rest run by the sequential
+    /// executor on top of it (the suffix module's documentation proves the prefix exact).
+    /// Returns every output and the block's writes; `stats` counts the suffix.
+    fn finish_stopped(&self, stats: &mut BlockStats) -> StoppedOutcome<M> {
+        let n = self.txns.len();
+        let kept = (0..n)
+            .find(|&i| !self.scheduler.executed(i) || !self.memory.validate_read_set(i))
+            .unwrap_or(n);
+        for txn_idx in kept..n {
+            self.memory.discard_txn(txn_idx);
+            self.scheduler.clear_stopped_txn(txn_idx);
+        }
+        let mut outputs = Vec::with_capacity(n);
+        let mut writes = Vec::new();
+        let mut credits = vec![None; self.credit_only_keys];
+        for txn_idx in 0..kept {
+            outputs.push(self.finish_txn(txn_idx, &mut writes, &mut credits)?);
+        }
+        add_credits::<M, S>(self.storage, vec![credits], &mut writes)?;
+        let overlay = Overlay::new(self.storage, &writes);
+        let suffix = SequentialExecutor
+            .execute_block(self.vm, &overlay, &self.txns[kept..])
+            .map_err(|error| match error {
+                BlockError::Vm(error) => Failure::Block(error),
+                BlockError::Internal(what) => Failure::Fallback(FallbackReason::Invariant(what)),
+            })?;
+        let replaced = overlay.replaced(suffix.writes.iter().map(|(key, _)| key));
+        drop(overlay);
+        let mut replaced = replaced.into_iter();
+        writes.retain(|_| !replaced.next().unwrap_or(false));
+        writes.extend(suffix.writes);
+        outputs.extend(suffix.outputs);
+        stats.incarnations += suffix.stats.incarnations;
+        stats.sequential_suffix = (n - kept) as u64;
+        Ok((outputs, writes))
     }
 
     fn try_execute(
@@ -455,6 +536,26 @@ impl ParallelExecutor {
         M: Vm,
         S: Storage<Key = M::Key, Value = M::Value, Error = M::Error>,
     {
+        self.execute_block_with(vm, storage, txns, SuffixRule::Never)
+    }
+
+    /// [`execute_block`](Self::execute_block), stopping the block and finishing it with
+    /// the sequential executor when `rule` says speculation stops paying: the executed
+    /// and valid prefix is kept, the rest runs sequentially on top of it
+    /// ([`BlockStats::sequential_suffix`] counts it). The result is the sequential one in
+    /// every case.
+    pub fn execute_block_with<M, S>(
+        &self,
+        vm: &M,
+        storage: &S,
+        txns: &[M::Txn],
+        rule: SuffixRule,
+    ) -> BlockResult<M>
+    where
+        M: Vm,
+        S: Storage<Key = M::Key, Value = M::Value, Error = M::Error>,
+    {
+        let start = Instant::now();
         let threads = self.threads.min(txns.len()).max(1);
         let _span = tracing::debug_span!("parallel_block", txns = txns.len(), threads).entered();
         let buffers = self.take_buffers(txns.len(), threads);
@@ -477,6 +578,8 @@ impl ParallelExecutor {
             } else {
                 0
             },
+            rule,
+            start,
             failure: Mutex::new(None),
             next_chunk: AtomicUsize::new(0),
             output_slices,
@@ -530,6 +633,30 @@ impl ParallelExecutor {
                 }
             }),
         }
+        if block.scheduler.stopped() && !block.scheduler.halted() {
+            let finished = block.finish_stopped(&mut stats);
+            let Block {
+                memory,
+                scheduler,
+                output_slices,
+                ..
+            } = block;
+            drop(output_slices);
+            let reason = match finished {
+                Ok((outputs, writes)) => {
+                    self.keep_buffers(Buffers { memory, scheduler });
+                    return Ok(BlockOutput {
+                        outputs,
+                        writes,
+                        path: ExecutionPath::Parallel,
+                        stats,
+                    });
+                }
+                Err(Failure::Block(error)) => return Err(BlockError::Vm(error)),
+                Err(Failure::Fallback(reason)) => reason,
+            };
+            return fall_back(vm, storage, txns, reason);
+        }
         let Block {
             memory,
             scheduler,
@@ -572,11 +699,20 @@ impl ParallelExecutor {
                 }
             }
         };
-        tracing::warn!(?reason, "parallel execution fell back to sequential");
-        let mut output = SequentialExecutor.execute_block(vm, storage, txns)?;
-        output.path = ExecutionPath::Fallback(reason);
-        Ok(output)
+        fall_back(vm, storage, txns, reason)
     }
+}
+
+/// The block re-run by the sequential executor, for `reason`.
+fn fall_back<M, S>(vm: &M, storage: &S, txns: &[M::Txn], reason: FallbackReason) -> BlockResult<M>
+where
+    M: Vm,
+    S: Storage<Key = M::Key, Value = M::Value, Error = M::Error>,
+{
+    tracing::warn!(?reason, "parallel execution fell back to sequential");
+    let mut output = SequentialExecutor.execute_block(vm, storage, txns)?;
+    output.path = ExecutionPath::Fallback(reason);
+    Ok(output)
 }
 
 /// One worker: the loop, then its share of the final writes; a panic outside the VM is
@@ -590,7 +726,7 @@ where
     let mut credits = CreditSums::new();
     let run = catch_unwind(AssertUnwindSafe(|| {
         block.work(worker, &mut stats);
-        if block.scheduler.halted() {
+        if block.scheduler.halted() || block.scheduler.stopped() {
             Vec::new()
         } else {
             credits.resize(block.credit_only_keys, None);
@@ -611,7 +747,9 @@ where
             Err(_) => block.gather.fail(),
         }
     }
-    if block.gather.arrive(worker, || block.scheduler.halted()) {
+    if block.gather.arrive(worker, || {
+        block.scheduler.halted() || block.scheduler.stopped()
+    }) {
         for chunk in &mut chunks {
             if let Ok(writes) = &mut chunk.writes {
                 block.gather.move_in(chunk.number, writes);

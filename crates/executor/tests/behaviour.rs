@@ -10,8 +10,9 @@ use executor::mock::{
 };
 use executor::{
     BlockError, BlockExecutor, ConfigError, ExecutionPath, ExecutorConfig, FallbackReason,
-    KeyClaim, ParallelExecutor, SequentialExecutor, SequentialReason, TxnOutput,
+    KeyClaim, ParallelExecutor, SequentialExecutor, SequentialReason, SuffixRule, TxnOutput,
 };
+use std::time::Duration;
 
 const VM: MockVm = MockVm { key_space: 0 };
 
@@ -651,4 +652,42 @@ fn a_credit_only_slot_naming_another_key_falls_back() {
     let mut storage = credit_only_key_one();
     storage.credit_keys = vec![2];
     assert_falls_back(2, &storage, &txns, FallbackReason::ClaimBroken);
+}
+
+/// A chain (each transaction reads and writes the key the one before it wrote): Block-STM
+/// told the block takes no time sequentially stops it at its first look and finishes it
+/// sequentially; told it takes an hour, it never stops. The results are the sequential
+/// ones either way, and on one thread, where the calling thread does everything, the
+/// stop leaves a suffix.
+#[test]
+fn a_block_behind_sequential_finishes_sequentially() {
+    let txns: Vec<MockTxn> = (0..300)
+        .map(|i| MockTxn {
+            seed: i,
+            reads: vec![0],
+            writes: vec![0],
+            deltas: vec![(1, 1)],
+            ..MockTxn::default()
+        })
+        .collect();
+    let storage = MockStorage::default();
+    let expected = SequentialExecutor
+        .execute_block(&VM, &storage, &txns)
+        .unwrap();
+    for threads in [1, 2, 4] {
+        let exec = ParallelExecutor::new(threads);
+        let fast = SuffixRule::SlowerThanSequential(Duration::from_nanos(1));
+        let slow = SuffixRule::SlowerThanSequential(Duration::from_secs(3600));
+        for (rule, stops) in [(fast, true), (slow, false)] {
+            let got = exec.execute_block_with(&VM, &storage, &txns, rule).unwrap();
+            assert_eq!(got.outputs, expected.outputs, "{threads} threads, {rule:?}");
+            assert_eq!(got.writes, expected.writes, "{threads} threads, {rule:?}");
+            assert_eq!(got.path, ExecutionPath::Parallel);
+            if !stops {
+                assert_eq!(got.stats.sequential_suffix, 0, "{threads} threads");
+            } else if threads == 1 {
+                assert!(got.stats.sequential_suffix > 0, "{:?}", got.stats);
+            }
+        }
+    }
 }

@@ -11,7 +11,7 @@ use common::{claims, quiet_mock_panics, random_block, sorted};
 use executor::mock::{MockOutput, MockStorage, MockTxn, MockVm};
 use executor::{
     BlockOutput, ExecutionPath, FallbackReason, KeyClaim, ParallelExecutor, SequentialExecutor,
-    Storage,
+    Storage, SuffixRule,
 };
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -41,9 +41,30 @@ fn run_equal(
     expected: &BlockOutput<u64, u64, MockOutput>,
     ordered: bool,
 ) -> Result<BlockOutput<u64, u64, MockOutput>, TestCaseError> {
+    run_equal_with(
+        executor,
+        vm,
+        storage,
+        txns,
+        expected,
+        ordered,
+        SuffixRule::Never,
+    )
+}
+
+/// [`run_equal`], the block stopped for a sequential suffix by `rule`.
+fn run_equal_with(
+    executor: &ParallelExecutor,
+    vm: &MockVm,
+    storage: &MockStorage,
+    txns: &[MockTxn],
+    expected: &BlockOutput<u64, u64, MockOutput>,
+    ordered: bool,
+    rule: SuffixRule,
+) -> Result<BlockOutput<u64, u64, MockOutput>, TestCaseError> {
     let threads = executor.threads();
     let got = executor
-        .execute_block(vm, storage, txns)
+        .execute_block_with(vm, storage, txns, rule)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(
         &got.outputs,
@@ -145,6 +166,54 @@ fn check_exact_claims(
     Ok(())
 }
 
+/// The block stopped once the calling thread executed `stop_after` incarnations, the rest
+/// run sequentially on the kept prefix: every result and the final state (in order,
+/// without claims) are the sequential ones, at every thread count. On one thread, where
+/// the calling thread executes everything, a stop before the end must have left a
+/// suffix.
+fn check_stopped(
+    seed: u64,
+    universe: u64,
+    n: usize,
+    stop_after: u64,
+    with_claims: bool,
+) -> Result<(), TestCaseError> {
+    quiet_mock_panics();
+    let (mut storage, txns) = random_block(seed, universe, n, false);
+    let vm = MockVm {
+        key_space: if with_claims { 0 } else { universe },
+    };
+    if with_claims {
+        storage.set_claims(claims(&txns));
+    }
+    let expected = SequentialExecutor
+        .execute_block(&vm, &storage, &txns)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let rule = SuffixRule::AfterIncarnations(stop_after);
+    for executor in executors() {
+        let got = run_equal_with(
+            executor,
+            &vm,
+            &storage,
+            &txns,
+            &expected,
+            !with_claims,
+            rule,
+        )?;
+        prop_assert_eq!(got.path, ExecutionPath::Parallel);
+        if executor.threads() == 1 && stop_after < n as u64 {
+            prop_assert!(
+                got.stats.sequential_suffix > 0,
+                "one thread, stopped after {} of {}: no suffix",
+                stop_after,
+                n
+            );
+        }
+        prop_assert!(got.stats.sequential_suffix <= n as u64);
+    }
+    Ok(())
+}
+
 fn size() -> impl Strategy<Value = usize> {
     prop_oneof![0usize..20, 20usize..300, 300usize..=1000]
 }
@@ -181,6 +250,23 @@ proptest! {
         seed in any::<u64>(), universe in 2u64..=5000, n in size(), overflows in any::<bool>()
     ) {
         check_exact_claims(seed, universe, n, overflows)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases() / 2, ..ProptestConfig::default() })]
+
+    /// Blocks stopped partway (anywhere from before the first execution to past the
+    /// end) and finished sequentially on the kept prefix, without and with claims.
+    #[test]
+    fn stopped_blocks_equal_sequential(
+        seed in any::<u64>(),
+        universe in 2u64..=1000,
+        n in size(),
+        stop in 0f64..1.2,
+        with_claims in any::<bool>(),
+    ) {
+        check_stopped(seed, universe, n, (stop * n as f64) as u64, with_claims)?;
     }
 }
 

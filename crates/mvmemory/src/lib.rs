@@ -501,6 +501,27 @@ where
         }
     }
 
+    /// Takes `txn_idx`'s last incarnation out of the memory: its writes leave every key's
+    /// versions (so [`finish_txn`](Self::finish_txn) of a lower transaction sees it as
+    /// the highest writer where it would be without `txn_idx`), its reads and output are
+    /// dropped and its slot is left empty for [`reuse`](Self::reuse). For a block that
+    /// stops early and finishes its suffix elsewhere: call it, for every transaction of
+    /// the suffix, once no thread records or reads any more.
+    pub fn discard_txn(&self, txn_idx: TxnIndex) {
+        let Some(slot) = self.txns.get(txn_idx) else {
+            return;
+        };
+        let mut slot = lock(slot);
+        for node in self.written(&slot) {
+            // SAFETY: as in `record_inner`.
+            unsafe { node.versions() }.remove(txn_idx);
+        }
+        slot.written.clear();
+        slot.reads.found.clear();
+        slot.reads.missed.clear();
+        slot.output = None;
+    }
+
     /// Whether every read of `txn_idx`'s last incarnation still reads what it read.
     pub fn validate_read_set(&self, txn_idx: TxnIndex) -> bool {
         let Some(slot) = self.txns.get(txn_idx) else {

@@ -485,3 +485,19 @@ fn observed_reads_compare_as_their_kinds() {
     );
     assert_eq!(std::mem::size_of::<ReadDescriptor<[u8; 66]>>(), 96);
 }
+
+#[test]
+fn a_discarded_transaction_leaves_no_version_and_lower_writers_are_final() {
+    let mem = MVMemory::<u32, u64>::new(3);
+    mem.record(v(0, 0), smallvec![], smallvec![(1, WriteOp::Value(10))]);
+    mem.record(
+        v(2, 0),
+        smallvec![],
+        smallvec![(1, WriteOp::Value(30)), (2, WriteOp::Delta(5))],
+    );
+    mem.discard_txn(2);
+    mem.discard_txn(9);
+    assert_eq!(mem.read(&1, 3), ReadOutcome::Versioned(v(0, 0), 10));
+    assert_eq!(mem.read(&2, 3), ReadOutcome::NotFound);
+    assert_eq!(finals(&mem, 0).unwrap(), vec![(1, 10)]);
+}

@@ -42,7 +42,9 @@
 //!   follow-ups stay with the thread that finished the task), so that the common path
 //!   touches no shared counter but the two indices. Done detection reads them all.
 //! - `decrease_cnt`: how many times either index fell; read twice by done detection.
-//! - `done_marker`: set once, when the block is done (or halted).
+//! - `done_marker`: how the block ended, moved once from running: done, halted, or
+//!   stopped (the executor stops a block that stopped paying and finishes it
+//!   sequentially; see [`Scheduler::stop`]).
 //! - per transaction, in one [`CachePadded`] cell: its status and incarnation packed in
 //!   one atomic word (`incarnation << 2 | status`), changed only by compare-and-swap from
 //!   the status the transition expects, and the transactions waiting for it (its
@@ -97,6 +99,20 @@
 //! status under the blocking transaction's dependency lock, which `finish_execution` takes
 //! after setting `Executed`). Once all work is done both indices stay at `n`, the counter
 //! stops changing, and the next idle thread's `check_done` succeeds.
+//!
+//! # Stopping a block
+//!
+//! [`Scheduler::stop`] ends a running block early: the workers leave at their next call,
+//! dropping the tasks in their hands. The scheduler promises nothing more of a stopped
+//! block than each transaction's status ([`Scheduler::executed`]): a dropped follow-up
+//! validation means an index may have passed a transaction that was never validated. The
+//! executor therefore finds the prefix it keeps by validating it itself, once every worker
+//! has left (its suffix module proves that prefix exact), and [clears](Scheduler::clear_stopped_txn)
+//! the rest, whose dependency lists may still hold waiters.
+//!
+//! Because the end is one word moved once from running (compare-and-swap), a stop and
+//! done detection cannot both succeed: every worker that sees the block ended sees the same
+//! end, so either all of them run the final pass or none does.
 //!
 //! [`CachePadded`]: crossbeam_utils::CachePadded
 
@@ -263,7 +279,9 @@ pub struct Scheduler {
     validation_idx: CachePadded<AtomicUsize>,
     decrease_cnt: CachePadded<AtomicUsize>,
     num_active_tasks: Box<[CachePadded<AtomicUsize>]>,
-    done_marker: CachePadded<AtomicBool>,
+    /// How the block ended: [`RUNNING`] until done detection, a halt or a stop moves it,
+    /// once, to [`DONE`], [`HALTED`] or [`STOPPED`].
+    done_marker: CachePadded<AtomicUsize>,
     halted: AtomicBool,
     txns: Vec<CachePadded<TxnCell>>,
 }
@@ -273,6 +291,24 @@ fn new_cell() -> CachePadded<TxnCell> {
         state: AtomicU64::new(READY_ZERO),
         dependencies: Mutex::new(Vec::new()),
     })
+}
+
+/// The block is running (the value of `done_marker`).
+const RUNNING: usize = 0;
+/// Every transaction is executed and validated.
+const DONE: usize = 1;
+/// A worker or the executor [halted](Scheduler::halt) the block.
+const HALTED: usize = 2;
+/// The executor [stopped](Scheduler::stop) the block to finish it otherwise.
+const STOPPED: usize = 3;
+
+/// How a block of `num_txns` transactions starts: an empty one is done.
+fn initial_end(num_txns: usize) -> usize {
+    if num_txns == 0 {
+        DONE
+    } else {
+        RUNNING
+    }
 }
 
 /// The packed state `ReadyToExecute(0)`.
@@ -296,7 +332,7 @@ impl Scheduler {
             num_active_tasks: (0..workers.max(1))
                 .map(|_| CachePadded::new(AtomicUsize::new(0)))
                 .collect(),
-            done_marker: CachePadded::new(AtomicBool::new(num_txns == 0)),
+            done_marker: CachePadded::new(AtomicUsize::new(initial_end(num_txns))),
             halted: AtomicBool::new(false),
             txns: (0..num_txns).map(|_| new_cell()).collect(),
         }
@@ -339,8 +375,19 @@ impl Scheduler {
         self.num_active_tasks = (0..workers.max(1))
             .map(|_| CachePadded::new(AtomicUsize::new(0)))
             .collect();
-        self.done_marker = CachePadded::new(AtomicBool::new(num_txns == 0));
+        self.done_marker = CachePadded::new(AtomicUsize::new(initial_end(num_txns)));
         self.halted = AtomicBool::new(false);
+    }
+
+    /// Returns transaction `txn_idx`'s cell to `ReadyToExecute(0)` and empties its
+    /// dependency list, after a [stop](Self::stop): then a transaction may be left waiting
+    /// in the list of one that never finished its execution. Call it, once every worker
+    /// has left, for each transaction [`clear_txn`](Self::clear_txn) was not called for.
+    pub fn clear_stopped_txn(&self, txn_idx: TxnIndex) {
+        if let Some(cell) = self.txns.get(txn_idx) {
+            cell.state.store(READY_ZERO, Ordering::Relaxed);
+            lock(&cell.dependencies).clear();
+        }
     }
 
     /// The active-task counter of `worker` (a worker out of range shares one: never
@@ -353,7 +400,7 @@ impl Scheduler {
     /// Whether the block is done (every transaction executed and validated) or halted.
     #[inline]
     pub fn done(&self) -> bool {
-        self.done_marker.load(Ordering::Acquire)
+        self.done_marker.load(Ordering::Acquire) != RUNNING
     }
 
     /// Whether [`halt`](Self::halt) was called.
@@ -365,7 +412,49 @@ impl Scheduler {
     /// Used on a block error, a panic outside the VM, or a broken invariant.
     pub fn halt(&self) {
         self.halted.store(true, Ordering::Release);
-        self.done_marker.store(true, Ordering::Release);
+        // A block that already ended keeps its end; `halted` tells the workers.
+        let _ =
+            self.done_marker
+                .compare_exchange(RUNNING, HALTED, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Stops the block where it stands, for the executor to finish it another way: every
+    /// worker sees [`done`](Self::done) at its next call and leaves, dropping the task in
+    /// its hand. Nothing is then known of the block beyond each transaction's status
+    /// ([`executed`](Self::executed)): a follow-up validation may have been dropped, so
+    /// the caller must itself validate what it keeps (see the executor's suffix).
+    ///
+    /// Returns whether it stopped the block: `false` if the block had already ended
+    /// (done, halted or stopped). The end is one word moved once from running, so every
+    /// worker that sees the block ended sees the same end: either all of them run the
+    /// final pass, or none.
+    pub fn stop(&self) -> bool {
+        self.done_marker
+            .compare_exchange(RUNNING, STOPPED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Whether the block ended by [`stop`](Self::stop).
+    pub fn stopped(&self) -> bool {
+        self.done_marker.load(Ordering::Acquire) == STOPPED
+    }
+
+    /// Whether `txn_idx`'s last incarnation finished executing and was not aborted since
+    /// (its writes in the memory are that incarnation's, with no ESTIMATE).
+    pub fn executed(&self, txn_idx: TxnIndex) -> bool {
+        self.txns
+            .get(txn_idx)
+            .is_some_and(|cell| cell.load().status == Status::Executed)
+    }
+
+    /// How far both indices have reached: every transaction below it was handed out for
+    /// execution and for validation since either last fell. An upper bound of the prefix
+    /// that is executed and validated, read without a lock while the block runs.
+    pub fn progress(&self) -> TxnIndex {
+        self.execution_idx
+            .load(Ordering::Relaxed)
+            .min(self.validation_idx.load(Ordering::Relaxed))
+            .min(self.num_txns)
     }
 
     /// The next task for `worker`, or `None` if there is nothing to do right now (ask
@@ -474,7 +563,12 @@ impl Scheduler {
                 .all(|active| active.load(Ordering::SeqCst) == 0)
             && observed == self.decrease_cnt.load(Ordering::SeqCst)
         {
-            self.done_marker.store(true, Ordering::Release);
+            let _ = self.done_marker.compare_exchange(
+                RUNNING,
+                DONE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
         }
     }
 

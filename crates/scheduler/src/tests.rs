@@ -186,3 +186,45 @@ fn threads_with_random_aborts_finish_and_validate_everything() {
         }
     }
 }
+
+#[test]
+fn a_stop_ends_a_running_block_once_and_never_a_done_one() {
+    let s = Scheduler::new(3, 1);
+    let mut w0 = Worker::new(0);
+    assert_eq!(s.next_task(&mut w0), Some(Task::Execution(0, 0)));
+    assert!(!s.executed(0));
+    assert_eq!(
+        s.finish_execution(0, 0, 0, false).unwrap(),
+        Some(Task::Validation(0, 0))
+    );
+    assert!(s.executed(0) && !s.executed(1) && !s.executed(9));
+    assert!(s.progress() >= 1);
+    assert!(s.stop());
+    assert!(s.done() && s.stopped() && !s.halted());
+    // Only the first end counts.
+    assert!(!s.stop());
+    s.halt();
+    assert!(s.stopped() && s.halted());
+
+    let done = Scheduler::new(0, 1);
+    assert!(done.done() && !done.stop() && !done.stopped());
+}
+
+#[test]
+fn a_stopped_transaction_is_cleared_with_its_waiters() {
+    let mut s = Scheduler::new(2, 1);
+    let mut w0 = Worker::new(0);
+    assert_eq!(s.next_task(&mut w0), Some(Task::Execution(0, 0)));
+    assert_eq!(s.next_task(&mut w0), Some(Task::Execution(1, 0)));
+    // 1 waits for 0, which never finishes: the block stops.
+    assert!(s.add_dependency(0, 1, 0).unwrap());
+    assert!(s.stop());
+    s.clear_stopped_txn(0);
+    s.clear_stopped_txn(1);
+    s.reuse(2, 1);
+    assert!(!s.done() && !s.stopped());
+    assert_eq!(
+        s.next_task(&mut Worker::new(0)),
+        Some(Task::Execution(0, 0))
+    );
+}

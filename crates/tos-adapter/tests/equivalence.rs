@@ -11,7 +11,7 @@ mod common;
 
 use common::*;
 use executor::{ExecutionPath, FallbackReason};
-use executor::{ParallelExecutor, TxnOutput};
+use executor::{ParallelExecutor, SuffixRule, TxnOutput};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -354,8 +354,24 @@ fn check(seed: u64, accounts: usize, n: usize) -> Result<(), TestCaseError> {
         default_contract_vm(),
         None,
     );
-    for executor in executors() {
-        let out = executor.execute_block(&vm, &state, &txs).map_err(fail)?;
+    // Each also stopped partway by the calling thread, the rest run sequentially on the
+    // kept prefix.
+    let stop_after = seed % (n as u64 + 1);
+    let runs = executors().iter().flat_map(|executor| {
+        [SuffixRule::Never, SuffixRule::AfterIncarnations(stop_after)].map(|rule| (executor, rule))
+    });
+    for (executor, rule) in runs {
+        let out = executor
+            .execute_block_with(&vm, &state, &txs, rule)
+            .map_err(fail)?;
+        if executor.threads() == 1 && stop_after < n as u64 && out.path == ExecutionPath::Parallel {
+            prop_assert!(
+                rule == SuffixRule::Never || out.stats.sequential_suffix > 0,
+                "stopped after {} of {}: no suffix",
+                stop_after,
+                n
+            );
+        }
         prop_assert!(
             !matches!(out.path, ExecutionPath::Sequential(_)),
             "Block-STM did not run: {:?}",
@@ -378,15 +394,17 @@ fn check(seed: u64, accounts: usize, n: usize) -> Result<(), TestCaseError> {
         prop_assert_eq!(
             &results,
             &oracle.results,
-            "results at {} threads",
-            executor.threads()
+            "results at {} threads, {:?}",
+            executor.threads(),
+            rule
         );
         let got: BTreeMap<StateKey, StateValue> = out.writes.into_iter().collect();
         prop_assert_eq!(
             &got,
             &engine_expected,
-            "state at {} threads",
-            executor.threads()
+            "state at {} threads, {:?}",
+            executor.threads(),
+            rule
         );
     }
     // The block executor forced onto Block-STM, in acceptance mode: the oracle's in that

@@ -20,6 +20,8 @@ pub(crate) fn record_block(execution: &BlockExecution, wall: Duration) {
     metrics::counter!("tos_blockstm_validations_total").increment(stats.validations);
     metrics::counter!("tos_blockstm_aborts_total").increment(stats.aborts);
     metrics::counter!("tos_blockstm_dependency_waits_total").increment(stats.dependency_waits);
+    metrics::counter!("tos_blockstm_sequential_suffix_transactions_total")
+        .increment(stats.sequential_suffix);
     let gas: u64 = execution
         .results
         .iter()

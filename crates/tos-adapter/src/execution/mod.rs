@@ -49,7 +49,9 @@ use crate::storage::MemoryStore;
 use crate::storage::{AsyncTosStorage, Change, TosStorage};
 use crate::tx::{Transaction, TransactionType};
 use crate::tx::{TransferPayload, DEVNET_CHAIN_ID};
-use executor::{BlockStats, ExecutionPath, ParallelExecutor, SequentialReason, TxnOutput};
+use executor::{
+    BlockStats, ExecutionPath, ParallelExecutor, SequentialReason, SuffixRule, TxnOutput,
+};
 use policy::{Calibration, Choice, Class, CostModel};
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -305,7 +307,8 @@ impl TosBlockExecutor {
                 sequential = sequential.min(start.elapsed());
                 drop(std::hint::black_box(out));
                 let start = Instant::now();
-                let out = self.run_parallel(&state, chain_id, block, Signatures::Off)?;
+                let out =
+                    self.run_parallel(&state, chain_id, block, Signatures::Off, SuffixRule::Never)?;
                 parallel = parallel.min(start.elapsed());
                 drop(std::hint::black_box(out));
             }
@@ -506,8 +509,18 @@ impl TosBlockExecutor {
         if !self.config.always_parallel && class == Class::Contracts {
             return self.run_probed(state, chain_id, txs, signatures);
         }
+        // A block the policy sent to Block-STM stops and finishes sequentially if it falls
+        // behind the sequential time its class measured (not under `always_parallel`, nor
+        // with signatures checked inline, which that time does not include).
+        let rule = match (self.config.always_parallel, signatures) {
+            (false, Signatures::Off | Signatures::Checked(_)) => self
+                .costs()
+                .expected_sequential(class, txs.len(), None)
+                .map_or(SuffixRule::Never, SuffixRule::SlowerThanSequential),
+            _ => SuffixRule::Never,
+        };
         let start = Instant::now();
-        let run = self.run_parallel(state, chain_id, txs, signatures)?;
+        let run = self.run_parallel(state, chain_id, txs, signatures, rule)?;
         if let (Some(costs), ExecutionPath::Parallel) = (self.costs.get(), &run.path) {
             costs.record_parallel(class, txs.len(), start.elapsed());
         }
@@ -612,7 +625,19 @@ impl TosBlockExecutor {
             prefix: &prefix,
         };
         let start = Instant::now();
-        let after = self.run_parallel(&rest, chain_id, &txs[probe..], signatures.after(probe))?;
+        let rule = match signatures {
+            Signatures::Inline => SuffixRule::Never,
+            _ => costs
+                .expected_sequential(Class::Contracts, txs.len() - probe, Some(per_tx_ns))
+                .map_or(SuffixRule::Never, SuffixRule::SlowerThanSequential),
+        };
+        let after = self.run_parallel(
+            &rest,
+            chain_id,
+            &txs[probe..],
+            signatures.after(probe),
+            rule,
+        )?;
         if matches!(after.path, ExecutionPath::Parallel)
             && !matches!(signatures, Signatures::Inline)
         {
@@ -645,11 +670,12 @@ impl TosBlockExecutor {
         chain_id: u64,
         txs: &[Transaction],
         signatures: Signatures<'_>,
+        rule: SuffixRule,
     ) -> Result<Run, TosError>
     where
         S: executor::Storage<Key = StateKey, Value = StateValue, Error = TosError>,
     {
-        let mut run = self.run_engine(storage, chain_id, txs, signatures, false)?;
+        let mut run = self.run_engine(storage, chain_id, txs, signatures, false, rule)?;
         // The burned supplies, from the accepted burns.
         let mut burns: Vec<(StateKey, u64)> = Vec::new();
         for (tx, result) in txs.iter().zip(&run.results) {
@@ -670,7 +696,7 @@ impl TosBlockExecutor {
                     // Some burn overflows its supply: run the block again with the burned
                     // supplies in state, which rejects exactly it.
                     supplies.clear();
-                    run = self.run_engine(storage, chain_id, txs, signatures, true)?;
+                    run = self.run_engine(storage, chain_id, txs, signatures, true, rule)?;
                     break;
                 }
             }
@@ -696,6 +722,7 @@ impl TosBlockExecutor {
         txs: &[Transaction],
         signatures: Signatures<'_>,
         accumulators_in_state: bool,
+        rule: SuffixRule,
     ) -> Result<Run, TosError>
     where
         S: executor::Storage<Key = StateKey, Value = StateValue, Error = TosError>,
@@ -716,8 +743,12 @@ impl TosBlockExecutor {
             )
         };
         let output = match signatures {
-            Signatures::Off => self.engine.execute_block(&vm(false), storage, txs),
-            Signatures::Inline => self.engine.execute_block(&vm(true), storage, txs),
+            Signatures::Off => self
+                .engine
+                .execute_block_with(&vm(false), storage, txs, rule),
+            Signatures::Inline => self
+                .engine
+                .execute_block_with(&vm(true), storage, txs, rule),
             Signatures::Checked(valid) => {
                 let checked: Vec<Checked<'_>> = txs
                     .iter()
@@ -731,7 +762,7 @@ impl TosBlockExecutor {
                     self.contracts.clone(),
                     fixed.clone(),
                 );
-                self.engine.execute_block(&vm, storage, &checked)
+                self.engine.execute_block_with(&vm, storage, &checked, rule)
             }
         }
         .map_err(|e| match e {

@@ -249,6 +249,21 @@ impl CostModel {
         predicted
     }
 
+    /// How long `n` transactions of `class` are expected to take sequentially, at
+    /// `per_tx_ns` each where the caller measured it, else at the class's measured `s`;
+    /// `None` while neither is known (the calibration's figure is not trusted for this:
+    /// a block's sequential suffix is judged against it).
+    pub fn expected_sequential(
+        &self,
+        class: Class,
+        n: usize,
+        per_tx_ns: Option<f64>,
+    ) -> Option<Duration> {
+        let s = per_tx_ns.unwrap_or_else(|| self.sequential_ns[class as usize].get());
+        let ns = s * n as f64;
+        (ns.is_finite() && ns > 0.0).then(|| Duration::from_nanos(ns as u64))
+    }
+
     /// `n` transactions of `class` ran sequentially in `elapsed`.
     pub fn record_sequential(&self, class: Class, n: usize, elapsed: Duration) {
         if n >= LEARN_MIN_TXS {
@@ -375,6 +390,22 @@ mod tests {
         assert_eq!(parallel, 2);
         // Too small to gain at any p: never explored.
         assert!((0..100).all(|_| model.choose(Class::Plain, 10, None) == Choice::Sequential));
+    }
+
+    #[test]
+    fn the_expected_sequential_time_is_measured_never_the_calibrations() {
+        let model = model(300.0, 200.0, 10_000.0);
+        assert_eq!(model.expected_sequential(Class::Plain, 1000, None), None);
+        assert_eq!(
+            model.expected_sequential(Class::Plain, 1000, Some(500.0)),
+            Some(us(500))
+        );
+        model.record_sequential(Class::Plain, 1000, us(400));
+        assert_eq!(
+            model.expected_sequential(Class::Plain, 2000, None),
+            Some(us(800))
+        );
+        assert_eq!(model.expected_sequential(Class::Claimed, 2000, None), None);
     }
 
     #[test]

@@ -1,0 +1,232 @@
+//! The sequential suffix: when Block-STM stops paying partway through a block, the
+//! workers stop, the prefix of transactions that are executed and valid is kept, and the
+//! sequential executor runs the rest on top of it.
+//!
+//! # When ([`SuffixRule`])
+//!
+//! Worker 0 (the calling thread) watches the block against the rule the caller gave:
+//! with [`SuffixRule::SlowerThanSequential`], every [`CHECK_EVERY`] tasks once an eighth
+//! of the block's expected sequential time has passed, it compares how far the
+//! scheduler's indices reached ([`Scheduler::progress`], an upper bound of the final
+//! prefix) with how far sequential execution would be by now. Behind it, speculation is
+//! not paying (aborts, waiting, or the engine's own cost on cheap transactions), and the
+//! block stops. A block that stops after an eighth of its sequential time, having
+//! executed a prefix `f` of it, costs about `1/8 + (1 - f)` of its sequential time, plus
+//! the cut: so no block is much slower than sequential, whatever the speculation met.
+//!
+//! # The cut (why the kept prefix is exact)
+//!
+//! Once every worker has left (nothing runs concurrently any more), the calling thread
+//! finds the prefix `0..k`: the transactions, from the first, whose last incarnation is
+//! [executed](Scheduler::executed) and whose read set [validates](MVMemory::validate_read_set)
+//! against the memory as it now stands. It does not trust the scheduler's indices (a stop
+//! drops the tasks in the workers' hands, follow-up validations included). By induction
+//! on `i < k`: the transactions below `i` executed as sequentially, so their writes in the
+//! memory are the sequential ones; `i` read, at every key, the version those writes give
+//! it now (its validation), so it read what sequential execution gives it and, the VM
+//! being deterministic, produced the same output and writes. A claimed key is checked at
+//! each access as in the whole-block path (the crate's invariant 4).
+//!
+//! Every transaction from `k` on is then [discarded](MVMemory::discard_txn) from the
+//! memory, whose remaining writes are the prefix's: its final writes and outputs are
+//! taken as the final pass takes them. The suffix runs on the sequential executor over an
+//! [`Overlay`] of those writes on storage, and the block's writes are the prefix's, less
+//! the keys the suffix wrote again, then the suffix's.
+//!
+//! [`Scheduler::progress`]: scheduler::Scheduler::progress
+//! [`Scheduler::executed`]: scheduler::Scheduler::executed
+//! [`MVMemory::validate_read_set`]: mvmemory::MVMemory::validate_read_set
+//! [`MVMemory::discard_txn`]: mvmemory::MVMemory::discard_txn
+
+use crate::output::BlockStats;
+use crate::vm::Storage;
+use mvmemory::FxBuildHasher;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+/// Tasks worker 0 runs between two looks at the clock under
+/// [`SuffixRule::SlowerThanSequential`] (a clock read costs ~25 ns; a task ~0.3 µs and
+/// up).
+pub const CHECK_EVERY: u64 = 16;
+
+/// The share of the expected sequential time that passes before the rule judges the
+/// block (its start wakes workers and warms caches): one eighth.
+const GRACE_DIVISOR: u32 = 8;
+
+/// When Block-STM stops a block and lets the sequential executor finish it (see the
+/// module documentation of the executor's suffix).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SuffixRule {
+    /// Never: the block runs under Block-STM to its end.
+    #[default]
+    Never,
+    /// When the block falls behind sequential execution: the duration is the time the
+    /// caller expects the sequential executor to take on the whole block (measured on
+    /// earlier blocks). Judged from an eighth of it on.
+    SlowerThanSequential(Duration),
+    /// Once the calling thread has executed this many incarnations: a cut at a chosen
+    /// point, for tests and experiments.
+    AfterIncarnations(u64),
+}
+
+/// Worker 0's watch over the rule while the block runs.
+pub(crate) struct Watch {
+    rule: SuffixRule,
+    start: Instant,
+    /// The calling thread's task count at which it looks at the clock next.
+    next_check: u64,
+}
+
+impl Watch {
+    /// A watch for a block that started at `start`; `None` for [`SuffixRule::Never`].
+    pub(crate) fn new(rule: SuffixRule, start: Instant) -> Option<Self> {
+        (rule != SuffixRule::Never).then_some(Self {
+            rule,
+            start,
+            next_check: CHECK_EVERY,
+        })
+    }
+
+    /// Whether the block should stop now, given worker 0's counters and the scheduler's
+    /// [progress](scheduler::Scheduler::progress) (read only when the rule needs it) in a
+    /// block of `num_txns` transactions.
+    #[inline]
+    pub(crate) fn should_stop(
+        &mut self,
+        stats: &BlockStats,
+        num_txns: usize,
+        progress: impl FnOnce() -> usize,
+    ) -> bool {
+        match self.rule {
+            SuffixRule::Never => false,
+            SuffixRule::AfterIncarnations(limit) => stats.incarnations >= limit,
+            SuffixRule::SlowerThanSequential(expected) => {
+                let tasks = stats.incarnations + stats.validations;
+                if tasks < self.next_check {
+                    return false;
+                }
+                self.next_check = tasks + CHECK_EVERY;
+                let elapsed = self.start.elapsed();
+                if elapsed < expected / GRACE_DIVISOR {
+                    return false;
+                }
+                // Where sequential execution would be by now.
+                let sequential = num_txns as f64 * elapsed.as_secs_f64()
+                    / expected.as_secs_f64().max(f64::MIN_POSITIVE);
+                (progress() as f64) < sequential
+            }
+        }
+    }
+}
+
+/// Storage's state with the kept prefix's final writes on top: what the suffix reads.
+pub(crate) struct Overlay<'a, S, K, V> {
+    below: &'a S,
+    writes: &'a [(K, V)],
+    /// Each written key's position in `writes`.
+    index: HashMap<&'a K, usize, FxBuildHasher>,
+}
+
+impl<'a, S, K: Eq + Hash, V> Overlay<'a, S, K, V> {
+    /// `writes` (each key once) over `below`.
+    pub(crate) fn new(below: &'a S, writes: &'a [(K, V)]) -> Self {
+        let mut index = HashMap::with_capacity_and_hasher(writes.len(), FxBuildHasher::default());
+        for (position, (key, _)) in writes.iter().enumerate() {
+            index.insert(key, position);
+        }
+        Self {
+            below,
+            writes,
+            index,
+        }
+    }
+
+    /// Which of the overlay's writes `keys` write again, as a mask over them.
+    pub(crate) fn replaced<'k>(&self, keys: impl Iterator<Item = &'k K>) -> Vec<bool>
+    where
+        K: 'k,
+    {
+        let mut mask = vec![false; self.writes.len()];
+        for key in keys {
+            if let Some(replaced) = self.index.get(key).and_then(|&p| mask.get_mut(p)) {
+                *replaced = true;
+            }
+        }
+        mask
+    }
+}
+
+impl<S, K, V> Storage for Overlay<'_, S, K, V>
+where
+    S: Storage<Key = K, Value = V>,
+    K: Eq + Hash + Sync,
+    V: Clone + Sync,
+{
+    type Key = K;
+    type Value = V;
+    type Error = S::Error;
+
+    fn get(&self, key: &K) -> Result<Option<V>, S::Error> {
+        match self.index.get(key) {
+            Some(&position) => Ok(self.writes.get(position).map(|(_, value)| value.clone())),
+            None => self.below.get(key),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(incarnations: u64, validations: u64) -> BlockStats {
+        BlockStats {
+            incarnations,
+            validations,
+            ..BlockStats::default()
+        }
+    }
+
+    #[test]
+    fn never_has_no_watch_and_a_count_stops_at_its_count() {
+        assert!(Watch::new(SuffixRule::Never, Instant::now()).is_none());
+        let mut watch = Watch::new(SuffixRule::AfterIncarnations(3), Instant::now()).unwrap();
+        assert!(!watch.should_stop(&stats(2, 9), 10, || 0));
+        assert!(watch.should_stop(&stats(3, 0), 10, || 0));
+    }
+
+    #[test]
+    fn behind_sequential_stops_ahead_of_it_does_not() {
+        let long_ago = Instant::now() - Duration::from_millis(10);
+        // Expected 20 ms sequentially, 10 ms gone: sequential would be halfway (or more,
+        // as the clock moves on).
+        let rule = SuffixRule::SlowerThanSequential(Duration::from_millis(20));
+        let mut watch = Watch::new(rule, long_ago).unwrap();
+        // Not before `CHECK_EVERY` tasks.
+        assert!(!watch.should_stop(&stats(CHECK_EVERY - 1, 0), 100, || 0));
+        assert!(!watch.should_stop(&stats(CHECK_EVERY, 0), 100, || 100));
+        // The next look is `CHECK_EVERY` tasks later.
+        assert!(!watch.should_stop(&stats(CHECK_EVERY + 1, 0), 100, || 0));
+        assert!(watch.should_stop(&stats(2 * CHECK_EVERY, 0), 100, || 49));
+        // Within the first eighth of the expected time, never.
+        let rule = SuffixRule::SlowerThanSequential(Duration::from_secs(3600));
+        let mut watch = Watch::new(rule, long_ago).unwrap();
+        assert!(!watch.should_stop(&stats(CHECK_EVERY, 0), 100, || 0));
+    }
+
+    #[test]
+    fn the_overlay_reads_its_writes_over_storage_and_names_the_replaced_ones() {
+        use crate::mock::MockStorage;
+        let below = MockStorage {
+            values: [(1, 10), (2, 20)].into_iter().collect(),
+            ..MockStorage::default()
+        };
+        let writes = [(2u64, 21u64), (3, 31)];
+        let overlay = Overlay::new(&below, &writes);
+        assert_eq!(overlay.get(&1), Ok(Some(10)));
+        assert_eq!(overlay.get(&2), Ok(Some(21)));
+        assert_eq!(overlay.get(&3), Ok(Some(31)));
+        assert_eq!(overlay.get(&4), Ok(None));
+        assert_eq!(overlay.replaced([3, 5].iter()), vec![false, true]);
+    }
+}
