@@ -52,7 +52,7 @@ struct Seen {
     incarnations: AtomicU64,
     claimed_accesses: AtomicU64,
     sequential_suffix: AtomicU64,
-    /// The smallest suffix over every execution (starts at `u64::MAX`).
+    /// The smallest suffix over the executions that stopped (starts at `u64::MAX`).
     least_suffix: AtomicU64,
 }
 
@@ -67,8 +67,10 @@ impl Seen {
             .fetch_max(stats.claimed_accesses, Ordering::Relaxed);
         self.sequential_suffix
             .fetch_max(stats.sequential_suffix, Ordering::Relaxed);
-        self.least_suffix
-            .fetch_min(stats.sequential_suffix, Ordering::Relaxed);
+        if stats.sequential_suffix > 0 {
+            self.least_suffix
+                .fetch_min(stats.sequential_suffix, Ordering::Relaxed);
+        }
     }
 }
 

@@ -634,7 +634,10 @@ impl ParallelExecutor {
             }),
         }
         if block.scheduler.stopped() && !block.scheduler.halted() {
-            let finished = block.finish_stopped(&mut stats);
+            // A panic outside the VM while finishing (storage, a key's or a value's code)
+            // re-runs the block, as in the workers' final pass.
+            let finished = catch_unwind(AssertUnwindSafe(|| block.finish_stopped(&mut stats)))
+                .unwrap_or(Err(Failure::Fallback(FallbackReason::WorkerPanic)));
             let Block {
                 memory,
                 scheduler,

@@ -658,7 +658,7 @@ fn a_credit_only_slot_naming_another_key_falls_back() {
 /// told the block takes no time sequentially stops it at its first look and finishes it
 /// sequentially; told it takes an hour, it never stops. The results are the sequential
 /// ones either way, and on one thread, where the calling thread does everything, the
-/// stop leaves a suffix.
+/// stop keeps a prefix and leaves a suffix.
 #[test]
 fn a_block_behind_sequential_finishes_sequentially() {
     let txns: Vec<MockTxn> = (0..300)
@@ -686,7 +686,10 @@ fn a_block_behind_sequential_finishes_sequentially() {
             if !stops {
                 assert_eq!(got.stats.sequential_suffix, 0, "{threads} threads");
             } else if threads == 1 {
-                assert!(got.stats.sequential_suffix > 0, "{:?}", got.stats);
+                // Stopped at its first look, after a few tasks: a prefix kept, the rest
+                // sequential.
+                let suffix = got.stats.sequential_suffix;
+                assert!(suffix > 0 && suffix < 300, "{:?}", got.stats);
             }
         }
     }

@@ -112,7 +112,9 @@
 //!
 //! Because the end is one word moved once from running (compare-and-swap), a stop and
 //! done detection cannot both succeed: every worker that sees the block ended sees the same
-//! end, so either all of them run the final pass or none does.
+//! end. (A `halt` after the block is done, from a failure in the final pass, still reaches
+//! only the workers that look after it; the executor's gathering barrier and its check
+//! that every chunk arrived turn that into a fallback, as before stops existed.)
 //!
 //! [`CachePadded`]: crossbeam_utils::CachePadded
 
@@ -425,9 +427,9 @@ impl Scheduler {
     /// the caller must itself validate what it keeps (see the executor's suffix).
     ///
     /// Returns whether it stopped the block: `false` if the block had already ended
-    /// (done, halted or stopped). The end is one word moved once from running, so every
-    /// worker that sees the block ended sees the same end: either all of them run the
-    /// final pass, or none.
+    /// (done, halted or stopped). The end is one word moved once from running, so a stop
+    /// and done detection never both succeed: the workers all run the final pass, or none
+    /// does.
     pub fn stop(&self) -> bool {
         self.done_marker
             .compare_exchange(RUNNING, STOPPED, Ordering::AcqRel, Ordering::Acquire)
@@ -447,9 +449,11 @@ impl Scheduler {
             .is_some_and(|cell| cell.load().status == Status::Executed)
     }
 
-    /// How far both indices have reached: every transaction below it was handed out for
-    /// execution and for validation since either last fell. An upper bound of the prefix
-    /// that is executed and validated, read without a lock while the block runs.
+    /// How far both indices have reached: every transaction below it was claimed for
+    /// execution and for validation since either last fell. An estimate of the prefix that
+    /// is executed and validated (not a bound either way: a claim runs ahead of its tasks,
+    /// and an abort of `i` leaves executed transactions above `i + 1`), read without a
+    /// lock while the block runs.
     pub fn progress(&self) -> TxnIndex {
         self.execution_idx
             .load(Ordering::Relaxed)

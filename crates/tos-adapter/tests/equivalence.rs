@@ -360,10 +360,23 @@ fn check(seed: u64, accounts: usize, n: usize) -> Result<(), TestCaseError> {
     let runs = executors().iter().flat_map(|executor| {
         [SuffixRule::Never, SuffixRule::AfterIncarnations(stop_after)].map(|rule| (executor, rule))
     });
+    let mut unstopped_path = None;
     for (executor, rule) in runs {
         let out = executor
             .execute_block_with(&vm, &state, &txs, rule)
             .map_err(fail)?;
+        // A stop changes nothing about falling back: a block Block-STM finished itself
+        // is finished after a stop too (not re-run whole).
+        if rule == SuffixRule::Never {
+            unstopped_path = Some(out.path);
+        } else if unstopped_path == Some(ExecutionPath::Parallel) {
+            prop_assert_eq!(
+                out.path,
+                ExecutionPath::Parallel,
+                "stopped after {}",
+                stop_after
+            );
+        }
         if executor.threads() == 1 && stop_after < n as u64 && out.path == ExecutionPath::Parallel {
             prop_assert!(
                 rule == SuffixRule::Never || out.stats.sequential_suffix > 0,
