@@ -47,7 +47,7 @@
 //!   block that falls behind is stopped, the prefix that is executed and still validates
 //!   is kept (checked by the calling thread once the workers left, not trusted from the
 //!   scheduler), and the sequential executor runs the rest on top of it. So a block whose
-//!   speculation does not pay costs an eighth to a third of its sequential time more than
+//!   speculation does not pay costs at most a quarter of its sequential time more than
 //!   sequential execution, not several times it (`suffix.rs` gives the proof and the
 //!   bound's conditions).
 //! - **Panics are results.** A panic inside [`Vm::execute`] is that transaction's
