@@ -55,6 +55,20 @@ pub trait TxnView {
 
     /// Drops every write buffered so far (a rejected transaction changes nothing).
     fn discard_writes(&mut self);
+
+    /// Announces that the transaction's next read of `key` (or its read of it already
+    /// made) only checks that the number there is at least `required` (a balance check).
+    /// A hint, not an operation: the executors ignore it and the read returns the value as
+    /// always; [`critical_path`](crate::critical_path) counts such a check as depending
+    /// only on the credits it needed.
+    #[inline]
+    fn hint_check(&mut self, _key: &Self::Key, _required: u64) {}
+
+    /// Announces that the transaction's write of `key` takes `amount` from the number a
+    /// check of this transaction found there (a debit). A hint, as
+    /// [`hint_check`](Self::hint_check).
+    #[inline]
+    fn hint_debit(&mut self, _key: &Self::Key, _amount: u64) {}
 }
 
 /// Executes one transaction. Implementations must be deterministic functions of the

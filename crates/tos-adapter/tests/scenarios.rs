@@ -847,3 +847,42 @@ fn keys_one_transaction_declares_stay_out_of_the_memory() {
         .collect();
     assert_eq!(rejected, vec![5]);
 }
+
+/// The critical path (`bench`'s `ideal`) counts a balance check that holds without the
+/// credits before it as not depending on them: two funded accounts paying each other back
+/// and forth make two chains (each sender's nonces and debits), not one; an account that
+/// holds nothing until it is paid depends on the payment.
+#[test]
+fn balance_checks_that_hold_without_credits_do_not_lengthen_the_critical_path() {
+    use tos_adapter::contract::default_contract_vm;
+    use tos_adapter::{BlockState, TosVm, DEVNET_CHAIN_ID};
+    let path = |store: &MemoryStore, txs: &[Transaction]| {
+        let keys = TosBlockExecutor::declared_keys(txs, false);
+        let state = BlockState::preload(store, 0, keys, 1).unwrap();
+        let vm: TosVm<Transaction> = TosVm::new(
+            u64::from(DEVNET_CHAIN_ID),
+            false,
+            true,
+            default_contract_vm(),
+            None,
+        );
+        executor::critical_path(&vm, &state, txs).unwrap()
+    };
+    let (a, b) = (key(1), key(2));
+    let store = MemoryStore::new();
+    genesis(&store, &[key(1), key(2)], 1_000_000);
+    let back_and_forth: Vec<_> = (0..10u64)
+        .map(|i| {
+            let (from, to) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+            transfer(from, i / 2, to.public_key(), 10)
+        })
+        .collect();
+    assert_eq!(path(&store, &back_and_forth), 5);
+    // C is created by A's payment and spends it: C's transfer needs that credit.
+    let c = key(3);
+    let needs_credit = vec![
+        transfer(&a, 0, c.public_key(), 500_000),
+        transfer(&c, 0, b.public_key(), 100_000),
+    ];
+    assert_eq!(path(&store, &needs_credit), 2);
+}
