@@ -7,14 +7,18 @@
 //!   key is not a chain; a later exact *read* of that key depends on every credit before
 //!   it.
 //! - **Checks**: a read the VM announces as a check that the number is at least some
-//!   amount ([`TxnView::hint_check`], a balance check) depends only on the credits it
-//!   needed. If the number without the credits made since its last debit or write (the
-//!   key's *base*) already holds the amount, the check holds whatever those credits do,
-//!   and depends only on the write chain below the base. A debit the VM announces
-//!   ([`TxnView::hint_debit`]) then lowers the base and the number alike, and depends on
-//!   what its check depended on. This is the physical limit of an executor that treats
-//!   checks as predicates and debits as bounded deltas; one that reads values (Block-STM
-//!   today) meets every credit as a dependency.
+//!   amount ([`TxnView::hint_check`], a balance check). The analysis keeps, per key, a
+//!   *base*: the number without the credits it has not had to count (those since the
+//!   key's last write, and those a debit that held on the base left apart). If the base
+//!   covers the amount, the check holds whatever those credits do, and depends only on the
+//!   chain below the base. If it does not, the check depends on every credit above it
+//!   (more than the credits it strictly needed: there the count is not tight). A debit
+//!   the VM announces ([`TxnView::hint_debit`]) after a check that held on the base
+//!   lowers the base and the number alike; after any other, its result becomes the new
+//!   base, depending on everything below. A check of a key the transaction itself already
+//!   wrote or credited counts as an exact read. This approaches the limit of an executor
+//!   that treats checks as predicates and debits as bounded deltas; one that reads values
+//!   (Block-STM today) meets every credit as a dependency.
 
 use crate::vm::{ExecError, Halt, Overflow, Storage, TxnView, Vm};
 use crate::write_buffer::{add_to, WriteBuffer};
@@ -29,7 +33,8 @@ struct Entry<V> {
     value: Option<V>,
     /// The longest chain ending in a write or credit the current value depends on.
     depth: u64,
-    /// The number without the credits made since the last write or debit, if it is one.
+    /// The number without the credits not counted into it (see the module documentation),
+    /// if it is a number.
     base: Option<u64>,
     /// The longest chain the base depends on.
     base_depth: u64,
@@ -101,6 +106,14 @@ where
         }
     }
 
+    /// Records a read of `key`'s value itself, whatever was announced.
+    fn note_exact(&mut self, key: &K) {
+        match self.reads.iter_mut().find(|(k, _)| k == key) {
+            Some((_, seen)) => *seen = ReadKind::Exact,
+            None => self.reads.push((key.clone(), ReadKind::Exact)),
+        }
+    }
+
     /// The longest chain this transaction's reads depend on.
     fn depth(&self) -> u64 {
         self.reads
@@ -121,8 +134,12 @@ where
     type Value = V;
 
     fn read(&mut self, key: &K) -> Result<Option<V>, Halt> {
-        if self.writes.get(key).is_none() {
-            self.note_read(key);
+        match self.writes.get(key) {
+            // Its own value: no dependency.
+            Some(WriteOp::Value(_)) => {}
+            // Its own credits on top of the value before it: that value, exactly.
+            Some(WriteOp::Delta(_)) => self.note_exact(key),
+            None => self.note_read(key),
         }
         let (writes, state, storage, error) =
             (&self.writes, self.state, self.storage, &mut self.error);
@@ -162,6 +179,12 @@ where
     }
 
     fn hint_check(&mut self, key: &K, required: u64) {
+        if self.writes.get(key).is_some() {
+            // A check of what this transaction already wrote or credited there: counted
+            // as a read of the value (the base the analysis keeps is the one before it).
+            self.note_exact(key);
+            return;
+        }
         match self.reads.iter_mut().find(|(k, _)| k == key) {
             // Read before (by an earlier check): the largest amount counts.
             Some((_, ReadKind::Check(seen))) => *seen = (*seen).max(required),
@@ -217,26 +240,29 @@ where
             };
             let entry = match op {
                 WriteOp::Value(value) if debits.contains(&key) => {
-                    let number = value.as_u64();
                     let checked = reads.iter().find(|(k, _)| *k == key).map(|(_, kind)| *kind);
-                    match (checked, before.base, number, before.value.as_ref()) {
+                    let on_base = match (checked, before.base) {
+                        (Some(ReadKind::Check(required)), Some(base)) => base >= required,
+                        _ => false,
+                    };
+                    // What the debit took: the number before it less the number after.
+                    let taken = before
+                        .value
+                        .as_ref()
+                        .and_then(DeltaValue::as_u64)
+                        .zip(value.as_u64())
+                        .and_then(|(was, after)| was.checked_sub(after));
+                    match (on_base, before.base, taken) {
                         // The check held on the base: the debit takes from the base what
                         // it takes from the number, and the credits above stay apart.
-                        (Some(kind @ ReadKind::Check(_)), Some(base), Some(after), Some(was))
-                            if before.depth_for(kind) == before.base_depth =>
-                        {
-                            let taken = was.as_u64().and_then(|was| was.checked_sub(after));
-                            match taken.and_then(|taken| base.checked_sub(taken)) {
-                                Some(base) => Entry {
-                                    value: Some(value),
-                                    depth: before.depth.max(depth),
-                                    base: Some(base),
-                                    base_depth: depth,
-                                },
-                                None => written(value, depth),
-                            }
-                        }
-                        _ => written(value, depth),
+                        (true, Some(base), Some(taken)) if taken <= base => Entry {
+                            value: Some(value),
+                            depth: before.depth.max(depth),
+                            base: Some(base - taken),
+                            base_depth: depth,
+                        },
+                        // Otherwise the value stands for everything before it.
+                        _ => written(value, before.depth.max(depth)),
                     }
                 }
                 WriteOp::Value(value) => written(value, depth),
@@ -268,108 +294,218 @@ mod tests {
     use super::*;
     use crate::mock::{MockStorage, MockStorageError};
 
-    /// `from` pays `amount` to `to` if it holds it (checked, then debited and credited);
-    /// with `exact`, it reads the balance as a value instead of announcing a check.
-    #[derive(Clone, Copy)]
-    struct Pay {
-        from: u64,
-        to: u64,
-        amount: u64,
-        exact: bool,
+    /// One step of a scripted transaction.
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        /// Announces a check that the key holds at least the amount; the transaction
+        /// fails (writes nothing) if not.
+        Check(u64, u64),
+        /// Announces a debit of the amount, then writes the number less it.
+        Debit(u64, u64),
+        /// Credits the amount.
+        Credit(u64, u64),
+        /// Reads the value itself.
+        Read(u64),
+        /// Reads the value and writes it plus one.
+        Bump(u64),
     }
 
-    struct PayVm;
+    /// Runs each transaction's steps, caching the numbers it read as the TOS rules' state
+    /// does (a second look at a key does not read it again).
+    struct ScriptVm;
 
-    impl Vm for PayVm {
-        type Txn = Pay;
+    impl Vm for ScriptVm {
+        type Txn = Vec<Op>;
         type Key = u64;
         type Value = u64;
         type Output = bool;
         type Error = MockStorageError;
 
-        fn execute<T>(&self, pay: &Pay, view: &mut T) -> Result<bool, ExecError<MockStorageError>>
+        fn execute<T>(
+            &self,
+            ops: &Vec<Op>,
+            view: &mut T,
+        ) -> Result<bool, ExecError<MockStorageError>>
         where
             T: TxnView<Key = u64, Value = u64>,
         {
-            if !pay.exact {
-                view.hint_check(&pay.from, pay.amount);
+            let mut seen: Vec<(u64, u64)> = Vec::new();
+            fn number<T: TxnView<Key = u64, Value = u64>>(
+                seen: &mut Vec<(u64, u64)>,
+                view: &mut T,
+                key: u64,
+            ) -> Result<u64, Halt> {
+                if let Some(&(_, n)) = seen.iter().find(|(k, _)| *k == key) {
+                    return Ok(n);
+                }
+                let n = view.read(&key)?.unwrap_or(0);
+                seen.push((key, n));
+                Ok(n)
             }
-            let balance = view.read(&pay.from)?.unwrap_or(0);
-            if balance < pay.amount {
-                return Ok(false);
+            for op in ops {
+                match *op {
+                    Op::Check(key, required) => {
+                        view.hint_check(&key, required);
+                        if number(&mut seen, view, key)? < required {
+                            view.discard_writes();
+                            return Ok(false);
+                        }
+                    }
+                    Op::Debit(key, amount) => {
+                        view.hint_debit(&key, amount);
+                        let n = number(&mut seen, view, key)?.saturating_sub(amount);
+                        view.write(key, n);
+                        seen.retain(|(k, _)| *k != key);
+                        seen.push((key, n));
+                    }
+                    Op::Credit(key, amount) => {
+                        seen.retain(|(k, _)| *k != key);
+                        if view.add_delta(key, amount)?.is_err() {
+                            view.discard_writes();
+                            return Ok(false);
+                        }
+                    }
+                    Op::Read(key) => {
+                        view.read(&key)?;
+                    }
+                    Op::Bump(key) => {
+                        let n = view.read(&key)?.unwrap_or(0);
+                        view.write(key, n + 1);
+                    }
+                }
             }
-            if !pay.exact {
-                view.hint_debit(&pay.from, pay.amount);
-            }
-            view.write(pay.from, balance - pay.amount);
-            Ok(view.add_delta(pay.to, pay.amount)?.is_ok())
+            Ok(true)
         }
     }
 
-    fn pay(from: u64, to: u64, amount: u64) -> Pay {
-        Pay {
-            from,
-            to,
-            amount,
-            exact: false,
-        }
+    /// `from` pays `amount` to `to`: checked, debited, credited.
+    fn pay(from: u64, to: u64, amount: u64) -> Vec<Op> {
+        vec![
+            Op::Check(from, amount),
+            Op::Debit(from, amount),
+            Op::Credit(to, amount),
+        ]
     }
 
-    fn path(balances: &[(u64, u64)], txns: &[Pay]) -> u64 {
+    /// The same payment reading the balance as a value first.
+    fn pay_exact(from: u64, to: u64, amount: u64) -> Vec<Op> {
+        let mut ops = vec![Op::Read(from)];
+        ops.extend(pay(from, to, amount));
+        ops
+    }
+
+    /// `n` payments of 1 from account 9 (plenty) to `to`, the last `credit` instead: a
+    /// chain of `n` ending in a credit of `credit` to `to` at depth `n`.
+    fn credited_at(n: usize, to: u64, credit: u64) -> Vec<Vec<Op>> {
+        let mut txns: Vec<Vec<Op>> = (1..n).map(|_| pay(9, 8, 1)).collect();
+        txns.push(pay(9, to, credit));
+        txns
+    }
+
+    fn path(balances: &[(u64, u64)], txns: &[Vec<Op>]) -> u64 {
+        let mut values: HashMap<u64, u64> = balances.iter().copied().collect();
+        values.entry(9).or_insert(1_000_000);
         let storage = MockStorage {
-            values: balances.iter().copied().collect(),
+            values,
             ..MockStorage::default()
         };
-        critical_path(&PayVm, &storage, txns).unwrap()
+        critical_path(&ScriptVm, &storage, txns).unwrap()
+    }
+
+    fn then(mut txns: Vec<Vec<Op>>, more: &[Vec<Op>]) -> Vec<Vec<Op>> {
+        txns.extend_from_slice(more);
+        txns
     }
 
     #[test]
     fn a_check_that_holds_without_the_credits_does_not_depend_on_them() {
         // A and B pay each other back and forth, each holding plenty: two debit chains.
-        let back_and_forth: Vec<Pay> = (0..6).map(|i| pay(i % 2, (i + 1) % 2, 10)).collect();
+        let back_and_forth: Vec<Vec<Op>> = (0..6).map(|i| pay(i % 2, (i + 1) % 2, 10)).collect();
         assert_eq!(path(&[(0, 100), (1, 100)], &back_and_forth), 3);
         // Read as values, every payment depends on the one before.
-        let exact: Vec<Pay> = back_and_forth
-            .into_iter()
-            .map(|p| Pay { exact: true, ..p })
-            .collect();
+        let exact: Vec<Vec<Op>> = (0..6).map(|i| pay_exact(i % 2, (i + 1) % 2, 10)).collect();
         assert_eq!(path(&[(0, 100), (1, 100)], &exact), 6);
     }
 
     #[test]
     fn a_check_that_needs_a_credit_depends_on_it_and_so_does_an_exact_read() {
-        // B pays C three times (a chain of 3), then pays A 50 (depth 4).
-        let credited = || -> Vec<Pay> {
-            let mut txns: Vec<Pay> = (0..3).map(|_| pay(1, 2, 1)).collect();
-            txns.push(pay(1, 0, 50));
-            txns
-        };
-        let with = |last: &[Pay]| {
-            let mut txns = credited();
-            txns.extend_from_slice(last);
-            txns
-        };
-        // A holds 40: paying 30 fits without B's credit, and waits for nothing.
-        assert_eq!(path(&[(0, 40), (1, 100)], &with(&[pay(0, 2, 30)])), 4);
+        // A (account 0) is credited 50 at depth 4.
+        let credited = || credited_at(4, 0, 50);
+        // A holds 40: paying 30 fits without the credit, and waits for nothing.
+        assert_eq!(path(&[(0, 40)], &then(credited(), &[pay(0, 2, 30)])), 4);
         // A holds nothing: paying 30 needs the credit.
-        assert_eq!(path(&[(1, 100)], &with(&[pay(0, 2, 30)])), 5);
+        assert_eq!(path(&[], &then(credited(), &[pay(0, 2, 30)])), 5);
         // An exact read of A after its payment depends on the credit too.
-        let exact = Pay {
-            exact: true,
-            ..pay(0, 2, 1)
-        };
-        assert_eq!(
-            path(&[(0, 40), (1, 100)], &with(&[pay(0, 2, 30), exact])),
-            5
-        );
+        let txns = then(credited(), &[pay(0, 2, 30), vec![Op::Read(0)]]);
+        assert_eq!(path(&[(0, 40)], &txns), 5);
         // After paying 30 of its 40, A has 10 of its own: 10 more fits, 20 needs the credit.
+        let txns = then(credited(), &[pay(0, 2, 30), pay(0, 2, 10)]);
+        assert_eq!(path(&[(0, 40)], &txns), 4);
+        let txns = then(credited(), &[pay(0, 2, 30), pay(0, 2, 20)]);
+        assert_eq!(path(&[(0, 40)], &txns), 5);
+    }
+
+    #[test]
+    fn the_largest_of_a_transactions_checks_counts() {
+        // A holds 10, is credited 100 at depth 5; a fee check of 5 fits, the total of 50
+        // needs the credit.
+        let txns = then(
+            credited_at(5, 0, 100),
+            &[vec![Op::Check(0, 5), Op::Check(0, 50), Op::Debit(0, 50)]],
+        );
+        assert_eq!(path(&[(0, 10)], &txns), 6);
+    }
+
+    #[test]
+    fn a_read_through_its_own_credit_depends_on_the_value_below() {
+        let bumps = vec![vec![Op::Bump(0)]; 3];
         assert_eq!(
-            path(&[(0, 40), (1, 100)], &with(&[pay(0, 2, 30), pay(0, 2, 10)])),
+            path(&[], &then(bumps, &[vec![Op::Credit(0, 5), Op::Read(0)]])),
             4
         );
-        assert_eq!(
-            path(&[(0, 40), (1, 100)], &with(&[pay(0, 2, 30), pay(0, 2, 20)])),
-            5
+    }
+
+    #[test]
+    fn a_debit_that_ends_above_what_it_took_keeps_the_credits_below_it() {
+        // A holds 100 and is credited at depth 6; a transaction checks 10 (on the base),
+        // debits 10, then credits A 50 itself: the number went up. A later exact read of A
+        // depends on the credit at depth 6.
+        let txns = then(
+            credited_at(6, 0, 7),
+            &[
+                vec![Op::Check(0, 10), Op::Debit(0, 10), Op::Credit(0, 50)],
+                vec![Op::Read(0)],
+            ],
         );
+        assert_eq!(path(&[(0, 100)], &txns), 7);
+    }
+
+    #[test]
+    fn a_check_that_needed_the_credits_leaves_no_base_below_them() {
+        // A holds 5; a bump makes it 6 (base 6 at depth 1), and account 7 credits it 20
+        // at depth 1 too. X checks 10, which needs the credit, and debits 3: A holds 23,
+        // all of it X's to count on. A credit of 1 comes at depth 8; Y's check of 15 fits
+        // what X left without it (Y at depth 3: the chain of 8 sets the path), one of 24
+        // does not (Y at depth 9).
+        let block = |y: u64| {
+            let mut block = vec![vec![Op::Bump(0)], pay(7, 0, 20)];
+            block.push(vec![Op::Check(0, 10), Op::Debit(0, 3)]);
+            block.extend(credited_at(8, 0, 1));
+            block.push(pay(0, 2, y));
+            block
+        };
+        assert_eq!(path(&[(0, 5), (7, 1_000)], &block(15)), 8);
+        assert_eq!(path(&[(0, 5), (7, 1_000)], &block(24)), 9);
+    }
+
+    #[test]
+    fn a_check_after_its_own_debit_reads_the_value() {
+        // A holds 12 and is credited 100 at depth 6. Checking 10 and debiting it leaves
+        // 2 of A's own: a second check of 5 needs the credit.
+        let txns = then(
+            credited_at(6, 0, 100),
+            &[vec![Op::Check(0, 10), Op::Debit(0, 10), Op::Check(0, 5)]],
+        );
+        assert_eq!(path(&[(0, 12)], &txns), 7);
     }
 }

@@ -56,17 +56,21 @@ pub trait TxnView {
     /// Drops every write buffered so far (a rejected transaction changes nothing).
     fn discard_writes(&mut self);
 
-    /// Announces that the transaction's next read of `key` (or its read of it already
-    /// made) only checks that the number there is at least `required` (a balance check).
-    /// A hint, not an operation: the executors ignore it and the read returns the value as
-    /// always; [`critical_path`](crate::critical_path) counts such a check as depending
-    /// only on the credits it needed.
+    /// Announces that the transaction's next read of `key`, or, if an earlier check of
+    /// this transaction already read it, that read, only checks that the number there is
+    /// at least `required` (a balance check). A hint, not an operation: the executors
+    /// ignore it and the read returns the value as always;
+    /// [`critical_path`](crate::critical_path) counts such a check as not depending on
+    /// credits it did not need. After the transaction wrote or credited `key`, a check is
+    /// counted as an exact read.
     #[inline]
     fn hint_check(&mut self, _key: &Self::Key, _required: u64) {}
 
-    /// Announces that the transaction's write of `key` takes `amount` from the number a
-    /// check of this transaction found there (a debit). A hint, as
-    /// [`hint_check`](Self::hint_check).
+    /// Announces that the transaction's write of `key` is a debit after a check: the
+    /// analysis takes what the write removed (the number before it less the number
+    /// written; `amount` is for the reader), so the VM writes the debited number from the
+    /// value its check read, without reading the key through the view again (a read makes
+    /// the check exact). A hint, as [`hint_check`](Self::hint_check).
     #[inline]
     fn hint_debit(&mut self, _key: &Self::Key, _amount: u64) {}
 }
