@@ -294,11 +294,7 @@ where
                         .ok_or(Failure::Fallback(FallbackReason::Invariant(
                             "a credit-only slot beyond the storage's count",
                         )))?;
-                *sum = Some(
-                    sum.unwrap_or(0)
-                        .checked_add(credit)
-                        .ok_or(Failure::Fallback(FallbackReason::DeltaOverflow))?,
-                );
+                add_credit(sum, credit)?;
             }
         }
         self.scheduler.clear_txn(txn_idx);
@@ -794,10 +790,9 @@ where
     };
     for sums in workers {
         for (total, sum) in totals.iter_mut().zip(sums) {
-            *total = match (*total, sum) {
-                (Some(a), Some(b)) => Some(a.checked_add(b).ok_or_else(overflow)?),
-                (a, b) => a.or(b),
-            };
+            if let Some(sum) = sum {
+                add_credit(total, sum)?;
+            }
         }
     }
     for (slot, total) in totals.into_iter().enumerate() {
@@ -817,6 +812,17 @@ where
         let value = add_to(base.as_ref(), total).ok_or_else(overflow)?;
         writes.push((key, M::Value::from_u64(value)));
     }
+    Ok(())
+}
+
+/// Adds `credit` to a credit-only key's running `sum` (`None`: nothing credited yet), or
+/// a fallback if it does not fit.
+fn add_credit<E>(sum: &mut Option<u64>, credit: u64) -> Result<(), Failure<E>> {
+    let total = sum
+        .unwrap_or(0)
+        .checked_add(credit)
+        .ok_or(Failure::Fallback(FallbackReason::DeltaOverflow))?;
+    *sum = Some(total);
     Ok(())
 }
 

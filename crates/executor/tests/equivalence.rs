@@ -30,30 +30,11 @@ fn cases() -> u32 {
         .unwrap_or(1000)
 }
 
-/// The block executed by `executor`, its outputs and final state checked against the
-/// sequential executor's `expected` (`ordered`: the writes in the same order too, as the
-/// engine promises without claims; with claims, as a set).
+/// The block executed by `executor` under `rule` (which may stop it for a sequential
+/// suffix), its outputs and final state checked against the sequential executor's
+/// `expected` (`ordered`: the writes in the same order too, as the engine promises
+/// without claims; with claims, as a set).
 fn run_equal(
-    executor: &ParallelExecutor,
-    vm: &MockVm,
-    storage: &MockStorage,
-    txns: &[MockTxn],
-    expected: &BlockOutput<u64, u64, MockOutput>,
-    ordered: bool,
-) -> Result<BlockOutput<u64, u64, MockOutput>, TestCaseError> {
-    run_equal_with(
-        executor,
-        vm,
-        storage,
-        txns,
-        expected,
-        ordered,
-        SuffixRule::Never,
-    )
-}
-
-/// [`run_equal`], the block stopped for a sequential suffix by `rule`.
-fn run_equal_with(
     executor: &ParallelExecutor,
     vm: &MockVm,
     storage: &MockStorage,
@@ -101,7 +82,15 @@ fn check(seed: u64, universe: u64, n: usize, overflows: bool) -> Result<(), Test
         .execute_block(&vm, &storage, &txns)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     for executor in executors() {
-        let got = run_equal(executor, &vm, &storage, &txns, &expected, true)?;
+        let got = run_equal(
+            executor,
+            &vm,
+            &storage,
+            &txns,
+            &expected,
+            true,
+            SuffixRule::Never,
+        )?;
         if !overflows {
             prop_assert_eq!(got.path, ExecutionPath::Parallel);
         }
@@ -112,7 +101,15 @@ fn check(seed: u64, universe: u64, n: usize, overflows: bool) -> Result<(), Test
     let mut claimed = storage;
     claimed.set_claims(claims(&txns));
     for executor in executors() {
-        let got = run_equal(executor, &vm, &claimed, &txns, &expected, false)?;
+        let got = run_equal(
+            executor,
+            &vm,
+            &claimed,
+            &txns,
+            &expected,
+            false,
+            SuffixRule::Never,
+        )?;
         let allowed = matches!(
             got.path,
             ExecutionPath::Parallel | ExecutionPath::Fallback(FallbackReason::ClaimBroken)
@@ -150,7 +147,15 @@ fn check_exact_claims(
             .any(|key| storage.claims.get(key) == Some(&KeyClaim::Exclusive(i)))
     });
     for executor in executors() {
-        let got = run_equal(executor, &vm, &storage, &txns, &expected, false)?;
+        let got = run_equal(
+            executor,
+            &vm,
+            &storage,
+            &txns,
+            &expected,
+            false,
+            SuffixRule::Never,
+        )?;
         if overflows && got.path == ExecutionPath::Fallback(FallbackReason::DeltaOverflow) {
             continue;
         }
@@ -191,7 +196,7 @@ fn check_stopped(
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let rule = SuffixRule::AfterIncarnations(stop_after);
     for executor in executors() {
-        let got = run_equal_with(
+        let got = run_equal(
             executor,
             &vm,
             &storage,

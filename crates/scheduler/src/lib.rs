@@ -386,8 +386,8 @@ impl Scheduler {
     /// in the list of one that never finished its execution. Call it, once every worker
     /// has left, for each transaction [`clear_txn`](Self::clear_txn) was not called for.
     pub fn clear_stopped_txn(&self, txn_idx: TxnIndex) {
+        self.clear_txn(txn_idx);
         if let Some(cell) = self.txns.get(txn_idx) {
-            cell.state.store(READY_ZERO, Ordering::Relaxed);
             lock(&cell.dependencies).clear();
         }
     }

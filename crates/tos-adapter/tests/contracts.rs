@@ -12,11 +12,11 @@ mod common;
 use common::*;
 use executor::{ExecutionPath, ParallelExecutor, SequentialReason, TxnOutput};
 use std::collections::BTreeMap;
-use tos_adapter::contract::{default_contract_vm, programs};
+use tos_adapter::contract::programs;
 use tos_adapter::{
     contract_address, BlockExecution, BlockMode, BlockState, ExecutionConfig, Global, Hash,
     KeyPair, MemoryStore, RedbStore, SequentialTosExecutor, StateKey, StateValue, TosBlockExecutor,
-    TosStorage, TosVm, Transaction, TxError, BURN_PER_CONTRACT, DEVNET_CHAIN_ID, TOS_ASSET,
+    TosStorage, Transaction, TxError, BURN_PER_CONTRACT, TOS_ASSET,
 };
 
 const INITIAL: u64 = 1_000_000_000_000;
@@ -68,13 +68,7 @@ fn run(store: &MemoryStore, txs: &[Transaction]) -> BlockExecution {
     engine_expected.remove(&StateKey::GasFee);
     let state =
         BlockState::preload(store, 0, TosBlockExecutor::declared_keys(txs, true), 2).unwrap();
-    let vm: TosVm<Transaction> = TosVm::new(
-        u64::from(DEVNET_CHAIN_ID),
-        true,
-        true,
-        default_contract_vm(),
-        None,
-    );
+    let vm = engine_vm(true);
     for threads in [1, 2, 4, 8] {
         let out = ParallelExecutor::new(threads)
             .execute_block(&vm, &state, txs)

@@ -15,11 +15,11 @@ use executor::{ParallelExecutor, SuffixRule, TxnOutput};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
-use tos_adapter::contract::{default_contract_vm, programs};
+use tos_adapter::contract::programs;
 use tos_adapter::{
     BlockMode, BlockState, BurnPayload, DeployContractPayload, Global, Hash,
     InvokeConstructorPayload, InvokeContractPayload, KeyPair, MemoryStore, MultiSigPayload,
-    SequentialTosExecutor, StateKey, StateValue, TosBlockExecutor, TosStorage, TosVm, Transaction,
+    SequentialTosExecutor, StateKey, StateValue, TosBlockExecutor, TosStorage, Transaction,
     TransactionType, TransferPayload, DEVNET_CHAIN_ID, TOS_ASSET,
 };
 
@@ -347,13 +347,7 @@ fn check(seed: u64, accounts: usize, n: usize) -> Result<(), TestCaseError> {
     engine_expected.remove(&StateKey::GasFee);
     let state = BlockState::preload(&store, 0, TosBlockExecutor::declared_keys(&txs, verify), 2)
         .map_err(fail)?;
-    let vm: TosVm<Transaction> = TosVm::new(
-        u64::from(DEVNET_CHAIN_ID),
-        verify,
-        true,
-        default_contract_vm(),
-        None,
-    );
+    let vm = engine_vm(verify);
     // Each also stopped partway by the calling thread, the rest run sequentially on the
     // kept prefix.
     let stop_after = seed % (n as u64 + 1);

@@ -854,18 +854,11 @@ fn keys_one_transaction_declares_stay_out_of_the_memory() {
 /// holds nothing until it is paid depends on the payment.
 #[test]
 fn balance_checks_that_hold_without_credits_do_not_lengthen_the_critical_path() {
-    use tos_adapter::contract::default_contract_vm;
-    use tos_adapter::{BlockState, TosVm, DEVNET_CHAIN_ID};
+    use tos_adapter::BlockState;
     let path = |store: &MemoryStore, txs: &[Transaction]| {
         let keys = TosBlockExecutor::declared_keys(txs, false);
         let state = BlockState::preload(store, 0, keys, 1).unwrap();
-        let vm: TosVm<Transaction> = TosVm::new(
-            u64::from(DEVNET_CHAIN_ID),
-            false,
-            true,
-            default_contract_vm(),
-            None,
-        );
+        let vm = engine_vm(false);
         executor::critical_path(&vm, &state, txs).unwrap()
     };
     let (a, b) = (key(1), key(2));

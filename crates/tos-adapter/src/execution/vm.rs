@@ -211,30 +211,14 @@ impl<V: TxnView<Key = StateKey, Value = StateValue>> TxState for ViewState<'_, V
         self.set_number(StateKey::Balance(*account, *asset), value);
     }
 
-    fn require_balance(
-        &mut self,
-        account: &PublicKey,
-        asset: &Hash,
-        required: u64,
-    ) -> Result<Result<(), u64>, Self::Error> {
-        let key = StateKey::Balance(*account, *asset);
-        // Only a check: the critical path counts it so (the executors ignore the hint).
-        self.view.hint_check(&key, required);
-        let available = self.number(key)?.unwrap_or(0);
-        Ok(if available >= required {
-            Ok(())
-        } else {
-            Err(available)
-        })
+    fn announce_check(&mut self, account: &PublicKey, asset: &Hash, required: u64) {
+        self.view
+            .hint_check(&StateKey::Balance(*account, *asset), required);
     }
 
-    fn debit(&mut self, account: &PublicKey, asset: &Hash, amount: u64) -> Result<(), Self::Error> {
-        let key = StateKey::Balance(*account, *asset);
-        self.view.hint_debit(&key, amount);
-        let available = self.number(key.clone())?.unwrap_or(0);
-        debug_assert!(available >= amount, "a debit the rules did not check");
-        self.set_number(key, available.saturating_sub(amount));
-        Ok(())
+    fn announce_debit(&mut self, account: &PublicKey, asset: &Hash, amount: u64) {
+        self.view
+            .hint_debit(&StateKey::Balance(*account, *asset), amount);
     }
 
     fn credit(

@@ -363,3 +363,15 @@ pub fn genesis_contract(
     }
     changes
 }
+
+/// The TOS VM as the block executor runs it on devnet, burned supplies in state (what the
+/// engine-level tests compare with the oracle), with or without signature checks.
+pub fn engine_vm(verify: bool) -> tos_adapter::TosVm<tos_adapter::Transaction> {
+    tos_adapter::TosVm::new(
+        u64::from(tos_adapter::DEVNET_CHAIN_ID),
+        verify,
+        true,
+        tos_adapter::contract::default_contract_vm(),
+        None,
+    )
+}
