@@ -225,3 +225,44 @@ fn two_workers_stopped_after_the_first_incarnation() {
         "no interleaving kept a prefix"
     );
 }
+
+/// A payment from key 1 (checked, then debited) and another from the same key that the
+/// balance covers whether or not the first is seen: the second's check is recorded as a
+/// predicate, which the first's debit never falsifies, so no interleaving aborts either
+/// (with the balance read as a value, the debit below would invalidate the read).
+#[test]
+fn two_workers_payments_a_balance_covers_never_abort() {
+    let pay = |seed, amount| MockTxn {
+        spends: vec![(1, amount)],
+        ..txn(seed, &[], &[])
+    };
+    let txns = vec![pay(1, 30), pay(2, 50)];
+    let expected = SequentialExecutor
+        .execute_block(&VM, &storage(), &txns)
+        .unwrap();
+    assert_eq!(expected.writes, vec![(1, 20)]);
+    let seen = check_with(storage(), txns);
+    assert_eq!(seen.aborts.load(Ordering::Relaxed), 0);
+}
+
+/// Three payments from key 1 (100), the third more than the first two leave: its check
+/// held on storage's value in interleavings where it ran first, and must then fail
+/// validation and run again. Every interleaving gives the sequential result (the third
+/// rejected), and some abort it.
+#[test]
+fn two_workers_a_payment_the_others_leave_uncovered() {
+    let pay = |seed, amount| MockTxn {
+        spends: vec![(1, amount)],
+        ..txn(seed, &[], &[])
+    };
+    let txns = vec![pay(1, 30), pay(2, 50), pay(3, 30)];
+    let expected = SequentialExecutor
+        .execute_block(&VM, &storage(), &txns)
+        .unwrap();
+    assert_eq!(expected.writes, vec![(1, 20)]);
+    let seen = check_with(storage(), txns);
+    assert!(
+        seen.aborts.load(Ordering::Relaxed) > 0,
+        "no interleaving aborted the third payment"
+    );
+}

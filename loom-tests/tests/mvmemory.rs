@@ -4,7 +4,9 @@
 
 use loom::sync::Arc;
 use loom::thread;
-use mvmemory::{MVMemory, ReadDescriptor, ReadKind, ReadOutcome, Version, WriteOp};
+use mvmemory::{
+    Chain, ChainError, MVMemory, ReadDescriptor, ReadKind, ReadOutcome, Version, WriteOp,
+};
 use smallvec_free::{no_reads, one_write};
 
 /// Tiny helpers so the models read like the paper.
@@ -96,7 +98,7 @@ fn delta_folding_against_a_concurrent_write() {
         };
         let seen = mem.read(&3, 2);
         assert!(
-            matches!(seen, ReadOutcome::Unresolved(5) | ReadOutcome::Resolved(15)),
+            seen == ReadOutcome::Unresolved(Chain::credits(5)) || seen == ReadOutcome::Resolved(15),
             "{seen:?}"
         );
         writer.join().unwrap();
@@ -121,14 +123,12 @@ fn concurrent_deltas_commute() {
         mem.record(v(1, 0), no_reads(), one_write(1, WriteOp::Delta(3)));
         let seen = mem.read(&1, 2);
         assert!(
-            matches!(
-                seen,
-                ReadOutcome::Unresolved(3) | ReadOutcome::Unresolved(5)
-            ),
+            seen == ReadOutcome::Unresolved(Chain::credits(3))
+                || seen == ReadOutcome::Unresolved(Chain::credits(5)),
             "{seen:?}"
         );
         other.join().unwrap();
-        assert_eq!(mem.read(&1, 2), ReadOutcome::Unresolved(5));
+        assert_eq!(mem.read(&1, 2), ReadOutcome::Unresolved(Chain::credits(5)));
     });
 }
 
@@ -296,5 +296,59 @@ fn a_miss_before_an_insert_counts_for_a_lower_writer() {
         let seen = mem.read(&7, 1);
         inserter.join().unwrap();
         assert_seen_or_reported(&seen, writer.join().unwrap());
+    });
+}
+
+/// A check recorded as a predicate (storage's 10 covers 8) and its debit, against a credit
+/// and a debit below it recorded concurrently: validation fails only while the check does
+/// not hold (the debit landed without the credit), holds once both landed, and a reader
+/// above sees either an inconsistent chain (below zero) or the sequential number; the
+/// final fold is the sequential one.
+#[test]
+fn a_check_against_concurrent_credits_and_debits() {
+    loom::model(|| {
+        let mem = Arc::new(MVMemory::<u8, u64>::new(4));
+        let check = ReadDescriptor {
+            key: 1,
+            kind: ReadKind::Check {
+                required: 8,
+                base: Some(10),
+            },
+        };
+        let mut reads = no_reads();
+        reads.push(check);
+        mem.record(v(2, 0), reads, one_write(1, WriteOp::Debit(8)));
+        let credit = {
+            let mem = mem.clone();
+            thread::spawn(move || {
+                mem.record(v(0, 0), no_reads(), one_write(1, WriteOp::Delta(5)));
+            })
+        };
+        mem.record(v(1, 0), no_reads(), one_write(1, WriteOp::Debit(6)));
+        let valid = mem.validate_read_set(2);
+        let seen = mem.read(&1, 3);
+        let number = match seen {
+            ReadOutcome::Unresolved(chain) => chain.on(10),
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            matches!(number, Ok(1) | Err(ChainError::Underflow)),
+            "{number:?}"
+        );
+        // The read came after the validation: a credit the validation saw, it sees too.
+        assert!(!valid || number == Ok(1), "valid without the credit");
+        if number.is_err() {
+            assert!(!valid, "a check that does not hold validated");
+        }
+        credit.join().unwrap();
+        assert!(mem.validate_read_set(2));
+        let ReadOutcome::Unresolved(chain) = mem.read(&1, 3) else {
+            panic!("a chain on storage")
+        };
+        assert_eq!(chain.on(10), Ok(1));
+        let mut out = Vec::new();
+        mem.final_writes(2, |_| Ok::<_, ()>(Some(10)), &mut out)
+            .unwrap();
+        assert_eq!(out, vec![(1, 1)]);
     });
 }

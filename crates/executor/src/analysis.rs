@@ -6,19 +6,20 @@
 //! - **Credits** (deltas) do not depend on what they credit, so a run of credits to one
 //!   key is not a chain; a later exact *read* of that key depends on every credit before
 //!   it.
-//! - **Checks**: a read the VM announces as a check that the number is at least some
-//!   amount ([`TxnView::hint_check`], a balance check). The analysis keeps, per key, a
+//! - **Checks**: a check that the number is at least some amount
+//!   ([`TxnView::check`], a balance check). The analysis keeps, per key, a
 //!   *base*: the number without the credits it has not had to count (those since the
 //!   key's last write, and those a debit that held on the base left apart). If the base
 //!   covers the amount, the check holds whatever those credits do, and depends only on the
 //!   chain below the base. If it does not, the check depends on every credit above it
 //!   (more than the credits it strictly needed: there the count is not tight). A debit
-//!   the VM announces ([`TxnView::hint_debit`]) after a check that held on the base
+//!   ([`TxnView::debit`]) after a check that held on the base
 //!   lowers the base and the number alike; after any other, its result becomes the new
 //!   base, depending on everything below. A check of a key the transaction itself already
-//!   wrote or credited counts as an exact read. This approaches the limit of an executor
-//!   that treats checks as predicates and debits as bounded deltas; one that reads values
-//!   (Block-STM today) meets every credit as a dependency.
+//!   wrote or credited counts as an exact read, as does a check that fails (it reports
+//!   the value). This is the limit of an executor that treats checks as predicates and
+//!   debits as bounded deltas, as the parallel executor does; one that read values would
+//!   meet every credit as a dependency.
 
 use crate::vm::{ExecError, Halt, Overflow, Storage, TxnView, Vm};
 use crate::write_buffer::{add_to, WriteBuffer};
@@ -76,8 +77,6 @@ struct DepthView<'a, K, V, S: Storage> {
     writes: WriteBuffer<K, V>,
     /// Each key this transaction read from the state before it, and how it used it.
     reads: SmallVec<[(K, ReadKind); 4]>,
-    /// A check announced for the next read of a key.
-    check: Option<(K, u64)>,
     /// The keys this transaction's writes debit (announced by the VM).
     debits: SmallVec<[K; 2]>,
     error: Option<S::Error>,
@@ -89,24 +88,20 @@ where
     V: DeltaValue,
     S: Storage<Key = K, Value = V>,
 {
-    /// Records a read of `key` from the state before the transaction.
-    fn note_read(&mut self, key: &K) {
-        let kind = match self.check.take() {
-            Some((checked, required)) if checked == *key => ReadKind::Check(required),
-            _ => ReadKind::Exact,
-        };
-        match self.reads.iter_mut().find(|(k, _)| k == key) {
-            Some((_, seen)) => {
-                *seen = match (*seen, kind) {
-                    (ReadKind::Check(a), ReadKind::Check(b)) => ReadKind::Check(a.max(b)),
-                    _ => ReadKind::Exact,
-                }
-            }
-            None => self.reads.push((key.clone(), kind)),
-        }
+    /// The value of `key` as the transaction sees it, without noting a read.
+    fn peek(&mut self, key: &K) -> Result<Option<V>, Halt> {
+        let (writes, state, storage, error) =
+            (&self.writes, self.state, self.storage, &mut self.error);
+        writes.read_through(key, || match state.get(key) {
+            Some(entry) => Ok(entry.value.clone()),
+            None => storage.get(key).map_err(|e| {
+                *error = Some(e);
+                Halt(())
+            }),
+        })
     }
 
-    /// Records a read of `key`'s value itself, whatever was announced.
+    /// Records a read of `key`'s value itself (a check that held before stays no more).
     fn note_exact(&mut self, key: &K) {
         match self.reads.iter_mut().find(|(k, _)| k == key) {
             Some((_, seen)) => *seen = ReadKind::Exact,
@@ -138,18 +133,10 @@ where
             // Its own value: no dependency.
             Some(WriteOp::Value(_)) => {}
             // Its own credits on top of the value before it: that value, exactly.
-            Some(WriteOp::Delta(_)) => self.note_exact(key),
-            None => self.note_read(key),
+            Some(WriteOp::Delta(_) | WriteOp::Debit(_)) => self.note_exact(key),
+            None => self.note_exact(key),
         }
-        let (writes, state, storage, error) =
-            (&self.writes, self.state, self.storage, &mut self.error);
-        writes.read_through(key, || match state.get(key) {
-            Some(entry) => Ok(entry.value.clone()),
-            None => storage.get(key).map_err(|e| {
-                *error = Some(e);
-                Halt(())
-            }),
-        })
+        self.peek(key)
     }
 
     fn write(&mut self, key: K, value: V) {
@@ -178,25 +165,48 @@ where
         self.writes.clear();
     }
 
-    fn hint_check(&mut self, key: &K, required: u64) {
+    fn check(&mut self, key: &K, required: u64) -> Result<Result<(), Option<V>>, Halt> {
         if self.writes.get(key).is_some() {
             // A check of what this transaction already wrote or credited there: counted
             // as a read of the value (the base the analysis keeps is the one before it).
             self.note_exact(key);
-            return;
+        } else {
+            match self.reads.iter_mut().find(|(k, _)| k == key) {
+                // Read before (by an earlier check): the largest amount counts.
+                Some((_, ReadKind::Check(seen))) => *seen = (*seen).max(required),
+                Some((_, ReadKind::Exact)) => {}
+                None => self.reads.push((key.clone(), ReadKind::Check(required))),
+            }
         }
-        match self.reads.iter_mut().find(|(k, _)| k == key) {
-            // Read before (by an earlier check): the largest amount counts.
-            Some((_, ReadKind::Check(seen))) => *seen = (*seen).max(required),
-            Some((_, ReadKind::Exact)) => {}
-            None => self.check = Some((key.clone(), required)),
+        let value = self.peek(key)?;
+        let holds = match &value {
+            None => required == 0,
+            Some(value) => value.as_u64().is_some_and(|n| n >= required),
+        };
+        if holds {
+            Ok(Ok(()))
+        } else {
+            // It reports the value: it depends on it.
+            self.note_exact(key);
+            Ok(Err(value))
         }
     }
 
-    fn hint_debit(&mut self, key: &K, _amount: u64) {
-        if !self.debits.contains(key) {
+    fn debit(&mut self, key: K, amount: u64) -> Result<(), Halt> {
+        if !self.debits.contains(&key) {
             self.debits.push(key.clone());
         }
+        // The number its check looked at, less the amount: not another read.
+        let number = match self.peek(&key)? {
+            None => 0,
+            Some(value) => match value.as_u64() {
+                Some(n) => n,
+                None => return Ok(()),
+            },
+        };
+        self.writes
+            .write(key, V::from_u64(number.saturating_sub(amount)));
+        Ok(())
     }
 }
 
@@ -216,7 +226,6 @@ where
             storage,
             writes: WriteBuffer::new(),
             reads: SmallVec::new(),
-            check: None,
             debits: SmallVec::new(),
             error: None,
         };
@@ -266,6 +275,12 @@ where
                     }
                 }
                 WriteOp::Value(value) => written(value, depth),
+                // The view's debits are values; one written as an op reads the number.
+                WriteOp::Debit(debit) => {
+                    let number = before.value.as_ref().and_then(DeltaValue::as_u64);
+                    let rest = number.unwrap_or(0).saturating_sub(debit);
+                    written(M::Value::from_u64(rest), before.depth.max(depth))
+                }
                 WriteOp::Delta(delta) => Entry {
                     value: add_to(before.value.as_ref(), delta).map(M::Value::from_u64),
                     depth: before.depth.max(depth),
@@ -297,10 +312,10 @@ mod tests {
     /// One step of a scripted transaction.
     #[derive(Clone, Copy, Debug)]
     enum Op {
-        /// Announces a check that the key holds at least the amount; the transaction
-        /// fails (writes nothing) if not.
+        /// Checks that the key holds at least the amount; the transaction fails (writes
+        /// nothing) if not.
         Check(u64, u64),
-        /// Announces a debit of the amount, then writes the number less it.
+        /// Debits the amount.
         Debit(u64, u64),
         /// Credits the amount.
         Credit(u64, u64),
@@ -310,8 +325,7 @@ mod tests {
         Bump(u64),
     }
 
-    /// Runs each transaction's steps, caching the numbers it read as the TOS rules' state
-    /// does (a second look at a key does not read it again).
+    /// Runs each transaction's steps.
     struct ScriptVm;
 
     impl Vm for ScriptVm {
@@ -329,37 +343,18 @@ mod tests {
         where
             T: TxnView<Key = u64, Value = u64>,
         {
-            let mut seen: Vec<(u64, u64)> = Vec::new();
-            fn number<T: TxnView<Key = u64, Value = u64>>(
-                seen: &mut Vec<(u64, u64)>,
-                view: &mut T,
-                key: u64,
-            ) -> Result<u64, Halt> {
-                if let Some(&(_, n)) = seen.iter().find(|(k, _)| *k == key) {
-                    return Ok(n);
-                }
-                let n = view.read(&key)?.unwrap_or(0);
-                seen.push((key, n));
-                Ok(n)
-            }
             for op in ops {
                 match *op {
                     Op::Check(key, required) => {
-                        view.hint_check(&key, required);
-                        if number(&mut seen, view, key)? < required {
+                        if view.check(&key, required)?.is_err() {
                             view.discard_writes();
                             return Ok(false);
                         }
                     }
                     Op::Debit(key, amount) => {
-                        view.hint_debit(&key, amount);
-                        let n = number(&mut seen, view, key)?.saturating_sub(amount);
-                        view.write(key, n);
-                        seen.retain(|(k, _)| *k != key);
-                        seen.push((key, n));
+                        view.debit(key, amount)?;
                     }
                     Op::Credit(key, amount) => {
-                        seen.retain(|(k, _)| *k != key);
                         if view.add_delta(key, amount)?.is_err() {
                             view.discard_writes();
                             return Ok(false);

@@ -120,7 +120,10 @@ pub use output::{
 pub use parallel::ParallelExecutor;
 pub use sequential::SequentialExecutor;
 pub use suffix::SuffixRule;
-pub use vm::{panic_message, ExecError, Halt, KeyClaim, Overflow, Storage, TxnOutput, TxnView, Vm};
+pub use vm::{
+    exact_check, exact_debit, panic_message, ExecError, Halt, KeyClaim, Overflow, Storage,
+    TxnOutput, TxnView, Vm,
+};
 
 /// The block executor: Block-STM when it can pay, the sequential executor otherwise.
 #[derive(Clone, Debug)]

@@ -6,7 +6,7 @@
 //! values) have different read, write and delta sets, as in the Aptos method of testing
 //! Block-STM, while the sequential result stays a deterministic function of the block.
 
-use crate::vm::{ExecError, KeyClaim, Storage, TxnView, Vm};
+use crate::vm::{ExecError, Halt, KeyClaim, Storage, TxnView, Vm};
 use std::collections::HashMap;
 use std::hint::black_box;
 
@@ -21,7 +21,12 @@ pub struct MockTxn {
     pub writes: Vec<u64>,
     /// Credits `(key, amount)`; each is skipped when the digest says so.
     pub deltas: Vec<(u64, u64)>,
-    /// A key read after the writes and deltas (reads this transaction's own write).
+    /// Payments `(key, amount)`: each checks that the key holds the amount
+    /// ([`TxnView::check`]) and debits it if so ([`TxnView::debit`]); a check that fails
+    /// mixes the value it reports into the digest. After the writes, and after the deltas
+    /// when the digest's second bit is set (before them otherwise).
+    pub spends: Vec<(u64, u64)>,
+    /// A key read after the writes, spends and deltas (reads this transaction's own write).
     pub read_after: Option<u64>,
     /// Fail (no writes) when `digest % fail_modulus == 0`; 0 never fails.
     pub fail_modulus: u64,
@@ -118,6 +123,10 @@ impl Vm for MockVm {
             };
             view.write(key, mix(digest ^ key) >> 8);
         }
+        let spends_last = digest & 2 != 0;
+        if !spends_last {
+            digest = spend(view, &txn.spends, digest)?;
+        }
         let skip = mix(digest);
         for (i, &(key, amount)) in txn.deltas.iter().enumerate() {
             if (skip >> (i % 60)) & 3 == 0 {
@@ -131,6 +140,9 @@ impl Vm for MockVm {
                 });
             }
         }
+        if spends_last {
+            digest = spend(view, &txn.spends, digest)?;
+        }
         if let Some(key) = txn.read_after {
             let value = view.read(&key)?.unwrap_or(0);
             digest = mix(digest ^ value);
@@ -140,6 +152,24 @@ impl Vm for MockVm {
             status: MockStatus::Success,
         })
     }
+}
+
+/// A mock transaction's payments: `digest` with each check's outcome mixed in.
+fn spend<T: TxnView<Key = u64, Value = u64>>(
+    view: &mut T,
+    spends: &[(u64, u64)],
+    mut digest: u64,
+) -> Result<u64, Halt> {
+    for &(key, amount) in spends {
+        match view.check(&key, amount)? {
+            Ok(()) => {
+                view.debit(key, amount)?;
+                digest = mix(digest ^ 1);
+            }
+            Err(value) => digest = mix(digest ^ value.unwrap_or(0) ^ 2),
+        }
+    }
+    Ok(digest)
 }
 
 /// The mock storage's failure.

@@ -277,6 +277,9 @@ where
                 FinalError::Fold(FoldError::EstimateLeft(_)) => {
                     Failure::Fallback(FallbackReason::Invariant("an ESTIMATE outlived the block"))
                 }
+                FinalError::Fold(FoldError::DebitUnderflow(_)) => Failure::Fallback(
+                    FallbackReason::Invariant("a validated debit went below zero"),
+                ),
             })?
             .ok_or(Failure::Fallback(FallbackReason::Invariant(
                 "a transaction has no output after the block",

@@ -112,6 +112,18 @@ impl SequentialExecutor {
                         ))?;
                         M::Value::from_u64(sum)
                     }
+                    // The view's debits are values (`exact_debit`): kept exact all the same.
+                    WriteOp::Debit(debit) => {
+                        let base = match state.get(&key) {
+                            Some(written) => Some(written.value.clone()),
+                            None => storage.get(&key).map_err(BlockError::Vm)?,
+                        };
+                        let number = base.as_ref().map_or(Some(0), M::Value::as_u64);
+                        let rest = number
+                            .and_then(|n| n.checked_sub(debit))
+                            .ok_or(BlockError::Internal("a debit went below zero at commit"))?;
+                        M::Value::from_u64(rest)
+                    }
                 };
                 state.insert(
                     key,

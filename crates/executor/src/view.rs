@@ -3,9 +3,10 @@
 //! incarnation finishes.
 
 use crate::vm::{Halt, KeyClaim, Overflow, Storage, TxnView};
-use crate::write_buffer::{add_to, WriteBuffer};
+use crate::write_buffer::{add_to, debit_from, sub_from, WriteBuffer};
 use mvmemory::{
-    DeltaValue, LocatedReads, MVMemory, ReadKind, ReadOutcome, TxnIndex, WriteOp, WriteSet,
+    ChainError, CheckHandle, DeltaValue, LocatedReads, Location, MVMemory, ReadKind, ReadOutcome,
+    TxnIndex, WriteOp, WriteSet,
 };
 use smallvec::SmallVec;
 use std::hash::Hash;
@@ -60,8 +61,40 @@ pub(crate) struct ParallelView<'a, K, V, O, S: Storage> {
     claims: bool,
     /// Reads of keys exclusive to this transaction (not recorded).
     pub(crate) exclusive_reads: u64,
-    /// The keys those reads found exclusive to it: writing one needs no second lookup.
-    exclusive_keys: SmallVec<[K; 4]>,
+    /// The keys those reads found exclusive to it, with storage's value: writing one, or
+    /// checking it again, needs no second lookup.
+    exclusive_keys: SmallVec<[(K, Option<V>); 4]>,
+    /// What checks of this incarnation showed of the values below its own writes.
+    covered: SmallVec<[Covered<K>; 2]>,
+}
+
+/// What the checks of one incarnation showed of the value below it at one key.
+struct Covered<K> {
+    key: K,
+    /// The most a check that held required: the debits the incarnation may write as
+    /// deltas ([`TxnView::debit`]).
+    covered: u64,
+    /// The number the first check saw: a later check it covers holds on it, and raises
+    /// what the recorded check requires instead of reading again.
+    seen: u64,
+    /// The recorded check (none for a key exclusive to the transaction).
+    handle: Option<CheckHandle>,
+}
+
+/// What lies below an incarnation at a key, before it is recorded.
+enum Below<'a, K, V> {
+    /// A key exclusive to the incarnation: storage's value, not recorded.
+    Exclusive(Option<V>),
+    /// A consistent read: its value, the [`ReadKind`] that records it exactly, and
+    /// storage's number where the read knows it.
+    Read {
+        location: Location<'a, K, V>,
+        value: Option<V>,
+        kind: ReadKind,
+        base: Option<u64>,
+    },
+    /// A fold that went below zero ([`ReadOutcome::DebitUnderflow`]).
+    Inconsistent(Location<'a, K, V>),
 }
 
 impl<'a, K, V, O, S> ParallelView<'a, K, V, O, S>
@@ -86,6 +119,7 @@ where
             claims,
             exclusive_reads: 0,
             exclusive_keys: SmallVec::new(),
+            covered: SmallVec::new(),
         }
     }
 
@@ -119,32 +153,39 @@ where
         let mut shared = WriteSet::new();
         for (key, op) in ops {
             // A credit needs storage's value if the key is exclusive: one lookup for both.
-            let (base, claim) = if self.exclusive_keys.contains(&key) {
-                (None, KeyClaim::Exclusive(self.txn_idx))
-            } else if let WriteOp::Delta(_) = op {
-                let (value, claim) = self
-                    .storage
-                    .get_claimed(&key)
-                    .map_err(HaltReason::Storage)?;
-                (Some(value), claim)
-            } else {
-                (None, self.storage.claim(&key))
+            let exclusive = self.exclusive_keys.iter().find(|(k, _)| *k == key);
+            let (base, claim) = match exclusive {
+                Some((_, value)) if !matches!(op, WriteOp::Value(_)) => {
+                    (Some(value.clone()), KeyClaim::Exclusive(self.txn_idx))
+                }
+                Some(_) => (None, KeyClaim::Exclusive(self.txn_idx)),
+                None if !matches!(op, WriteOp::Value(_)) => {
+                    let (value, claim) = self
+                        .storage
+                        .get_claimed(&key)
+                        .map_err(HaltReason::Storage)?;
+                    (Some(value), claim)
+                }
+                None => (None, self.storage.claim(&key)),
             };
             match (claim, op) {
                 (KeyClaim::Shared, op) => shared.push((key, op)),
                 (KeyClaim::Exclusive(owner), op) if owner == self.txn_idx => {
+                    // A credit or debit lands on storage's value: nothing else touches it.
+                    let fold = |number: fn(Option<&V>, u64) -> Option<u64>, amount| {
+                        let base = match base {
+                            Some(base) => base,
+                            None => self.storage.get(&key).map_err(HaltReason::Storage)?,
+                        };
+                        number(base.as_ref(), amount)
+                            .map(V::from_u64)
+                            .ok_or(HaltReason::SpeculativeOverflow)
+                    };
                     let value = match op {
                         WriteOp::Value(value) => value,
-                        WriteOp::Delta(delta) => {
-                            let base = match base {
-                                Some(base) => base,
-                                None => self.storage.get(&key).map_err(HaltReason::Storage)?,
-                            };
-                            match add_to(base.as_ref(), delta) {
-                                Some(n) => V::from_u64(n),
-                                None => return Err(HaltReason::SpeculativeOverflow),
-                            }
-                        }
+                        WriteOp::Delta(delta) => fold(add_to, delta)?,
+                        // Its check read storage's value, exactly: it covers the debit.
+                        WriteOp::Debit(debit) => fold(sub_from, debit)?,
                     };
                     claimed
                         .get_or_insert_with(Box::default)
@@ -169,12 +210,16 @@ where
         })
     }
 
-    /// What the transactions below left at `key` (or storage's value), recorded.
-    fn read_below(&mut self, key: &K) -> Result<Option<V>, Halt> {
+    /// What the transactions below left at `key` (or storage's value), not yet recorded.
+    fn look_below(&mut self, key: &K) -> Result<Below<'a, K, V>, Halt> {
         // With claims, storage first: a claimed key is never in the memory (any write of
         // it there would have broken the claim), so its read ends here.
         let mut stored = None;
         if self.claims {
+            if let Some((_, value)) = self.exclusive_keys.iter().find(|(k, _)| k == key) {
+                self.exclusive_reads += 1;
+                return Ok(Below::Exclusive(value.clone()));
+            }
             let (value, claim) = self
                 .storage
                 .get_claimed(key)
@@ -184,8 +229,8 @@ where
                 // Nothing else reads or writes it: nothing to validate.
                 KeyClaim::Exclusive(owner) if owner == self.txn_idx => {
                     self.exclusive_reads += 1;
-                    self.exclusive_keys.push(key.clone());
-                    return Ok(value);
+                    self.exclusive_keys.push((key.clone(), value.clone()));
+                    return Ok(Below::Exclusive(value));
                 }
                 KeyClaim::Exclusive(_) | KeyClaim::CreditOnly(_) => {
                     return Err(self.stop(HaltReason::ClaimBroken))
@@ -193,30 +238,146 @@ where
             }
         }
         let (outcome, location) = self.memory.read_located(key, self.txn_idx);
-        let (kind, value) = match outcome {
-            ReadOutcome::Versioned(version, value) => (ReadKind::Version(version), Some(value)),
-            ReadOutcome::Resolved(n) => (ReadKind::Resolved(n), Some(V::from_u64(n))),
-            ReadOutcome::Unresolved(sum) => {
+        let (value, kind, base) = match outcome {
+            ReadOutcome::Versioned(version, value) => {
+                (Some(value), ReadKind::Version(version), None)
+            }
+            ReadOutcome::Resolved(n) => (Some(V::from_u64(n)), ReadKind::Resolved(n), None),
+            ReadOutcome::Unresolved(chain) => {
+                // Storage's number: looked up with the claim, kept in the memory by an
+                // earlier reader, or looked up now (and kept for the next readers).
+                let stored = match (stored, location.base()) {
+                    (Some(value), _) => Ok(value),
+                    (None, Some(base)) => Err(base),
+                    (None, None) => Ok(self.storage_value(key)?),
+                };
                 let base = match stored {
+                    Err(base) => base,
+                    Ok(value) => {
+                        let Some(base) = value.as_ref().map_or(Some(0), V::as_u64) else {
+                            return Err(self.stop(HaltReason::SpeculativeOverflow));
+                        };
+                        if !self.claims {
+                            self.memory.keep_base(&location, base);
+                        }
+                        base
+                    }
+                };
+                match chain.on(base) {
+                    Ok(n) => (
+                        Some(V::from_u64(n)),
+                        ReadKind::Unresolved { value: n, base },
+                        Some(base),
+                    ),
+                    Err(ChainError::Underflow) => return Ok(Below::Inconsistent(location)),
+                    Err(ChainError::Overflow) => {
+                        return Err(self.stop(HaltReason::SpeculativeOverflow))
+                    }
+                }
+            }
+            ReadOutcome::NotFound => {
+                let value = match stored {
                     Some(value) => value,
                     None => self.storage_value(key)?,
                 };
-                match add_to(base.as_ref(), sum) {
-                    Some(n) => (ReadKind::Unresolved(sum), Some(V::from_u64(n))),
-                    None => return Err(self.stop(HaltReason::SpeculativeOverflow)),
-                }
+                let base = value.as_ref().map_or(Some(0), V::as_u64);
+                (value, ReadKind::Storage, base)
             }
-            ReadOutcome::NotFound => match stored {
-                Some(value) => (ReadKind::Storage, value),
-                None => (ReadKind::Storage, self.storage_value(key)?),
-            },
             ReadOutcome::Dependency(blocking) => {
                 return Err(self.stop(HaltReason::Dependency(blocking)))
             }
             ReadOutcome::DeltaOverflow => return Err(self.stop(HaltReason::SpeculativeOverflow)),
+            ReadOutcome::DebitUnderflow => return Ok(Below::Inconsistent(location)),
         };
-        self.reads.push(location, key, kind);
-        Ok(value)
+        Ok(Below::Read {
+            location,
+            value,
+            kind,
+            base,
+        })
+    }
+
+    /// What the transactions below left at `key` (or storage's value), recorded. An
+    /// inconsistent state reads as 0, recorded as a read that never validates.
+    fn read_below(&mut self, key: &K) -> Result<Option<V>, Halt> {
+        Ok(match self.look_below(key)? {
+            Below::Exclusive(value) => value,
+            Below::Read {
+                location,
+                value,
+                kind,
+                ..
+            } => {
+                self.reads.push(location, key, kind);
+                value
+            }
+            Below::Inconsistent(location) => {
+                self.reads.push(location, key, ReadKind::Inconsistent);
+                Some(V::from_u64(0))
+            }
+        })
+    }
+
+    /// Whether the number below this incarnation at `key` is at least `required`: if it
+    /// is, records that predicate (not the value) and notes the key covered up to it.
+    /// Otherwise records the read and returns the value.
+    fn check_below(&mut self, key: &K, required: u64) -> Result<Result<(), Option<V>>, Halt> {
+        if let Some(entry) = self.covered.iter_mut().find(|c| c.key == *key) {
+            if entry.seen >= required {
+                entry.covered = entry.covered.max(required);
+                if let Some(handle) = entry.handle {
+                    self.reads.raise_check(handle, required);
+                }
+                return Ok(Ok(()));
+            }
+        }
+        let (value, handle) = match self.look_below(key)? {
+            Below::Exclusive(value) => (value, None),
+            Below::Read {
+                location,
+                value,
+                kind,
+                base,
+            } => {
+                let number = value.as_ref().map_or(Some(0), V::as_u64);
+                if !number.is_some_and(|n| n >= required) {
+                    self.reads.push(location, key, kind);
+                    return Ok(Err(value));
+                }
+                let handle = self.reads.push_check(location, key, required, base);
+                (value, Some(handle))
+            }
+            Below::Inconsistent(location) => {
+                self.reads.push(location, key, ReadKind::Inconsistent);
+                return Ok(Err(Some(V::from_u64(0))));
+            }
+        };
+        let seen = match value.as_ref().map_or(Some(0), V::as_u64) {
+            Some(n) if n >= required => n,
+            _ => return Ok(Err(value)),
+        };
+        match self.covered.iter_mut().find(|c| c.key == *key) {
+            Some(entry) => {
+                entry.covered = entry.covered.max(required);
+                entry.seen = seen;
+                entry.handle = handle;
+            }
+            None => self.covered.push(Covered {
+                key: key.clone(),
+                covered: required,
+                seen,
+                handle,
+            }),
+        }
+        Ok(Ok(()))
+    }
+
+    /// How much the value below this incarnation at `key` was shown to hold.
+    fn covered(&self, key: &K) -> u64 {
+        self.covered
+            .iter()
+            .find(|c| c.key == *key)
+            .map_or(0, |c| c.covered)
     }
 }
 
@@ -241,6 +402,7 @@ where
                     None => Err(self.stop(HaltReason::SpeculativeOverflow)),
                 }
             }
+            Some(&WriteOp::Debit(debit)) => Ok(debit_from(self.read_below(key)?, debit)),
             None => self.read_below(key),
         }
     }
@@ -259,5 +421,164 @@ where
 
     fn discard_writes(&mut self) {
         self.writes.clear();
+    }
+
+    fn check(&mut self, key: &K, required: u64) -> Result<Result<(), Option<V>>, Halt> {
+        // What the value below must hold for the check to hold on this incarnation's own
+        // writes.
+        let below = match self.writes.get(key) {
+            None => required,
+            Some(&WriteOp::Debit(debit)) => match required.checked_add(debit) {
+                Some(below) => below,
+                None => return crate::vm::exact_check(self, key, required),
+            },
+            // Its own credits hold that much whatever lies below (the fold checks that
+            // they fit).
+            Some(&WriteOp::Delta(credit)) if credit >= required => return Ok(Ok(())),
+            Some(WriteOp::Delta(_) | WriteOp::Value(_)) => {
+                return crate::vm::exact_check(self, key, required)
+            }
+        };
+        match self.check_below(key, below)? {
+            Ok(()) => Ok(Ok(())),
+            // The value as this incarnation sees it.
+            Err(value) => Ok(Err(match self.writes.get(key) {
+                Some(&WriteOp::Debit(debit)) => debit_from(value, debit),
+                _ => value,
+            })),
+        }
+    }
+
+    fn debit(&mut self, key: K, amount: u64) -> Result<(), Halt> {
+        let debited = match self.writes.get(&key) {
+            None => Some(0),
+            Some(&WriteOp::Debit(debit)) => Some(debit),
+            Some(WriteOp::Value(_) | WriteOp::Delta(_)) => None,
+        };
+        match debited.and_then(|d| d.checked_add(amount)) {
+            Some(total) if total <= self.covered(&key) => {
+                self.writes.debit(key, amount);
+                Ok(())
+            }
+            _ => crate::vm::exact_debit(self, key, amount),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mock::MockStorage;
+    use mvmemory::Version;
+
+    fn storage(values: &[(u64, u64)]) -> MockStorage {
+        MockStorage {
+            values: values.iter().copied().collect(),
+            ..MockStorage::default()
+        }
+    }
+
+    /// Records what `view` did as incarnation 0 of its transaction.
+    fn record(memory: &MVMemory<u64, u64>, view: ParallelView<'_, u64, u64, (), MockStorage>) {
+        let txn_idx = view.txn_idx;
+        let Ok(effects) = view.into_effects() else {
+            panic!("no claims here")
+        };
+        memory.writer().record_with_output(
+            Version {
+                txn_idx,
+                incarnation: 0,
+            },
+            effects.reads,
+            effects.writes,
+            (),
+        );
+    }
+
+    fn credit(memory: &MVMemory<u64, u64>, txn_idx: TxnIndex, key: u64, op: WriteOp<u64>) {
+        memory.record(
+            Version {
+                txn_idx,
+                incarnation: 0,
+            },
+            SmallVec::new(),
+            smallvec::smallvec![(key, op)],
+        );
+    }
+
+    #[test]
+    fn a_check_that_held_is_a_predicate_and_its_debit_a_delta() {
+        let memory = MVMemory::<u64, u64>::new(4);
+        let storage = storage(&[(1, 10)]);
+        let mut view = ParallelView::new(&memory, &storage, 2, false);
+        assert!(matches!(view.check(&1, 8), Ok(Ok(()))));
+        assert!(view.debit(1, 8).is_ok());
+        assert_eq!(view.writes.get(&1), Some(&WriteOp::Debit(8)));
+        record(&memory, view);
+        assert!(memory.validate_read_set(2));
+        // A credit below that the check did not need leaves it valid; a debit that
+        // leaves less than it needed does not.
+        credit(&memory, 0, 1, WriteOp::Delta(5));
+        assert!(memory.validate_read_set(2));
+        credit(&memory, 1, 1, WriteOp::Debit(7));
+        assert!(memory.validate_read_set(2));
+        credit(&memory, 1, 1, WriteOp::Debit(8));
+        assert!(!memory.validate_read_set(2));
+        // Above it, the chain goes below zero: an inconsistent read, 0, never valid.
+        let mut view = ParallelView::new(&memory, &storage, 3, false);
+        assert!(matches!(view.read(&1), Ok(Some(0))));
+        record(&memory, view);
+        assert!(!memory.validate_read_set(3));
+        // Once the lower debit is what the check allows again, the read above is 1.
+        credit(&memory, 1, 1, WriteOp::Debit(6));
+        let mut view = ParallelView::new(&memory, &storage, 3, false);
+        assert!(matches!(view.read(&1), Ok(Some(1))));
+        record(&memory, view);
+        assert!(memory.validate_read_set(3));
+    }
+
+    #[test]
+    fn a_check_that_fails_is_an_exact_read() {
+        let memory = MVMemory::<u64, u64>::new(2);
+        let storage = storage(&[(1, 5)]);
+        let mut view = ParallelView::new(&memory, &storage, 1, false);
+        assert!(matches!(view.check(&1, 8), Ok(Err(Some(5)))));
+        record(&memory, view);
+        // Any credit below changes what it reported.
+        credit(&memory, 0, 1, WriteOp::Delta(1));
+        assert!(!memory.validate_read_set(1));
+    }
+
+    #[test]
+    fn a_debit_its_checks_do_not_cover_is_a_value() {
+        let memory = MVMemory::<u64, u64>::new(2);
+        let storage = storage(&[(1, 10)]);
+        let mut view = ParallelView::new(&memory, &storage, 1, false);
+        assert!(matches!(view.check(&1, 3), Ok(Ok(()))));
+        assert!(view.debit(1, 2).is_ok());
+        assert!(view.debit(1, 5).is_ok());
+        assert_eq!(view.writes.get(&1), Some(&WriteOp::Value(3)));
+    }
+
+    #[test]
+    fn own_credits_and_debits_compose() {
+        let memory = MVMemory::<u64, u64>::new(2);
+        let storage = storage(&[(1, 10)]);
+        let mut view = ParallelView::new(&memory, &storage, 1, false);
+        // Its own credit covers the check: nothing below is read.
+        assert!(matches!(view.add_delta(7, 10), Ok(Ok(()))));
+        assert!(matches!(view.check(&7, 8), Ok(Ok(()))));
+        assert!(view.reads.is_empty());
+        // A credit after its own debit nets with it.
+        assert!(matches!(view.check(&1, 8), Ok(Ok(()))));
+        assert!(view.debit(1, 8).is_ok());
+        assert!(matches!(view.add_delta(1, 3), Ok(Ok(()))));
+        assert_eq!(view.writes.get(&1), Some(&WriteOp::Debit(5)));
+        // A check after its own debit asks the value below for both.
+        assert!(matches!(view.check(&1, 5), Ok(Ok(()))));
+        assert!(matches!(view.check(&1, 6), Ok(Err(Some(5)))));
+        assert!(matches!(view.add_delta(1, 10), Ok(Ok(()))));
+        assert_eq!(view.writes.get(&1), Some(&WriteOp::Delta(5)));
+        assert!(matches!(view.read(&1), Ok(Some(15))));
     }
 }

@@ -38,7 +38,7 @@ pub trait TxnView {
     /// A state key.
     type Key;
     /// A state value.
-    type Value;
+    type Value: DeltaValue;
 
     /// The value of `key`: this transaction's own write if any, else what the transactions
     /// before it left, else storage's. `None` if the key holds nothing.
@@ -56,23 +56,65 @@ pub trait TxnView {
     /// Drops every write buffered so far (a rejected transaction changes nothing).
     fn discard_writes(&mut self);
 
-    /// Announces that the transaction's next read of `key`, or, if an earlier check of
-    /// this transaction already read it, that read, only checks that the number there is
-    /// at least `required` (a balance check). A hint, not an operation: the executors
-    /// ignore it and the read returns the value as always;
-    /// [`critical_path`](crate::critical_path) counts such a check as not depending on
-    /// credits it did not need. After the transaction wrote or credited `key`, a check is
-    /// counted as an exact read.
+    /// Whether the number at `key` (absent is 0) is at least `required`: `Ok(Ok(()))` if
+    /// it is, else `Ok(Err(value))` with the value as [`read`](Self::read) returns it (a
+    /// balance check, whose failure reports what is available). The parallel view
+    /// records a check that held as a predicate: validation asks whether it still holds,
+    /// so a credit below that the check did not need never invalidates it. A check that
+    /// failed is an exact read.
     #[inline]
-    fn hint_check(&mut self, _key: &Self::Key, _required: u64) {}
+    fn check(
+        &mut self,
+        key: &Self::Key,
+        required: u64,
+    ) -> Result<Result<(), Option<Self::Value>>, Halt> {
+        exact_check(self, key, required)
+    }
 
-    /// Announces that the transaction's write of `key` is a debit after a check: the
-    /// analysis takes what the write removed (the number before it less the number
-    /// written; `amount` is for the reader), so the VM writes the debited number from the
-    /// value its check read, without reading the key through the view again (a read makes
-    /// the check exact). A hint, as [`hint_check`](Self::hint_check).
+    /// Takes `amount` from the number at `key`, which a [`check`](Self::check) of this
+    /// transaction showed covers it (else the number is 0 after). The parallel view
+    /// writes a debit as a delta, which commutes with the credits around it, when the
+    /// transaction's checks of the key cover every debit of it; otherwise (or after a
+    /// credit of its own to the key) it reads the value and writes the difference.
     #[inline]
-    fn hint_debit(&mut self, _key: &Self::Key, _amount: u64) {}
+    fn debit(&mut self, key: Self::Key, amount: u64) -> Result<(), Halt> {
+        exact_debit(self, key, amount)
+    }
+}
+
+/// [`TxnView::check`] by value: a read, compared.
+#[inline]
+pub fn exact_check<T: TxnView + ?Sized>(
+    view: &mut T,
+    key: &T::Key,
+    required: u64,
+) -> Result<Result<(), Option<T::Value>>, Halt> {
+    let value = view.read(key)?;
+    let holds = match &value {
+        None => required == 0,
+        Some(value) => value.as_u64().is_some_and(|n| n >= required),
+    };
+    Ok(if holds { Ok(()) } else { Err(value) })
+}
+
+/// [`TxnView::debit`] by value: a read, and a write of the difference (0 if the number
+/// does not cover `amount`; a value that is no number is left as it is).
+#[inline]
+pub fn exact_debit<T: TxnView + ?Sized>(
+    view: &mut T,
+    key: T::Key,
+    amount: u64,
+) -> Result<(), Halt> {
+    let value = view.read(&key)?;
+    let number = match &value {
+        None => 0,
+        Some(value) => match value.as_u64() {
+            Some(n) => n,
+            None => return Ok(()),
+        },
+    };
+    view.write(key, T::Value::from_u64(number.saturating_sub(amount)));
+    Ok(())
 }
 
 /// Executes one transaction. Implementations must be deterministic functions of the

@@ -29,6 +29,10 @@ impl<K: PartialEq, V: DeltaValue> WriteBuffer<K, V> {
 
     /// Merges a delta into this incarnation's write of `key`. Fails if it overflows what
     /// this transaction itself holds there (then the credit overflows whatever lies below).
+    ///
+    /// A credit after a debit of its own nets with it: the value below covers the debit
+    /// (the transaction's check, which validation keeps true), so the only sum left to
+    /// check is the final one, which the fold checks as for any credit.
     #[inline]
     pub(crate) fn add_delta(&mut self, key: K, delta: u64) -> Result<(), Overflow> {
         match self.ops.iter_mut().find(|(k, _)| *k == key) {
@@ -40,6 +44,8 @@ impl<K: PartialEq, V: DeltaValue> WriteBuffer<K, V> {
                         .map(|n| WriteOp::Value(V::from_u64(n)))
                         .ok_or(Overflow)?,
                     WriteOp::Delta(d) => WriteOp::Delta(d.checked_add(delta).ok_or(Overflow)?),
+                    WriteOp::Debit(d) if delta <= *d => WriteOp::Debit(*d - delta),
+                    WriteOp::Debit(d) => WriteOp::Delta(delta - *d),
                 }
             }
             None => self.ops.push((key, WriteOp::Delta(delta))),
@@ -62,7 +68,22 @@ impl<K: PartialEq, V: DeltaValue> WriteBuffer<K, V> {
             Some(&WriteOp::Delta(delta)) => {
                 Ok(add_to(committed()?.as_ref(), delta).map(V::from_u64))
             }
+            Some(&WriteOp::Debit(debit)) => Ok(debit_from(committed()?, debit)),
             None => committed(),
+        }
+    }
+
+    /// Buffers a debit of `amount` after this transaction's own debit (or none) of `key`:
+    /// the caller showed its checks cover both.
+    #[inline]
+    pub(crate) fn debit(&mut self, key: K, amount: u64) {
+        match self.ops.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, op)) => {
+                if let WriteOp::Debit(d) = op {
+                    *d = d.saturating_add(amount);
+                }
+            }
+            None => self.ops.push((key, WriteOp::Debit(amount))),
         }
     }
 
@@ -81,5 +102,23 @@ pub(crate) fn add_to<V: DeltaValue>(base: Option<&V>, delta: u64) -> Option<u64>
     match base {
         None => Some(delta),
         Some(value) => value.as_u64()?.checked_add(delta),
+    }
+}
+
+/// `base - debit` for a value that may be absent (0) or not a number (`None`); `None`
+/// if it does not cover the debit.
+#[inline]
+pub(crate) fn sub_from<V: DeltaValue>(base: Option<&V>, debit: u64) -> Option<u64> {
+    base.map_or(Some(0), V::as_u64)?.checked_sub(debit)
+}
+
+/// `value - debit` as a debited value reads: 0 if the value does not cover it (a check
+/// that no longer holds: the read is inconsistent and its incarnation will not
+/// validate); a value that is no number as it is.
+#[inline]
+pub(crate) fn debit_from<V: DeltaValue>(value: Option<V>, debit: u64) -> Option<V> {
+    match value.as_ref().map_or(Some(0), V::as_u64) {
+        Some(n) => Some(V::from_u64(n.saturating_sub(debit))),
+        None => value,
     }
 }

@@ -76,7 +76,7 @@ mod sync;
 mod versions;
 
 pub use hash::{FxBuildHasher, FxHasher};
-pub use versions::{FinalError, FoldError, ReadOutcome, WriteOp};
+pub use versions::{Chain, ChainError, FinalError, FoldError, ReadOutcome, WriteOp};
 
 use index::{KeyIndex, NodeCursor, NodeRef};
 use smallvec::SmallVec;
@@ -124,23 +124,43 @@ pub enum ReadKind {
     Storage,
     /// A full value written by this version.
     Version(Version),
-    /// Deltas folded onto a full value: this number.
+    /// Credits and debits folded onto a full value: this number.
     Resolved(u64),
-    /// Deltas only: storage's value plus this sum.
-    Unresolved(u64),
+    /// Credits and debits folded onto storage's number `base`: this number.
+    Unresolved {
+        /// The number read.
+        value: u64,
+        /// Storage's number under the chain.
+        base: u64,
+    },
+    /// A check that the number is at least `required`, which held: the read stays valid
+    /// while the check holds, whatever the number ([`ReadOutcome`]s folded on `base`
+    /// where they need storage's number; without it, only those that do not).
+    Check {
+        /// The number the check required.
+        required: u64,
+        /// Storage's number, if the read knew it.
+        base: Option<u64>,
+    },
+    /// A read that met an inconsistent state ([`ReadOutcome::DebitUnderflow`]): never
+    /// valid, so its transaction runs again.
+    Inconsistent,
 }
 
 impl<T> ReadOutcome<T> {
     /// What validation compares for this outcome; `None` for the outcomes that do not
-    /// complete a read (a dependency, an overflow).
+    /// complete a read (a dependency, an overflow, an underflow) and for a chain on
+    /// storage, whose number needs storage's value.
     #[inline]
     pub fn kind(&self) -> Option<ReadKind> {
         match self {
             ReadOutcome::Versioned(version, _) => Some(ReadKind::Version(*version)),
             ReadOutcome::Resolved(n) => Some(ReadKind::Resolved(*n)),
-            ReadOutcome::Unresolved(n) => Some(ReadKind::Unresolved(*n)),
             ReadOutcome::NotFound => Some(ReadKind::Storage),
-            ReadOutcome::Dependency(_) | ReadOutcome::DeltaOverflow => None,
+            ReadOutcome::Unresolved(_)
+            | ReadOutcome::Dependency(_)
+            | ReadOutcome::DeltaOverflow
+            | ReadOutcome::DebitUnderflow => None,
         }
     }
 }
@@ -158,39 +178,94 @@ pub struct ReadDescriptor<K> {
 /// [`LocatedReads`]).
 pub type ReadSet<K> = SmallVec<[ReadDescriptor<K>; 4]>;
 
-/// A [`ReadKind`] in 16 bytes instead of 24, as a slot keeps it: what validation compares.
+/// A [`ReadKind`] as a slot keeps it (24 bytes): what validation compares.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Observed {
-    /// 0: storage; 1: a version (`value` its transaction); 2: resolved; 3: unresolved.
-    tag: u32,
+    tag: Tag,
     incarnation: Incarnation,
-    /// The version's transaction, or the number.
+    /// The version's transaction, the number, or the number a check required.
     value: u64,
+    /// Storage's number under a chain.
+    base: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+enum Tag {
+    Storage,
+    Version,
+    Resolved,
+    Unresolved,
+    Check,
+    CheckWithoutBase,
+    Inconsistent,
 }
 
 impl From<ReadKind> for Observed {
     #[inline]
     fn from(kind: ReadKind) -> Self {
-        let (tag, incarnation, value) = match kind {
-            ReadKind::Storage => (0, 0, 0),
+        let (tag, incarnation, value, base) = match kind {
+            ReadKind::Storage => (Tag::Storage, 0, 0, 0),
             // Lossless: `usize` is at most 64 bits on every target Rust supports.
-            ReadKind::Version(version) => (1, version.incarnation, version.txn_idx as u64),
-            ReadKind::Resolved(n) => (2, 0, n),
-            ReadKind::Unresolved(n) => (3, 0, n),
+            ReadKind::Version(version) => {
+                (Tag::Version, version.incarnation, version.txn_idx as u64, 0)
+            }
+            ReadKind::Resolved(n) => (Tag::Resolved, 0, n, 0),
+            ReadKind::Unresolved { value, base } => (Tag::Unresolved, 0, value, base),
+            ReadKind::Check {
+                required,
+                base: Some(base),
+            } => (Tag::Check, 0, required, base),
+            ReadKind::Check {
+                required,
+                base: None,
+            } => (Tag::CheckWithoutBase, 0, required, 0),
+            ReadKind::Inconsistent => (Tag::Inconsistent, 0, 0, 0),
         };
         Observed {
             tag,
             incarnation,
             value,
+            base,
         }
     }
 }
 
-impl<T> ReadOutcome<T> {
-    /// Whether this outcome is a completed read that observed `observed`.
+impl Observed {
+    /// Whether a read that now has `outcome` (full values projected to their number)
+    /// reads what this one did: the same version or storage, the same number, or a
+    /// number the check still accepts.
     #[inline]
-    fn observed(&self, observed: Observed) -> bool {
-        self.kind().map(Observed::from) == Some(observed)
+    fn holds(&self, outcome: &ReadOutcome<Option<u64>>) -> bool {
+        let base = match self.tag {
+            Tag::Unresolved | Tag::Check => Some(self.base),
+            _ => None,
+        };
+        // The number the read would now see, where the outcome and the base give one.
+        let number = || match outcome {
+            ReadOutcome::Versioned(_, number) => *number,
+            ReadOutcome::Resolved(n) => Some(*n),
+            ReadOutcome::Unresolved(chain) => base.and_then(|base| chain.on(base).ok()),
+            ReadOutcome::NotFound => base,
+            ReadOutcome::Dependency(_)
+            | ReadOutcome::DeltaOverflow
+            | ReadOutcome::DebitUnderflow => None,
+        };
+        match self.tag {
+            Tag::Storage => matches!(outcome, ReadOutcome::NotFound),
+            Tag::Version => matches!(outcome, ReadOutcome::Versioned(version, _)
+                if version.txn_idx as u64 == self.value
+                    && version.incarnation == self.incarnation),
+            Tag::Resolved => matches!(outcome, ReadOutcome::Resolved(n) if *n == self.value),
+            Tag::Unresolved => {
+                matches!(
+                    outcome,
+                    ReadOutcome::Resolved(_) | ReadOutcome::Unresolved(_)
+                ) && number() == Some(self.value)
+            }
+            Tag::Check | Tag::CheckWithoutBase => number().is_some_and(|n| n >= self.value),
+            Tag::Inconsistent => false,
+        }
     }
 }
 
@@ -219,6 +294,8 @@ impl<K, V> Reads<K, V> {
 /// key was written in the block so far. Pushed into a [`LocatedReads`] with the read.
 pub struct Location<'m, K, V> {
     node: Option<NodeRef<K, V>>,
+    /// Storage's number at the key, if a reader kept it ([`MVMemory::keep_base`]).
+    base: Option<u64>,
     /// The address of the memory that located it.
     owner: usize,
     memory: PhantomData<&'m ()>,
@@ -249,6 +326,44 @@ impl<'m, K: Clone, V> LocatedReads<'m, K, V> {
         }
     }
 
+    /// [`push`](Self::push) of a [`ReadKind::Check`], with a handle to raise what it
+    /// requires later ([`raise_check`](Self::raise_check)).
+    #[inline]
+    pub fn push_check(
+        &mut self,
+        location: Location<'m, K, V>,
+        key: &K,
+        required: u64,
+        base: Option<u64>,
+    ) -> CheckHandle {
+        let kind = ReadKind::Check { required, base };
+        match location.node {
+            Some(node) if location.owner == self.owner => {
+                self.reads.found.push((node, kind.into()));
+                CheckHandle::Found(self.reads.found.len() - 1)
+            }
+            _ => {
+                self.reads.missed.push((key.clone(), kind.into()));
+                CheckHandle::Missed(self.reads.missed.len() - 1)
+            }
+        }
+    }
+
+    /// Makes the check `handle` recorded require `required` if that is more: a second
+    /// check of the number the first one saw, which holds on it too.
+    #[inline]
+    pub fn raise_check(&mut self, handle: CheckHandle, required: u64) {
+        let observed = match handle {
+            CheckHandle::Found(at) => self.reads.found.get_mut(at).map(|(_, o)| o),
+            CheckHandle::Missed(at) => self.reads.missed.get_mut(at).map(|(_, o)| o),
+        };
+        if let Some(observed) = observed {
+            if matches!(observed.tag, Tag::Check | Tag::CheckWithoutBase) {
+                observed.value = observed.value.max(required);
+            }
+        }
+    }
+
     /// The number of reads recorded.
     pub fn len(&self) -> usize {
         self.reads.found.len() + self.reads.missed.len()
@@ -269,12 +384,30 @@ impl<K, V> std::fmt::Debug for LocatedReads<'_, K, V> {
     }
 }
 
+impl<K, V> Location<'_, K, V> {
+    /// Storage's number at the key, if a reader kept it in the memory
+    /// ([`MVMemory::keep_base`]).
+    #[inline]
+    pub fn base(&self) -> Option<u64> {
+        self.base
+    }
+}
+
 impl<K, V> std::fmt::Debug for Location<'_, K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Location")
             .field("found", &self.node.is_some())
             .finish()
     }
+}
+
+/// Where [`LocatedReads::push_check`] recorded a check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckHandle {
+    /// Among the reads located in the index, at this position.
+    Found(usize),
+    /// Among the reads recorded by key, at this position.
+    Missed(usize),
 }
 
 /// The writes of one incarnation, one per key.
@@ -361,17 +494,30 @@ where
     #[inline]
     pub fn read_located(&self, key: &K, txn_idx: TxnIndex) -> (ReadOutcome<V>, Location<'_, K, V>) {
         let node = self.index.locate(key, txn_idx);
-        let outcome = match node {
+        let (outcome, base) = match node {
             // SAFETY: the index is not cleared while `&self` is borrowed.
-            Some(node) => unsafe { node.versions() }.read(txn_idx, V::clone),
-            None => ReadOutcome::NotFound,
+            Some(node) => unsafe { node.versions() }.read_with_base(txn_idx, V::clone),
+            None => (ReadOutcome::NotFound, None),
         };
         let location = Location {
             node,
+            base,
             owner: self.address(),
             memory: PhantomData,
         };
         (outcome, location)
+    }
+
+    /// Keeps storage's number at the key `location` found, for the next readers of a chain
+    /// on it ([`Location::base`]). Nothing if the key had no node.
+    pub fn keep_base(&self, location: &Location<'_, K, V>, base: u64) {
+        if let Some(node) = location.node {
+            if location.owner == self.address() {
+                // SAFETY: a node this memory located, which `location` borrows: the index
+                // is not cleared meanwhile.
+                unsafe { node.versions() }.keep_base(base);
+            }
+        }
     }
 
     /// An empty read set for reads located by this memory.
@@ -537,14 +683,14 @@ where
             // SAFETY: as in `record_inner`: a node of this generation, and the index is
             // not cleared while `&self` is borrowed. A key's node is its only one in the
             // block, so this reads what a lookup of the key would.
-            unsafe { node.versions() }
-                .read(txn_idx, |_| ())
-                .observed(observed)
+            observed.holds(&unsafe { node.versions() }.read(txn_idx, V::as_u64))
         }) && slot.reads.missed.iter().all(|(key, observed)| {
-            self.index
-                .with(key, |versions| versions.read(txn_idx, |_| ()))
-                .unwrap_or(ReadOutcome::NotFound)
-                .observed(*observed)
+            observed.holds(
+                &self
+                    .index
+                    .with(key, |versions| versions.read(txn_idx, V::as_u64))
+                    .unwrap_or(ReadOutcome::NotFound),
+            )
         })
     }
 

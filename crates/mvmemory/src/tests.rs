@@ -104,7 +104,7 @@ fn deltas_fold_onto_values_and_storage() {
     let mem = MVMemory::<u32, u64>::new(5);
     mem.record(v(0, 0), smallvec![], smallvec![(1, WriteOp::Delta(5))]);
     mem.record(v(1, 0), smallvec![], smallvec![(1, WriteOp::Delta(6))]);
-    assert_eq!(mem.read(&1, 2), ReadOutcome::Unresolved(11));
+    assert_eq!(mem.read(&1, 2), ReadOutcome::Unresolved(Chain::credits(11)));
     mem.record(v(2, 0), smallvec![], smallvec![(1, WriteOp::Value(100))]);
     mem.record(v(3, 0), smallvec![], smallvec![(1, WriteOp::Delta(1))]);
     assert_eq!(mem.read(&1, 3), ReadOutcome::Versioned(v(2, 0), 100));
@@ -164,11 +164,11 @@ fn validation_detects_changed_versions_and_accepts_equal_sums() {
     // A folded read stays valid while the sum is the same.
     let mem = MVMemory::<u32, u64>::new(4);
     mem.record(v(0, 0), smallvec![], smallvec![(1, WriteOp::Delta(4))]);
+    assert_eq!(mem.read(&1, 3), ReadOutcome::Unresolved(Chain::credits(4)));
     let read = ReadDescriptor {
         key: 1,
-        kind: mem.read(&1, 3).kind().unwrap(),
+        kind: ReadKind::Unresolved { value: 4, base: 0 },
     };
-    assert_eq!(read.kind, ReadKind::Unresolved(4));
     mem.record(v(3, 0), smallvec![read], smallvec![]);
     mem.record(v(0, 1), smallvec![], smallvec![(1, WriteOp::Delta(4))]);
     assert!(mem.validate_read_set(3));
@@ -380,7 +380,10 @@ fn one_key_written_by_many_transactions_through_one_writer() {
         );
     }
     assert_eq!(mem.read(&1, 10), ReadOutcome::Versioned(v(9, 0), 9));
-    assert_eq!(mem.read(&2, 10), ReadOutcome::Unresolved(10));
+    assert_eq!(
+        mem.read(&2, 10),
+        ReadOutcome::Unresolved(Chain::credits(10))
+    );
     assert_eq!(
         finals(&mem, 5).unwrap(),
         vec![(1, 63), (2, 69)],
@@ -464,9 +467,26 @@ fn observed_reads_compare_as_their_kinds() {
         ReadKind::Version(v(usize::MAX, u32::MAX)),
         ReadKind::Resolved(0),
         ReadKind::Resolved(1),
-        ReadKind::Unresolved(0),
-        ReadKind::Unresolved(1),
-        ReadKind::Unresolved(u64::MAX),
+        ReadKind::Unresolved { value: 0, base: 0 },
+        ReadKind::Unresolved { value: 1, base: 0 },
+        ReadKind::Unresolved { value: 1, base: 1 },
+        ReadKind::Unresolved {
+            value: u64::MAX,
+            base: 0,
+        },
+        ReadKind::Check {
+            required: 1,
+            base: None,
+        },
+        ReadKind::Check {
+            required: 1,
+            base: Some(0),
+        },
+        ReadKind::Check {
+            required: 2,
+            base: Some(0),
+        },
+        ReadKind::Inconsistent,
     ];
     for a in kinds {
         for b in kinds {
@@ -478,10 +498,10 @@ fn observed_reads_compare_as_their_kinds() {
         }
     }
     // What a slot keeps per read, against a read by key.
-    assert_eq!(std::mem::size_of::<Observed>(), 16);
+    assert_eq!(std::mem::size_of::<Observed>(), 24);
     assert_eq!(
         std::mem::size_of::<(NodeRef<[u8; 66], u64>, Observed)>(),
-        24
+        32
     );
     assert_eq!(std::mem::size_of::<ReadDescriptor<[u8; 66]>>(), 96);
 }
@@ -500,4 +520,116 @@ fn a_discarded_transaction_leaves_no_version_and_lower_writers_are_final() {
     assert_eq!(mem.read(&1, 3), ReadOutcome::Versioned(v(0, 0), 10));
     assert_eq!(mem.read(&2, 3), ReadOutcome::NotFound);
     assert_eq!(finals(&mem, 0).unwrap(), vec![(1, 10)]);
+}
+
+#[test]
+fn debits_fold_with_credits_and_report_an_underflow() {
+    let mem = MVMemory::<u32, u64>::new(6);
+    mem.record(v(0, 0), smallvec![], smallvec![(1, WriteOp::Delta(5))]);
+    mem.record(v(1, 0), smallvec![], smallvec![(1, WriteOp::Debit(7))]);
+    mem.record(v(2, 0), smallvec![], smallvec![(1, WriteOp::Delta(3))]);
+    // Storage's number below: +5 -7 +3, the lowest partial -2, the highest +5.
+    let chain = Chain {
+        net: 1,
+        low: -2,
+        high: 5,
+    };
+    assert_eq!(mem.read(&1, 3), ReadOutcome::Unresolved(chain));
+    assert_eq!(chain.on(2), Ok(3));
+    assert_eq!(chain.on(1), Err(ChainError::Underflow));
+    assert_eq!(chain.on(u64::MAX - 5), Ok(u64::MAX - 4));
+    assert_eq!(chain.on(u64::MAX - 4), Err(ChainError::Overflow));
+    // On a full value: folded by the memory itself.
+    mem.record(v(3, 0), smallvec![], smallvec![(2, WriteOp::Value(10))]);
+    mem.record(v(4, 0), smallvec![], smallvec![(2, WriteOp::Debit(10))]);
+    assert_eq!(mem.read(&2, 5), ReadOutcome::Resolved(0));
+    mem.record(v(3, 1), smallvec![], smallvec![(2, WriteOp::Value(9))]);
+    assert_eq!(mem.read(&2, 5), ReadOutcome::DebitUnderflow);
+    // The final fold never lets a debit below zero through.
+    let mut out = Vec::new();
+    assert!(matches!(
+        mem.final_writes(4, |_| Ok::<_, ()>(None), &mut out),
+        Err(FinalError::Fold(FoldError::DebitUnderflow(4)))
+    ));
+    let mut out = Vec::new();
+    mem.final_writes(2, |_| Ok::<_, ()>(Some(2)), &mut out)
+        .unwrap();
+    assert_eq!(out, vec![(1, 3)]);
+}
+
+#[test]
+fn a_check_stays_valid_while_it_holds() {
+    let mem = MVMemory::<u32, u64>::new(4);
+    // Transaction 3 checked that storage's 10 covers 8: a credit below it does not
+    // change that, a debit that leaves less than 8 does.
+    let check = ReadDescriptor {
+        key: 1,
+        kind: ReadKind::Check {
+            required: 8,
+            base: Some(10),
+        },
+    };
+    mem.record(
+        v(3, 0),
+        smallvec![check.clone()],
+        smallvec![(1, WriteOp::Debit(8))],
+    );
+    assert!(mem.validate_read_set(3));
+    mem.record(v(0, 0), smallvec![], smallvec![(1, WriteOp::Delta(100))]);
+    assert!(mem.validate_read_set(3));
+    mem.record(v(1, 0), smallvec![], smallvec![(1, WriteOp::Debit(102))]);
+    assert!(mem.validate_read_set(3));
+    mem.record(v(2, 0), smallvec![], smallvec![(1, WriteOp::Debit(1))]);
+    assert!(!mem.validate_read_set(3));
+    // A full value below is compared with what the check required.
+    mem.record(v(2, 1), smallvec![], smallvec![(1, WriteOp::Value(8))]);
+    assert!(mem.validate_read_set(3));
+    mem.record(v(2, 2), smallvec![], smallvec![(1, WriteOp::Value(7))]);
+    assert!(!mem.validate_read_set(3));
+    // A check that did not know storage's number holds only on what needs none.
+    let blind = ReadDescriptor {
+        key: 1,
+        kind: ReadKind::Check {
+            required: 8,
+            base: None,
+        },
+    };
+    mem.record(v(2, 3), smallvec![], smallvec![(1, WriteOp::Value(9))]);
+    mem.record(v(3, 1), smallvec![blind], smallvec![]);
+    assert!(mem.validate_read_set(3));
+    mem.record(v(2, 4), smallvec![], smallvec![(1, WriteOp::Delta(9))]);
+    assert!(!mem.validate_read_set(3));
+    // An inconsistent read never validates.
+    let inconsistent = ReadDescriptor {
+        key: 1,
+        kind: ReadKind::Inconsistent,
+    };
+    mem.record(v(3, 2), smallvec![inconsistent], smallvec![]);
+    assert!(!mem.validate_read_set(3));
+}
+
+#[test]
+fn a_folded_read_validates_by_its_number() {
+    let mem = MVMemory::<u32, u64>::new(4);
+    mem.record(v(0, 0), smallvec![], smallvec![(1, WriteOp::Delta(4))]);
+    mem.record(v(1, 0), smallvec![], smallvec![(1, WriteOp::Debit(2))]);
+    // Storage holds 10: transaction 3 read 12.
+    let read = ReadDescriptor {
+        key: 1,
+        kind: ReadKind::Unresolved {
+            value: 12,
+            base: 10,
+        },
+    };
+    mem.record(v(3, 0), smallvec![read], smallvec![]);
+    assert!(mem.validate_read_set(3));
+    // Another chain to the same number, then a full value of it: still 12.
+    mem.record(v(1, 1), smallvec![], smallvec![(1, WriteOp::Delta(0))]);
+    mem.record(v(0, 1), smallvec![], smallvec![(1, WriteOp::Delta(2))]);
+    assert!(mem.validate_read_set(3));
+    mem.record(v(2, 0), smallvec![], smallvec![(1, WriteOp::Value(12))]);
+    assert!(!mem.validate_read_set(3), "a version is not a fold");
+    mem.record(v(2, 1), smallvec![], smallvec![]);
+    mem.record(v(0, 2), smallvec![], smallvec![(1, WriteOp::Debit(11))]);
+    assert!(!mem.validate_read_set(3), "a chain below zero");
 }

@@ -12,6 +12,76 @@ pub enum WriteOp<V> {
     Value(V),
     /// The key's `u64` value grows by this amount (a commutative credit).
     Delta(u64),
+    /// The key's `u64` value shrinks by this amount: a debit its transaction checked the
+    /// value covers (a read of the kind [`ReadKind::Check`](crate::ReadKind::Check) of at
+    /// least this amount). Commutes with the credits around it as long as the check
+    /// holds; once every read is validated, no debit goes below zero.
+    Debit(u64),
+}
+
+/// A fold of credits and debits with no full value below them: the value is storage's
+/// (the *base*) plus `net`, provided every partial sum on the way, `base + low` to
+/// `base + high`, is a `u64`. Offsets are exact (`i128`: a chain of `u64` credits and
+/// debits as long as a block cannot leave that range).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chain {
+    /// The sum of the credits less the debits.
+    pub net: i128,
+    /// The lowest partial sum, from the base (0) up (`<= 0`).
+    pub low: i128,
+    /// The highest partial sum, from the base (0) up (`>= 0`).
+    pub high: i128,
+}
+
+/// Why a chain of credits and debits does not fold on a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChainError {
+    /// A partial sum went below zero: a debit's check no longer holds (speculation only).
+    Underflow,
+    /// A partial sum went above `u64::MAX`: a credit does not fit.
+    Overflow,
+}
+
+impl Chain {
+    /// No credit or debit.
+    pub const EMPTY: Chain = Chain {
+        net: 0,
+        low: 0,
+        high: 0,
+    };
+
+    /// This chain followed by `amount` (a credit if positive, a debit if negative).
+    #[inline]
+    fn then(self, amount: i128) -> Self {
+        let net = self.net + amount;
+        Self {
+            net,
+            low: self.low.min(net),
+            high: self.high.max(net),
+        }
+    }
+
+    /// A chain of credits only, adding up to `sum`.
+    pub fn credits(sum: u64) -> Self {
+        Self {
+            net: i128::from(sum),
+            low: 0,
+            high: i128::from(sum),
+        }
+    }
+
+    /// The value the chain leaves on `base`.
+    #[inline]
+    pub fn on(&self, base: u64) -> Result<u64, ChainError> {
+        let base = i128::from(base);
+        if base + self.low < 0 {
+            return Err(ChainError::Underflow);
+        }
+        u64::try_from(base + self.net)
+            .ok()
+            .filter(|_| base + self.high <= i128::from(u64::MAX))
+            .ok_or(ChainError::Overflow)
+    }
 }
 
 #[derive(Debug)]
@@ -22,6 +92,67 @@ struct Entry<V> {
     /// to change.
     estimate: bool,
     op: WriteOp<V>,
+    /// For a credit or a debit: the chain of credits and debits from the nearest full
+    /// value below (`anchor`, its transaction) or from storage (`None`) up to this one,
+    /// kept by every change to the versions, so that a read above needs no walk.
+    chain: PackedChain,
+    /// [`NO_ANCHOR`] for none.
+    anchor: TxnIndex,
+}
+
+/// No full value below a chain: it starts on storage's value. Never a transaction's
+/// index (a block's transactions are in a `Vec`, whose length is below `usize::MAX`).
+const NO_ANCHOR: TxnIndex = TxnIndex::MAX;
+
+/// A [`Chain`] in words of 8 bytes (an `i128` would align the whole entry to 16).
+#[derive(Clone, Copy, Debug)]
+struct PackedChain([[u64; 2]; 3]);
+
+impl PackedChain {
+    #[inline]
+    fn pack(n: i128) -> [u64; 2] {
+        // The low and the high 64 bits: truncations meant, undone by `unpack`.
+        [n as u64, (n >> 64) as u64]
+    }
+
+    #[inline]
+    fn unpack([low, high]: [u64; 2]) -> i128 {
+        (i128::from(high as i64) << 64) | i128::from(low)
+    }
+}
+
+impl From<Chain> for PackedChain {
+    #[inline]
+    fn from(chain: Chain) -> Self {
+        Self([
+            Self::pack(chain.net),
+            Self::pack(chain.low),
+            Self::pack(chain.high),
+        ])
+    }
+}
+
+impl From<PackedChain> for Chain {
+    #[inline]
+    fn from(PackedChain([net, low, high]): PackedChain) -> Self {
+        Chain {
+            net: PackedChain::unpack(net),
+            low: PackedChain::unpack(low),
+            high: PackedChain::unpack(high),
+        }
+    }
+}
+
+impl<V> Entry<V> {
+    fn new(incarnation: Incarnation, op: WriteOp<V>) -> Self {
+        Self {
+            incarnation,
+            estimate: false,
+            op,
+            chain: Chain::EMPTY.into(),
+            anchor: NO_ANCHOR,
+        }
+    }
 }
 
 /// The outcome of a read of one key by transaction `txn_idx`: what the highest writers
@@ -31,10 +162,10 @@ struct Entry<V> {
 pub enum ReadOutcome<T> {
     /// The nearest write below is a full value, written by `Version`.
     Versioned(Version, T),
-    /// Deltas above a full value, folded onto it.
+    /// Credits and debits above a full value, folded onto it.
     Resolved(u64),
-    /// Only deltas, all the way down: the value is storage's value plus this sum.
-    Unresolved(u64),
+    /// Only credits and debits, all the way down: the value is this chain on storage's.
+    Unresolved(Chain),
     /// No transaction below wrote the key: read storage.
     NotFound,
     /// The nearest write below is an ESTIMATE of this transaction: wait for it.
@@ -42,6 +173,9 @@ pub enum ReadOutcome<T> {
     /// Folding the deltas overflowed `u64` (or met a value that is not a number): the
     /// speculative assumption that every credit fits failed somewhere below.
     DeltaOverflow,
+    /// Folding went below zero at a debit: the check of the transaction that wrote it no
+    /// longer holds (it will fail validation and run again). The read is inconsistent.
+    DebitUnderflow,
 }
 
 /// Why the final value of a key could not be computed.
@@ -50,6 +184,9 @@ pub enum FoldError {
     /// The delta written by this transaction overflows the value below it (or that value
     /// is not a number): sequential execution would have rejected that transaction.
     DeltaOverflow(TxnIndex),
+    /// The debit written by this transaction goes below zero: its check was not
+    /// validated against the final versions (an executor invariant is broken).
+    DebitUnderflow(TxnIndex),
     /// An ESTIMATE was left after the block was done: an executor invariant is broken.
     EstimateLeft(TxnIndex),
 }
@@ -125,6 +262,52 @@ struct State<V> {
     /// none), so that a write can tell whether a higher transaction may have read around
     /// it (see [`KeyVersions::write`]).
     readers: TxnIndex,
+    /// Storage's number at the key, once a reader looked it up and kept it here
+    /// ([`KeyVersions::keep_base`]): the next readers of a chain on storage need no
+    /// lookup of their own. Storage does not change during a block.
+    base: Option<u64>,
+    /// How many entries are ESTIMATEs: while there are any, a read walks the entries
+    /// (it must meet the highest ESTIMATE in its way); otherwise it reads the chain kept
+    /// in the entry below it.
+    estimates: usize,
+}
+
+/// The credit or debit `op` makes, signed; `None` for a full value.
+#[inline]
+fn amount<V>(op: &WriteOp<V>) -> Option<i128> {
+    match op {
+        WriteOp::Value(_) => None,
+        WriteOp::Delta(delta) => Some(i128::from(*delta)),
+        WriteOp::Debit(debit) => Some(-i128::from(*debit)),
+    }
+}
+
+/// Recomputes the chains of the entries from position `from` up to the next full value
+/// after it (the entries above that value chain from it and did not change).
+fn restitch<V>(entries: &mut [(TxnIndex, Entry<V>)], from: usize) {
+    let (mut chain, mut anchor) = match from.checked_sub(1).and_then(|p| entries.get(p)) {
+        None => (Chain::EMPTY, NO_ANCHOR),
+        Some((idx, entry)) => match amount(&entry.op) {
+            None => (Chain::EMPTY, *idx),
+            Some(_) => (entry.chain.into(), entry.anchor),
+        },
+    };
+    for (at, (idx, entry)) in entries.iter_mut().enumerate().skip(from) {
+        match amount(&entry.op) {
+            None if at > from => break,
+            None => {
+                entry.chain = Chain::EMPTY.into();
+                entry.anchor = NO_ANCHOR;
+                chain = Chain::EMPTY;
+                anchor = *idx;
+            }
+            Some(amount) => {
+                chain = chain.then(amount);
+                entry.chain = chain.into();
+                entry.anchor = anchor;
+            }
+        }
+    }
 }
 
 #[inline]
@@ -158,18 +341,14 @@ impl<V> KeyVersions<V> {
     /// The versions of a key whose first write is `txn_idx`'s.
     pub(crate) fn with_write(txn_idx: TxnIndex, incarnation: Incarnation, op: WriteOp<V>) -> Self {
         let mut entries = Entries::new();
-        entries.push((
-            txn_idx,
-            Entry {
-                incarnation,
-                estimate: false,
-                op,
-            },
-        ));
+        entries.push((txn_idx, Entry::new(incarnation, op)));
+        restitch(&mut entries, 0);
         Self {
             state: Mutex::new(State {
                 entries,
                 readers: 0,
+                base: None,
+                estimates: 0,
             }),
         }
     }
@@ -199,43 +378,122 @@ impl<V: DeltaValue> KeyVersions<V> {
         txn_idx: TxnIndex,
         project: impl FnOnce(&V) -> T,
     ) -> ReadOutcome<T> {
+        self.read_with_base(txn_idx, project).0
+    }
+
+    /// [`read`](Self::read), with storage's number if a reader kept it here.
+    pub(crate) fn read_with_base<T>(
+        &self,
+        txn_idx: TxnIndex,
+        project: impl FnOnce(&V) -> T,
+    ) -> (ReadOutcome<T>, Option<u64>) {
         let mut state = lock(&self.state);
         if state.readers <= txn_idx {
             state.readers = txn_idx.saturating_add(1);
         }
         let entries = &state.entries;
         let below = count_below(entries, txn_idx);
-        let mut deltas: Option<u64> = None;
+        let outcome = if state.estimates == 0 {
+            Self::read_chained(entries, below, project)
+        } else {
+            Self::read_walking(entries, below, project)
+        };
+        (outcome, state.base)
+    }
+
+    /// Keeps storage's number at the key for later readers.
+    pub(crate) fn keep_base(&self, base: u64) {
+        lock(&self.state).base = Some(base);
+    }
+
+    /// [`read`](Self::read) of the entries below position `below` by walking them down
+    /// from the highest: it meets the highest ESTIMATE on the way.
+    fn read_walking<T>(
+        entries: &Entries<V>,
+        below: usize,
+        project: impl FnOnce(&V) -> T,
+    ) -> ReadOutcome<T> {
+        // Walking down from the top, `suffix` is the sum of the ops above the current one;
+        // every partial sum from the bottom is `total - suffix` for one of the suffixes
+        // seen, so the lowest and highest suffix give the highest and lowest partial.
+        let mut folded = false;
+        let mut suffix: i128 = 0;
+        let (mut min_suffix, mut max_suffix) = (0i128, 0i128);
         for (idx, entry) in entries[..below].iter().rev() {
             let idx = *idx;
             if entry.estimate {
                 return ReadOutcome::Dependency(idx);
             }
-            match (&entry.op, deltas) {
-                (WriteOp::Value(value), None) => {
-                    return ReadOutcome::Versioned(
-                        Version {
-                            txn_idx: idx,
-                            incarnation: entry.incarnation,
-                        },
-                        project(value),
-                    )
-                }
-                (WriteOp::Value(value), Some(sum)) => {
-                    return match value.as_u64().and_then(|base| base.checked_add(sum)) {
-                        Some(total) => ReadOutcome::Resolved(total),
-                        None => ReadOutcome::DeltaOverflow,
+            match &entry.op {
+                WriteOp::Value(value) => {
+                    if !folded {
+                        return ReadOutcome::Versioned(
+                            Version {
+                                txn_idx: idx,
+                                incarnation: entry.incarnation,
+                            },
+                            project(value),
+                        );
                     }
+                    let Some(base) = value.as_u64() else {
+                        return ReadOutcome::DeltaOverflow;
+                    };
+                    return match chain(suffix, min_suffix, max_suffix).on(base) {
+                        Ok(total) => ReadOutcome::Resolved(total),
+                        Err(ChainError::Overflow) => ReadOutcome::DeltaOverflow,
+                        Err(ChainError::Underflow) => ReadOutcome::DebitUnderflow,
+                    };
                 }
-                (WriteOp::Delta(delta), sum) => match sum.unwrap_or(0).checked_add(*delta) {
-                    Some(total) => deltas = Some(total),
-                    None => return ReadOutcome::DeltaOverflow,
-                },
+                WriteOp::Delta(delta) => suffix += i128::from(*delta),
+                WriteOp::Debit(debit) => suffix -= i128::from(*debit),
             }
+            folded = true;
+            min_suffix = min_suffix.min(suffix);
+            max_suffix = max_suffix.max(suffix);
         }
-        match deltas {
-            Some(sum) => ReadOutcome::Unresolved(sum),
-            None => ReadOutcome::NotFound,
+        if folded {
+            ReadOutcome::Unresolved(chain(suffix, min_suffix, max_suffix))
+        } else {
+            ReadOutcome::NotFound
+        }
+    }
+
+    /// [`read`](Self::read) of the entries below position `below`, none an ESTIMATE: the
+    /// chain kept in the highest of them, on the value it chains from.
+    #[inline]
+    fn read_chained<T>(
+        entries: &Entries<V>,
+        below: usize,
+        project: impl FnOnce(&V) -> T,
+    ) -> ReadOutcome<T> {
+        let Some((idx, top)) = below.checked_sub(1).and_then(|at| entries.get(at)) else {
+            return ReadOutcome::NotFound;
+        };
+        if let WriteOp::Value(value) = &top.op {
+            return ReadOutcome::Versioned(
+                Version {
+                    txn_idx: *idx,
+                    incarnation: top.incarnation,
+                },
+                project(value),
+            );
+        }
+        let chain = Chain::from(top.chain);
+        if top.anchor == NO_ANCHOR {
+            return ReadOutcome::Unresolved(chain);
+        }
+        let base = match position(entries, top.anchor)
+            .ok()
+            .map(|at| &entries[at].1.op)
+        {
+            Some(WriteOp::Value(value)) => value.as_u64(),
+            // The chain is kept with its anchor: never another op (a value no number).
+            _ => None,
+        };
+        match base.map(|base| chain.on(base)) {
+            Some(Ok(total)) => ReadOutcome::Resolved(total),
+            Some(Err(ChainError::Underflow)) => ReadOutcome::DebitUnderflow,
+            Some(Err(ChainError::Overflow)) | None => ReadOutcome::DeltaOverflow,
         }
     }
 
@@ -251,14 +509,12 @@ impl<V: DeltaValue> KeyVersions<V> {
         op: WriteOp<V>,
         spare: &mut Spare<V>,
     ) -> bool {
-        let entry = Entry {
-            incarnation,
-            estimate: false,
-            op,
-        };
+        let entry = Entry::new(incarnation, op);
         let mut state = lock(&self.state);
         let unread = state.readers <= txn_idx.saturating_add(1);
-        let entries = &mut state.entries;
+        let State {
+            entries, estimates, ..
+        } = &mut *state;
         if entries.len() == entries.capacity() {
             // A key with a second writer is likely to get more (a hot key gets one per
             // transaction): grow to 16 entries at once, then fourfold, not one doubling
@@ -279,30 +535,54 @@ impl<V: DeltaValue> KeyVersions<V> {
             grown.extend(entries.drain(..));
             spare.keep(std::mem::replace(entries, grown));
         }
-        match entries.last() {
-            Some((last, _)) if *last < txn_idx => entries.push((txn_idx, entry)),
-            None => entries.push((txn_idx, entry)),
+        let at = match entries.last() {
+            Some((last, _)) if *last < txn_idx => {
+                entries.push((txn_idx, entry));
+                entries.len() - 1
+            }
+            None => {
+                entries.push((txn_idx, entry));
+                0
+            }
             _ => match position(entries, txn_idx) {
-                Ok(at) => entries[at].1 = entry,
-                Err(at) => entries.insert(at, (txn_idx, entry)),
+                Ok(at) => {
+                    if entries[at].1.estimate {
+                        *estimates = estimates.saturating_sub(1);
+                    }
+                    entries[at].1 = entry;
+                    at
+                }
+                Err(at) => {
+                    entries.insert(at, (txn_idx, entry));
+                    at
+                }
             },
-        }
+        };
+        restitch(entries, at);
         unread
     }
 
     /// Removes `txn_idx`'s write (its new incarnation did not write this key).
     pub(crate) fn remove(&self, txn_idx: TxnIndex) {
-        let entries = &mut lock(&self.state).entries;
-        if let Ok(at) = position(entries, txn_idx) {
-            entries.remove(at);
+        let state = &mut *lock(&self.state);
+        if let Ok(at) = position(&state.entries, txn_idx) {
+            let (_, removed) = state.entries.remove(at);
+            if removed.estimate {
+                state.estimates = state.estimates.saturating_sub(1);
+            }
+            restitch(&mut state.entries, at);
         }
     }
 
     /// Flags `txn_idx`'s write as an ESTIMATE.
     pub(crate) fn mark_estimate(&self, txn_idx: TxnIndex) {
-        let entries = &mut lock(&self.state).entries;
-        if let Ok(at) = position(entries, txn_idx) {
-            entries[at].1.estimate = true;
+        let state = &mut *lock(&self.state);
+        if let Ok(at) = position(&state.entries, txn_idx) {
+            let entry = &mut state.entries[at].1;
+            if !entry.estimate {
+                entry.estimate = true;
+                state.estimates += 1;
+            }
         }
     }
 
@@ -334,35 +614,52 @@ impl<V: DeltaValue> KeyVersions<V> {
             if entry.estimate {
                 return Err(FinalError::Fold(FoldError::EstimateLeft(idx)));
             }
-            acc = match &entry.op {
-                WriteOp::Value(value) => Acc::Value(value),
-                WriteOp::Delta(delta) => {
-                    let below = match acc {
-                        Acc::Number(n) => Some(n),
-                        Acc::Value(value) => value.as_u64(),
-                        Acc::Start => {
-                            let storage = match base.take() {
-                                Some(read) => read().map_err(FinalError::Base)?,
-                                None => None,
-                            };
-                            match storage {
-                                Some(value) => value.as_u64(),
-                                None => Some(0),
-                            }
-                        }
+            let (credit, debit) = match &entry.op {
+                WriteOp::Value(value) => {
+                    acc = Acc::Value(value);
+                    continue;
+                }
+                WriteOp::Delta(delta) => (*delta, 0),
+                WriteOp::Debit(debit) => (0, *debit),
+            };
+            let below = match acc {
+                Acc::Number(n) => Some(n),
+                Acc::Value(value) => value.as_u64(),
+                Acc::Start => {
+                    let storage = match base.take() {
+                        Some(read) => read().map_err(FinalError::Base)?,
+                        None => None,
                     };
-                    match below.and_then(|b| b.checked_add(*delta)) {
-                        Some(total) => Acc::Number(total),
-                        None => return Err(FinalError::Fold(FoldError::DeltaOverflow(idx))),
+                    match storage {
+                        Some(value) => value.as_u64(),
+                        None => Some(0),
                     }
                 }
             };
+            let Some(total) = below.and_then(|b| b.checked_add(credit)) else {
+                return Err(FinalError::Fold(FoldError::DeltaOverflow(idx)));
+            };
+            let Some(total) = total.checked_sub(debit) else {
+                return Err(FinalError::Fold(FoldError::DebitUnderflow(idx)));
+            };
+            acc = Acc::Number(total);
         }
         Ok(match acc {
             Acc::Start => None,
             Acc::Value(value) => Some(value.clone()),
             Acc::Number(n) => Some(V::from_u64(n)),
         })
+    }
+}
+
+/// The chain of ops whose suffix sums (from the top, the empty one included) ended at
+/// `total` and ranged over `min_suffix..=max_suffix`.
+#[inline]
+fn chain(total: i128, min_suffix: i128, max_suffix: i128) -> Chain {
+    Chain {
+        net: total,
+        low: total - max_suffix,
+        high: total - min_suffix,
     }
 }
 
@@ -378,6 +675,56 @@ pub enum FinalError<E> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    /// Random writes, replacements, removals and ESTIMATEs of one key: every read by the
+    /// kept chains equals the walk's, whichever of the two the read takes.
+    #[test]
+    fn kept_chains_read_as_the_walk_does() {
+        let mut x = 7u64;
+        let mut next = |n: u64| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % n
+        };
+        let mut spare = Spare::new();
+        for round in 0..200 {
+            let versions = KeyVersions::with_write(next(8) as usize, 0, WriteOp::Delta(next(5)));
+            for _ in 0..(5 + round % 40) {
+                let txn = next(24) as usize;
+                match next(10) {
+                    0 => versions.remove(txn),
+                    1 => versions.mark_estimate(txn),
+                    2 => {
+                        versions.write(txn, 0, WriteOp::Value(next(40)), &mut spare);
+                    }
+                    3..=5 => {
+                        versions.write(txn, 0, WriteOp::Debit(next(30)), &mut spare);
+                    }
+                    _ => {
+                        let amount = if next(50) == 0 {
+                            u64::MAX - next(3)
+                        } else {
+                            next(30)
+                        };
+                        versions.write(txn, 0, WriteOp::Delta(amount), &mut spare);
+                    }
+                }
+                let state = lock(&versions.state);
+                let estimates = state.entries.iter().filter(|(_, e)| e.estimate).count();
+                assert_eq!(state.estimates, estimates);
+                for reader in 0..26 {
+                    let below = count_below(&state.entries, reader);
+                    let walked = KeyVersions::read_walking(&state.entries, below, |v: &u64| *v);
+                    if estimates == 0 {
+                        let chained =
+                            KeyVersions::read_chained(&state.entries, below, |v: &u64| *v);
+                        assert_eq!(chained, walked, "round {round}, reader {reader}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn count_below_is_a_partition_point() {

@@ -803,8 +803,9 @@ fn keys_one_transaction_declares_stay_out_of_the_memory() {
         .execute_block(&store, 1, &txs, BlockMode::Dag)
         .unwrap();
     assert_eq!(execution.path, executor::ExecutionPath::Parallel);
-    // Per transfer: the sender's nonce, balance and multisig read, its nonce and balance
-    // written, the receiver credited.
+    // Per transfer: the sender's nonce read, its balance checked (the second check, of
+    // the fee and the amount, on the number the first saw), its multisig read, its nonce
+    // and balance written, the receiver credited.
     assert_eq!(execution.stats.claimed_accesses, 16 * 6);
     let oracle = SequentialTosExecutor::new(true)
         .execute_block(&store, 1, &txs, BlockMode::Dag)

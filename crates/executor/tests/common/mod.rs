@@ -39,9 +39,9 @@ impl Rng {
     }
 }
 
-/// A random block over `universe` keys: random reads, writes and credits (some huge, so
-/// that credits overflow), reads after writes, failures and panics; and a storage holding
-/// random values, some near `u64::MAX`.
+/// A random block over `universe` keys: random reads, writes, credits (some huge, so
+/// that credits overflow) and payments (checks and debits), reads after writes, failures
+/// and panics; and a storage holding random values, some near `u64::MAX`.
 pub fn random_block(
     seed: u64,
     universe: u64,
@@ -75,11 +75,15 @@ pub fn random_block(
                     (rng.below(universe), amount)
                 })
                 .collect();
+            let spends = (0..rng.below(3))
+                .map(|_| (rng.below(universe), spend_amount(&mut rng)))
+                .collect();
             MockTxn {
                 seed: rng.next_u64(),
                 reads,
                 writes,
                 deltas,
+                spends,
                 read_after: (rng.below(3) == 0).then(|| rng.below(universe)),
                 fail_modulus: if rng.below(4) == 0 { 5 } else { 0 },
                 panic_modulus: if rng.below(8) == 0 { 7 } else { 0 },
@@ -88,6 +92,17 @@ pub fn random_block(
         })
         .collect();
     (storage, txns)
+}
+
+/// What a payment takes: mostly small against storage's numbers (below 1,000,000) and
+/// the credits (below 1,000), so that most checks hold, some fail, and a debit's check
+/// may hold only thanks to a credit below it; sometimes the whole of a large number.
+fn spend_amount(rng: &mut Rng) -> u64 {
+    match rng.below(8) {
+        0 => rng.below(2_000_000),
+        1 => rng.below(5),
+        _ => rng.below(600_000),
+    }
 }
 
 /// What a storage may declare of `txns`' keys (`Storage::claim`): a key that exactly one
@@ -104,6 +119,7 @@ pub fn claims(txns: &[MockTxn]) -> HashMap<u64, KeyClaim> {
             .iter()
             .chain(&txn.writes)
             .chain(&txn.read_after)
+            .chain(txn.spends.iter().map(|(key, _)| key))
             .map(|&key| (key, false));
         let credited = txn.deltas.iter().map(|&(key, _)| (key, true));
         for (key, credit) in touched.chain(credited) {

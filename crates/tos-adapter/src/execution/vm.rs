@@ -211,14 +211,43 @@ impl<V: TxnView<Key = StateKey, Value = StateValue>> TxState for ViewState<'_, V
         self.set_number(StateKey::Balance(*account, *asset), value);
     }
 
-    fn announce_check(&mut self, account: &PublicKey, asset: &Hash, required: u64) {
-        self.view
-            .hint_check(&StateKey::Balance(*account, *asset), required);
+    fn require_balance(
+        &mut self,
+        account: &PublicKey,
+        asset: &Hash,
+        required: u64,
+    ) -> Result<Result<(), u64>, Self::Error> {
+        let key = StateKey::Balance(*account, *asset);
+        // A balance this transaction already read or set: no second look at the view.
+        if let Some((_, value)) = self.numbers.iter().find(|(k, _)| *k == key) {
+            let available = value.unwrap_or(0);
+            return Ok(if available >= required {
+                Ok(())
+            } else {
+                Err(available)
+            });
+        }
+        match self.view.check(&key, required)? {
+            Ok(()) => Ok(Ok(())),
+            Err(value) => {
+                let available = match value {
+                    None => None,
+                    Some(StateValue::Number(n)) => Some(n),
+                    Some(other) => return Err(corrupt(&key, &other)),
+                };
+                self.numbers.push((key, available));
+                Ok(Err(available.unwrap_or(0)))
+            }
+        }
     }
 
-    fn announce_debit(&mut self, account: &PublicKey, asset: &Hash, amount: u64) {
-        self.view
-            .hint_debit(&StateKey::Balance(*account, *asset), amount);
+    fn debit(&mut self, account: &PublicKey, asset: &Hash, amount: u64) -> Result<(), Self::Error> {
+        let key = StateKey::Balance(*account, *asset);
+        if let Some(&(_, value)) = self.numbers.iter().find(|(k, _)| *k == key) {
+            self.set_number(key, value.unwrap_or(0).saturating_sub(amount));
+            return Ok(());
+        }
+        Ok(self.view.debit(key, amount)?)
     }
 
     fn credit(

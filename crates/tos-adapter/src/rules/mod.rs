@@ -61,24 +61,15 @@ pub trait TxState {
     /// Sets the account's balance of `asset`.
     fn set_balance(&mut self, account: &PublicKey, asset: &Hash, value: u64);
 
-    /// Announces that the next look at the account's balance of `asset` only checks that
-    /// it holds `required` (for the critical-path analysis: see `TxnView::hint_check`).
-    /// Nothing by default.
-    fn announce_check(&mut self, _account: &PublicKey, _asset: &Hash, _required: u64) {}
-
-    /// Announces that the next write of the account's balance of `asset` debits `amount`
-    /// after a check (see `TxnView::hint_debit`). Nothing by default.
-    fn announce_debit(&mut self, _account: &PublicKey, _asset: &Hash, _amount: u64) {}
-
     /// Whether the account holds at least `required` of `asset`: `Ok(Err(available))` if
-    /// not.
+    /// not. By default a look at the balance; the engine's state makes it a check that
+    /// the parallel executor validates as a predicate (`TxnView::check`).
     fn require_balance(
         &mut self,
         account: &PublicKey,
         asset: &Hash,
         required: u64,
     ) -> Result<Result<(), u64>, Self::Error> {
-        self.announce_check(account, asset, required);
         let available = self.balance(account, asset)?.unwrap_or(0);
         Ok(if available >= required {
             Ok(())
@@ -88,11 +79,11 @@ pub trait TxState {
     }
 
     /// Takes `amount` of `asset` from the account, which a [`require_balance`] of this
-    /// transaction showed it holds.
+    /// transaction showed it holds. By default a look and a write; the engine's state
+    /// makes it a debit that commutes with credits (`TxnView::debit`).
     ///
     /// [`require_balance`]: TxState::require_balance
     fn debit(&mut self, account: &PublicKey, asset: &Hash, amount: u64) -> Result<(), Self::Error> {
-        self.announce_debit(account, asset, amount);
         let available = self.balance(account, asset)?.unwrap_or(0);
         debug_assert!(available >= amount, "a debit the rules did not check");
         self.set_balance(account, asset, available.saturating_sub(amount));
