@@ -32,6 +32,18 @@
 //!   that every credit fits is checked when the block is done, by folding each key's
 //!   chain of writes in block order; a credit that does not fit sends the block to the
 //!   sequential executor, which rejects exactly that transaction.
+//! - **Checks, not values.** A balance check ([`TxnView::check`]: is the number at least
+//!   this much?) that holds is recorded as that predicate, and validation asks whether it
+//!   still holds on the versions below: a credit it did not need, or a debit that leaves
+//!   enough, never aborts it. A check that fails is an exact read (it reports the value).
+//!   A debit the transaction's checks of the key cover ([`TxnView::debit`]) is written as
+//!   a delta, `-n`, that commutes with the credits around it; one they do not cover reads
+//!   the value and writes the difference. Folds of credits and debits check every partial
+//!   sum: above `u64::MAX` is a credit that does not fit (as above); below zero means
+//!   some debit's check no longer holds, which only speculation can see (that
+//!   transaction fails validation and runs again), so the reader gets an inconsistent
+//!   read that never validates. Each key's versions keep, per entry, the chain of credits
+//!   and debits from the nearest full value below it, so a read folds nothing.
 //! - **Claimed keys** (exact hints). The storage may claim keys ([`Storage::claim`]): a
 //!   key only transaction `i` touches ([`KeyClaim::Exclusive`]), a key transactions only
 //!   credit ([`KeyClaim::CreditOnly`]). Claimed keys never enter the multi-version memory:
@@ -58,7 +70,11 @@
 //!
 //! # Invariants
 //!
-//! 1. A read by `i` sees only writes of transactions below `i` (or its own).
+//! 1. A read by `i` sees only writes of transactions below `i` (or its own). A recorded
+//!    check validates exactly when the number sequential execution would give `i` there
+//!    is at least what the check required, so a transaction whose checks validate took
+//!    the same branch as sequentially, and a debit its checks cover leaves at least zero
+//!    in the final fold: the final value of a key is the sequential one.
 //! 2. An incarnation's writes are visible only after it finished executing, and flagged
 //!    ESTIMATE before its transaction may execute again.
 //! 3. Every transaction's last incarnation passed a validation that no write below it,

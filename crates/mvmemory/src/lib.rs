@@ -1,11 +1,13 @@
 //! Block-STM multi-version memory.
 //!
 //! For every key written during a block, the write of each transaction index: a full
-//! value or a commutative delta (`+n` on a `u64`), tagged with the incarnation that wrote
-//! it, possibly flagged ESTIMATE after that incarnation was aborted. A read by transaction
-//! `i` returns the highest write below `i` ([`ReadOutcome`]): a value with its
-//! [`Version`], deltas folded onto the nearest full value below, a dependency on the
-//! transaction whose ESTIMATE it hit, or "not found: read storage".
+//! value, a commutative credit (`+n` on a `u64`) or a checked debit (`-n`), tagged with
+//! the incarnation that wrote it, possibly flagged ESTIMATE after that incarnation was
+//! aborted. A read by transaction `i` returns the highest write below `i`
+//! ([`ReadOutcome`]): a value with its
+//! [`Version`], credits and debits folded onto the nearest full value below (or a chain
+//! of them to fold onto storage's value), a dependency on the transaction whose ESTIMATE
+//! it hit, or "not found: read storage".
 //!
 //! Per transaction the memory keeps the keys its last incarnation wrote and the reads it
 //! made, so that it can
@@ -22,23 +24,38 @@
 //!   re-reads that node's versions without hashing the key or walking the index (a key
 //!   has one node per block, never removed). Only reads that found no node keep the key
 //!   and look it up again: a lower transaction may have inserted it since;
-//! - produce the block's [`final_writes`](MVMemory::final_writes) per transaction, deltas
-//!   resolved on a base value the caller supplies, every intermediate sum checked.
+//! - produce the block's [`final_writes`](MVMemory::final_writes) per transaction, credits
+//!   and debits resolved on a base value the caller supplies, every intermediate sum
+//!   checked.
 //!
-//! # Deltas
+//! # Deltas, debits and checks
 //!
 //! A delta is written blind: the writer does not read the key, so credits to one account
-//! (and every transaction's fee into one accumulator) do not conflict. A credit may still
-//! overflow; the speculation is that none does. Every fold checks each sum: a read that
-//! overflows returns [`ReadOutcome::DeltaOverflow`], and [`MVMemory::final_writes`] walks
-//! each written key's whole chain in block order, failing with the index of the first
-//! transaction whose delta does not fit ([`FoldError::DeltaOverflow`]). The executor then
-//! falls back to sequential execution, which rejects exactly that credit. Overflow is never
-//! a silent wrap.
+//! (and every transaction's fee into one accumulator) do not conflict. A debit
+//! ([`WriteOp::Debit`]) is written blind too, by a transaction whose own check (a read of
+//! the kind [`ReadKind::Check`]) showed the value covers it. Each key's versions keep, for
+//! every credit and debit, the [`Chain`] of them from the nearest full value below (or
+//! from storage): its net sum and its lowest and highest partial sum, updated with every
+//! write and removal, so a read is one lookup, not a walk (while an ESTIMATE is among
+//! the versions, reads walk them, to meet it).
 //!
-//! Reads that folded deltas are validated by value ([`ReadKind::Resolved`],
-//! [`ReadKind::Unresolved`]): any change below that yields the same number yields the same
-//! read, so the execution that used it stays valid.
+//! Every fold checks each partial sum. Above `u64::MAX`, a credit does not fit: the
+//! speculation that none overflows failed, a read returns [`ReadOutcome::DeltaOverflow`]
+//! and [`MVMemory::final_writes`], walking each written key's chain in block order, fails
+//! with the index of the first transaction whose delta does not fit
+//! ([`FoldError::DeltaOverflow`]); the executor then falls back to sequential execution,
+//! which rejects exactly that credit. Below zero, some debit's check no longer holds on
+//! the versions below it: only speculation can see that (that transaction's validation
+//! fails), and a read returns [`ReadOutcome::DebitUnderflow`] (or a chain on storage that
+//! [`Chain::on`] refuses), which the executor records as [`ReadKind::Inconsistent`]: a
+//! read that never validates. Overflow is never a silent wrap, a debit never a silent
+//! saturation.
+//!
+//! Reads that folded are validated by their number ([`ReadKind::Resolved`],
+//! [`ReadKind::Unresolved`], the latter with storage's number it folded on): any change
+//! below that yields the same number yields the same read. A check is validated by
+//! whether it still holds: on a full value, on a fold onto one, and on storage's number
+//! (plus a chain) when the read recorded it.
 //!
 //! # Concurrency and memory ordering
 //!
