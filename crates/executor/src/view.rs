@@ -456,7 +456,9 @@ where
             Some(WriteOp::Value(_) | WriteOp::Delta(_)) => None,
         };
         match debited.and_then(|d| d.checked_add(amount)) {
-            Some(total) if total <= self.covered(&key) => {
+            // A debit of nothing stays exact: on a value that is no number it writes
+            // nothing (a delta there would fail the fold).
+            Some(total) if amount > 0 && total <= self.covered(&key) => {
                 self.writes.debit(key, amount);
                 Ok(())
             }

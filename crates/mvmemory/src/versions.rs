@@ -546,10 +546,20 @@ impl<V: DeltaValue> KeyVersions<V> {
             }
             _ => match position(entries, txn_idx) {
                 Ok(at) => {
-                    if entries[at].1.estimate {
+                    let old = &mut entries[at].1;
+                    if old.estimate {
                         *estimates = estimates.saturating_sub(1);
                     }
-                    entries[at].1 = entry;
+                    // The same credit or debit again (a re-execution usually writes what
+                    // the last one did): every chain above is unchanged.
+                    let same = amount(&old.op).is_some() && amount(&old.op) == amount(&entry.op);
+                    let (chain, anchor) = (old.chain, old.anchor);
+                    *old = entry;
+                    if same {
+                        old.chain = chain;
+                        old.anchor = anchor;
+                        return unread;
+                    }
                     at
                 }
                 Err(at) => {
