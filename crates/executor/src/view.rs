@@ -61,9 +61,8 @@ pub(crate) struct ParallelView<'a, K, V, O, S: Storage> {
     claims: bool,
     /// Reads of keys exclusive to this transaction (not recorded).
     pub(crate) exclusive_reads: u64,
-    /// The keys those reads found exclusive to it, with storage's value: writing one, or
-    /// checking it again, needs no second lookup.
-    exclusive_keys: SmallVec<[(K, Option<V>); 4]>,
+    /// The keys those reads found exclusive to it: writing one needs no second lookup.
+    exclusive_keys: SmallVec<[K; 4]>,
     /// What checks of this incarnation showed of the values below its own writes.
     covered: SmallVec<[Covered<K>; 2]>,
 }
@@ -153,20 +152,16 @@ where
         let mut shared = WriteSet::new();
         for (key, op) in ops {
             // A credit needs storage's value if the key is exclusive: one lookup for both.
-            let exclusive = self.exclusive_keys.iter().find(|(k, _)| *k == key);
-            let (base, claim) = match exclusive {
-                Some((_, value)) if !matches!(op, WriteOp::Value(_)) => {
-                    (Some(value.clone()), KeyClaim::Exclusive(self.txn_idx))
-                }
-                Some(_) => (None, KeyClaim::Exclusive(self.txn_idx)),
-                None if !matches!(op, WriteOp::Value(_)) => {
-                    let (value, claim) = self
-                        .storage
-                        .get_claimed(&key)
-                        .map_err(HaltReason::Storage)?;
-                    (Some(value), claim)
-                }
-                None => (None, self.storage.claim(&key)),
+            let (base, claim) = if self.exclusive_keys.contains(&key) {
+                (None, KeyClaim::Exclusive(self.txn_idx))
+            } else if let WriteOp::Delta(_) | WriteOp::Debit(_) = op {
+                let (value, claim) = self
+                    .storage
+                    .get_claimed(&key)
+                    .map_err(HaltReason::Storage)?;
+                (Some(value), claim)
+            } else {
+                (None, self.storage.claim(&key))
             };
             match (claim, op) {
                 (KeyClaim::Shared, op) => shared.push((key, op)),
@@ -216,10 +211,6 @@ where
         // it there would have broken the claim), so its read ends here.
         let mut stored = None;
         if self.claims {
-            if let Some((_, value)) = self.exclusive_keys.iter().find(|(k, _)| k == key) {
-                self.exclusive_reads += 1;
-                return Ok(Below::Exclusive(value.clone()));
-            }
             let (value, claim) = self
                 .storage
                 .get_claimed(key)
@@ -229,7 +220,7 @@ where
                 // Nothing else reads or writes it: nothing to validate.
                 KeyClaim::Exclusive(owner) if owner == self.txn_idx => {
                     self.exclusive_reads += 1;
-                    self.exclusive_keys.push((key.clone(), value.clone()));
+                    self.exclusive_keys.push(key.clone());
                     return Ok(Below::Exclusive(value));
                 }
                 KeyClaim::Exclusive(_) | KeyClaim::CreditOnly(_) => {
@@ -450,6 +441,18 @@ where
     }
 
     fn debit(&mut self, key: K, amount: u64) -> Result<(), Halt> {
+        // A key exclusive to the transaction: its check saw the exact number below.
+        if self.writes.get(&key).is_none() {
+            let exact = self
+                .covered
+                .iter()
+                .find(|c| c.key == key && c.handle.is_none())
+                .map(|c| c.seen);
+            if let Some(seen) = exact.filter(|&seen| seen >= amount) {
+                self.writes.write(key, V::from_u64(seen - amount));
+                return Ok(());
+            }
+        }
         let debited = match self.writes.get(&key) {
             None => Some(0),
             Some(&WriteOp::Debit(debit)) => Some(debit),
