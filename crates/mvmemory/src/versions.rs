@@ -635,16 +635,15 @@ impl<V: DeltaValue> KeyVersions<V> {
             let below = match acc {
                 Acc::Number(n) => Some(n),
                 Acc::Value(value) => value.as_u64(),
-                Acc::Start => {
-                    let storage = match base.take() {
-                        Some(read) => read().map_err(FinalError::Base)?,
-                        None => None,
-                    };
-                    match storage {
+                // Storage's number, as a reader kept it or read now.
+                Acc::Start => match (state.base, base.take()) {
+                    (Some(kept), _) => Some(kept),
+                    (None, Some(read)) => match read().map_err(FinalError::Base)? {
                         Some(value) => value.as_u64(),
                         None => Some(0),
-                    }
-                }
+                    },
+                    (None, None) => Some(0),
+                },
             };
             let Some(total) = below.and_then(|b| b.checked_add(credit)) else {
                 return Err(FinalError::Fold(FoldError::DeltaOverflow(idx)));
