@@ -21,7 +21,7 @@
 //!   debits as bounded deltas, as the parallel executor does; one that read values would
 //!   meet every credit as a dependency.
 
-use crate::vm::{ExecError, Halt, Overflow, Storage, TxnView, Vm};
+use crate::vm::{covers, ExecError, Halt, Overflow, Storage, TxnView, Vm};
 use crate::write_buffer::{add_to, WriteBuffer};
 use mvmemory::{DeltaValue, FxBuildHasher, WriteOp};
 use smallvec::SmallVec;
@@ -179,11 +179,7 @@ where
             }
         }
         let value = self.peek(key)?;
-        let holds = match &value {
-            None => required == 0,
-            Some(value) => value.as_u64().is_some_and(|n| n >= required),
-        };
-        if holds {
+        if covers(value.as_ref(), required) {
             Ok(Ok(()))
         } else {
             // It reports the value: it depends on it.

@@ -2,7 +2,7 @@
 //! (then storage) and are recorded for validation; writes are buffered until the
 //! incarnation finishes.
 
-use crate::vm::{Halt, KeyClaim, Overflow, Storage, TxnView};
+use crate::vm::{covers, Halt, KeyClaim, Overflow, Storage, TxnView};
 use crate::write_buffer::{add_to, debit_from, sub_from, WriteBuffer};
 use mvmemory::{
     ChainError, CheckHandle, DeltaValue, LocatedReads, Location, MVMemory, ReadKind, ReadOutcome,
@@ -330,8 +330,7 @@ where
                 kind,
                 base,
             } => {
-                let number = value.as_ref().map_or(Some(0), V::as_u64);
-                if !number.is_some_and(|n| n >= required) {
+                if !covers(value.as_ref(), required) {
                     self.reads.push(location, key, kind);
                     return Ok(Err(value));
                 }

@@ -90,11 +90,19 @@ pub fn exact_check<T: TxnView + ?Sized>(
     required: u64,
 ) -> Result<Result<(), Option<T::Value>>, Halt> {
     let value = view.read(key)?;
-    let holds = match &value {
-        None => required == 0,
-        Some(value) => value.as_u64().is_some_and(|n| n >= required),
-    };
-    Ok(if holds { Ok(()) } else { Err(value) })
+    Ok(if covers(value.as_ref(), required) {
+        Ok(())
+    } else {
+        Err(value)
+    })
+}
+
+/// Whether `value` is a number of at least `required` (absent is 0).
+#[inline]
+pub(crate) fn covers<V: DeltaValue>(value: Option<&V>, required: u64) -> bool {
+    value
+        .map_or(Some(0), V::as_u64)
+        .is_some_and(|n| n >= required)
 }
 
 /// [`TxnView::debit`] by value: a read, and a write of the difference (0 if the number

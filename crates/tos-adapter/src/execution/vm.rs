@@ -220,12 +220,7 @@ impl<V: TxnView<Key = StateKey, Value = StateValue>> TxState for ViewState<'_, V
         let key = StateKey::Balance(*account, *asset);
         // A balance this transaction already read or set: no second look at the view.
         if let Some((_, value)) = self.numbers.iter().find(|(k, _)| *k == key) {
-            let available = value.unwrap_or(0);
-            return Ok(if available >= required {
-                Ok(())
-            } else {
-                Err(available)
-            });
+            return Ok(rules::covers(value.unwrap_or(0), required));
         }
         match self.view.check(&key, required)? {
             Ok(()) => Ok(Ok(())),

@@ -70,12 +70,7 @@ pub trait TxState {
         asset: &Hash,
         required: u64,
     ) -> Result<Result<(), u64>, Self::Error> {
-        let available = self.balance(account, asset)?.unwrap_or(0);
-        Ok(if available >= required {
-            Ok(())
-        } else {
-            Err(available)
-        })
+        Ok(covers(self.balance(account, asset)?.unwrap_or(0), required))
     }
 
     /// Takes `amount` of `asset` from the account, which a [`require_balance`] of this
@@ -129,6 +124,16 @@ pub trait TxState {
     /// Adds `amount` to the fees collected (a total that saturates: TOS's rules remove
     /// fees, so no fee total may ever reject a transaction).
     fn collect_fees(&mut self, amount: u64) -> Result<(), Self::Error>;
+}
+
+/// `Ok(())` if `available` covers `required`, else `Err(available)`: what
+/// [`TxState::require_balance`] returns.
+pub(crate) fn covers(available: u64, required: u64) -> Result<(), u64> {
+    if available >= required {
+        Ok(())
+    } else {
+        Err(available)
+    }
 }
 
 /// Whether and how the source's signature is checked.
