@@ -52,6 +52,7 @@ struct Seen {
     incarnations: AtomicU64,
     claimed_accesses: AtomicU64,
     sequential_suffix: AtomicU64,
+    committed: AtomicU64,
     /// The smallest suffix over the executions that stopped (starts at `u64::MAX`).
     least_suffix: AtomicU64,
 }
@@ -67,6 +68,7 @@ impl Seen {
             .fetch_max(stats.claimed_accesses, Ordering::Relaxed);
         self.sequential_suffix
             .fetch_max(stats.sequential_suffix, Ordering::Relaxed);
+        self.committed.fetch_max(stats.committed, Ordering::Relaxed);
         if stats.sequential_suffix > 0 {
             self.least_suffix
                 .fetch_min(stats.sequential_suffix, Ordering::Relaxed);
@@ -209,9 +211,11 @@ fn two_workers_claimed_keys_beside_a_conflict() {
 /// The chain of three stopped by the calling thread after its first incarnation, wherever
 /// the other worker is then: the kept prefix (the executed transactions, from the first,
 /// whose reads still validate once both workers have left) is finished as by the final
-/// pass and the rest runs sequentially on top of it. Every interleaving gives the
-/// sequential outputs and state; some keep a prefix, and every one that stopped leaves a
-/// suffix.
+/// pass and the rest runs sequentially on top of it. Worker 0 advances the commit index
+/// at its looks before the stop (the rule's way to exercise it), and the cut keeps the
+/// committed prefix without validating it again. Every interleaving gives the sequential
+/// outputs and state; some keep a prefix, some commit, and every one that stopped leaves
+/// a suffix.
 #[test]
 fn two_workers_stopped_after_the_first_incarnation() {
     let txns = vec![txn(1, &[], &[1]), txn(2, &[1], &[2]), txn(3, &[2], &[3])];
@@ -223,6 +227,10 @@ fn two_workers_stopped_after_the_first_incarnation() {
     assert!(
         seen.least_suffix.load(Ordering::Relaxed) < 3,
         "no interleaving kept a prefix"
+    );
+    assert!(
+        seen.committed.load(Ordering::Relaxed) > 0,
+        "no interleaving committed before the stop"
     );
 }
 

@@ -21,6 +21,10 @@ struct Model {
     dependency: bool,
     finished_zero: AtomicBool,
     wrote_new_location: bool,
+    /// Worker 0 advances the commit index between its tasks.
+    commits: bool,
+    /// Transactions committed, with the executions each had then.
+    committed_after: Vec<AtomicU32>,
 }
 
 impl Model {
@@ -38,6 +42,8 @@ impl Model {
             dependency: false,
             finished_zero: AtomicBool::new(false),
             wrote_new_location: false,
+            commits: false,
+            committed_after: (0..n).map(|_| AtomicU32::new(0)).collect(),
         }
     }
 
@@ -78,6 +84,19 @@ impl Model {
                     s.finish_validation(w, idx, aborted).unwrap()
                 }
                 None => {
+                    if self.commits && w == 0 {
+                        // The failing incarnation's reads are stale until it runs again.
+                        s.try_commit(
+                            |idx| {
+                                self.fail_validation.map(|(f, _)| f) != Some(idx)
+                                    || self.executions[idx].load(Ordering::SeqCst) >= 2
+                            },
+                            |idx| {
+                                let executions = self.executions[idx].load(Ordering::SeqCst);
+                                self.committed_after[idx].store(executions, Ordering::SeqCst);
+                            },
+                        );
+                    }
                     let next = s.next_task(&mut cursor);
                     if next.is_none() {
                         thread::yield_now();
@@ -211,5 +230,57 @@ fn batched_claims_with_dependency() {
         assert_eq!(m.executions[0].load(Ordering::SeqCst), 1);
         assert_eq!(m.executions[1].load(Ordering::SeqCst), 1);
         assert!(m.validated[1].load(Ordering::SeqCst) >= 1);
+    });
+}
+
+/// The commit index advanced by worker 0 between its tasks while the other worker
+/// executes and validates, with transaction 1's first incarnation failing validation:
+/// the block is done with 1 executed twice, and whatever was committed was committed
+/// in its final incarnation (1 only after it ran again), in order.
+#[test]
+fn commit_index_beside_abort_and_re_execution() {
+    static MOST_COMMITTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    loom::model(|| {
+        let mut model = Model::new(2);
+        model.fail_validation = Some((1, 0));
+        model.commits = true;
+        let m = model.run(2);
+        assert_eq!(m.executions[1].load(Ordering::SeqCst), 2);
+        let committed = m.scheduler.committed();
+        MOST_COMMITTED.fetch_max(committed, std::sync::atomic::Ordering::Relaxed);
+        assert!(committed <= 2);
+        if committed == 2 {
+            assert_eq!(m.committed_after[1].load(Ordering::SeqCst), 2);
+        }
+        if committed >= 1 {
+            assert_eq!(m.committed_after[0].load(Ordering::SeqCst), 1);
+        }
+    });
+    assert_eq!(
+        MOST_COMMITTED.load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "no interleaving committed the whole block"
+    );
+}
+
+/// A commit and a failed validation of the same incarnation, racing: exactly one wins
+/// (a committed incarnation is never aborted, an aborted one never committed).
+#[test]
+fn a_commit_and_an_abort_of_one_incarnation() {
+    loom::model(|| {
+        let s = Arc::new(Scheduler::with_batch(1, 2, 1));
+        let mut w0 = Worker::new(0);
+        assert_eq!(s.next_task(&mut w0), Some(Task::Execution(0, 0)));
+        let _ = s.finish_execution(0, 0, 0, false).unwrap();
+        let validator = {
+            let s = s.clone();
+            thread::spawn(move || s.try_validation_abort(0, 0))
+        };
+        let committed = s.try_commit(|_| true, |_| {});
+        let aborted = validator.join().unwrap();
+        assert!(
+            aborted != (committed == 1),
+            "aborted {aborted}, committed {committed}"
+        );
     });
 }

@@ -58,7 +58,11 @@
 //!   ([`SuffixRule`]), the calling thread watches the scheduler's progress against it; a
 //!   block that falls behind is stopped, the prefix that is executed and still validates
 //!   is kept (checked by the calling thread once the workers left, not trusted from the
-//!   scheduler), and the sequential executor runs the rest on top of it. So a block whose
+//!   scheduler), and the sequential executor runs the rest on top of it. While the block
+//!   is behind sequential execution at all, the calling thread also advances a
+//!   *finality index* (the scheduler's commit index: the prefix whose transactions are
+//!   validated with every lower one final, so never aborted again; their read sets are
+//!   released), which the stop keeps without validating it again. So a block whose
 //!   speculation does not pay costs at most a quarter of its sequential time more than
 //!   sequential execution, not several times it (`suffix.rs` gives the proof and the
 //!   bound's conditions).
@@ -94,9 +98,11 @@
 //!    exactly what sequential execution would have given it, and so produced the same
 //!    output and writes: the block's result is the sequential result, for any number of
 //!    threads.
-//! 6. When the block is stopped instead, the kept prefix is the longest run of executed
-//!    transactions, from the first, whose reads validate against the memory once nothing
-//!    runs: by induction each read what sequential execution gives it. Only the prefix's
+//! 6. When the block is stopped instead, the kept prefix is the committed prefix (each
+//!    validated once every transaction below it was committed, and never aborted after)
+//!    followed by the longest run of executed transactions whose reads validate against
+//!    the memory once nothing runs: by induction each read what sequential execution
+//!    gives it. Only the prefix's
 //!    writes stay in the memory, and the sequential executor runs the rest on them, so
 //!    the result is again the sequential one.
 //!

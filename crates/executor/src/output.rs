@@ -71,6 +71,10 @@ pub struct BlockStats {
     /// Transactions run by the sequential executor after Block-STM stopped the block
     /// ([`SuffixRule`](crate::SuffixRule)); 0 when it ran to its end.
     pub sequential_suffix: u64,
+    /// Transactions committed while the block ran: final (below the commit index of
+    /// `Scheduler::try_commit`), their read sets released. Kept only under a
+    /// [`SuffixRule`](crate::SuffixRule) other than `Never`; 0 otherwise.
+    pub committed: u64,
 }
 
 /// One execution in this many is timed for [`BlockStats::vm_nanos`].
@@ -85,6 +89,7 @@ impl BlockStats {
         self.vm_nanos += other.vm_nanos;
         self.claimed_accesses += other.claimed_accesses;
         self.sequential_suffix += other.sequential_suffix;
+        self.committed += other.committed;
     }
 }
 

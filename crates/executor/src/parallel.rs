@@ -5,7 +5,7 @@ use crate::output::{
     BlockError, BlockOutput, BlockResult, BlockStats, ExecutionPath, FallbackReason,
 };
 use crate::pool::Pool;
-use crate::suffix::{Overlay, SuffixRule, Watch};
+use crate::suffix::{Look, Overlay, SuffixRule, Watch};
 use crate::view::{Claimed, Effects, HaltReason, ParallelView};
 use crate::vm::{panic_message, ExecError, KeyClaim, Storage, TxnOutput, Vm};
 use crate::write_buffer::add_to;
@@ -176,9 +176,15 @@ where
         let mut task = None;
         while !self.scheduler.done() {
             if let Some(watch) = &mut watch {
-                if watch.should_stop(stats, self.txns.len(), || self.scheduler.progress()) {
-                    self.scheduler.stop();
-                    return;
+                match watch.look(stats, self.txns.len(), || self.scheduler.progress()) {
+                    Look::Ahead => {}
+                    Look::Behind => self.commit(),
+                    Look::Stop => {
+                        self.commit();
+                        self.scheduler.stop();
+                        stats.committed = self.scheduler.committed() as u64;
+                        return;
+                    }
                 }
             }
             task = match task {
@@ -197,6 +203,22 @@ where
                 }
             };
         }
+        if watch.is_some() {
+            stats.committed = self.scheduler.committed() as u64;
+        }
+    }
+
+    /// Advances the commit index (the finality index: every transaction below it is
+    /// final, see `Scheduler::try_commit`) and releases what each newly committed
+    /// transaction holds that nothing needs any more: its read set. Worker 0 does it
+    /// between its tasks while its watch finds the block behind sequential execution
+    /// (so a block that pays pays nothing for it); a stopped block keeps the committed
+    /// prefix without validating it again.
+    fn commit(&self) {
+        self.scheduler.try_commit(
+            |txn_idx| self.memory.validate_read_set(txn_idx),
+            |txn_idx| self.memory.release_reads(txn_idx),
+        );
     }
 
     /// Once the block is done, the final writes and outputs of chunks of transactions,
@@ -310,7 +332,9 @@ where
     /// Returns every output and the block's writes; `stats` counts the suffix.
     fn finish_stopped(&self, stats: &mut BlockStats) -> StoppedOutcome<M> {
         let n = self.txns.len();
-        let kept = (0..n)
+        // The committed prefix is final already (its read sets released); from there,
+        // the executed transactions whose reads still validate.
+        let kept = (self.scheduler.committed().min(n)..n)
             .find(|&i| !self.scheduler.executed(i) || !self.memory.validate_read_set(i))
             .unwrap_or(n);
         for txn_idx in kept..n {

@@ -10,7 +10,11 @@
 //! far the scheduler's indices reached ([`Scheduler::progress`], an estimate of the
 //! prefix that is done) with how far sequential execution would be by now. Well behind
 //! it (below [`BEHIND_SHARE`] of it), speculation is not paying (aborts, waiting, or the
-//! engine's own cost on cheap transactions), and the block stops.
+//! engine's own cost on cheap transactions), and the block stops. Behind it at all,
+//! worker 0 first advances the finality index ([`Scheduler::try_commit`]: the prefix of
+//! transactions that are final, their read sets released), so that a stop keeps that
+//! prefix without validating it again; a block that keeps up with sequential execution
+//! pays nothing for it.
 //!
 //! What that bounds: a block stopped at time `t` with a prefix `f` done costs
 //! `t + (1 - f)·S` plus the cut. Stopped at the first look (`t = S/4`), that is at most
@@ -26,11 +30,12 @@
 //! # The cut (why the kept prefix is exact)
 //!
 //! Once every worker has left (nothing runs concurrently any more), the calling thread
-//! finds the prefix `0..k`: the transactions, from the first, whose last incarnation is
+//! finds the prefix `0..k`: the committed transactions (final, see the scheduler's
+//! commit index), then, from there, those whose last incarnation is
 //! [executed](Scheduler::executed) and whose read set [validates](MVMemory::validate_read_set)
-//! against the memory as it now stands. It does not trust the scheduler's indices (a stop
-//! drops the tasks in the workers' hands, follow-up validations included). By induction
-//! on `i < k`: the transactions below `i` executed as sequentially, so their writes in the
+//! against the memory as it now stands. It does not trust the scheduler's other indices
+//! (a stop drops the tasks in the workers' hands, follow-up validations included). By
+//! induction on `i < k` (for the committed prefix, the scheduler's proof is the same): the transactions below `i` executed as sequentially, so their writes in the
 //! memory are the sequential ones; `i` read, at every key, the version those writes give
 //! it now (its validation), so it read what sequential execution gives it and, the VM
 //! being deterministic, produced the same output and writes. A claimed key is checked at
@@ -43,6 +48,7 @@
 //! the keys the suffix wrote again, then the suffix's.
 //!
 //! [`Scheduler::progress`]: scheduler::Scheduler::progress
+//! [`Scheduler::try_commit`]: scheduler::Scheduler::try_commit
 //! [`Scheduler::executed`]: scheduler::Scheduler::executed
 //! [`MVMemory::validate_read_set`]: mvmemory::MVMemory::validate_read_set
 //! [`MVMemory::discard_txn`]: mvmemory::MVMemory::discard_txn
@@ -108,48 +114,64 @@ impl Watch {
         })
     }
 
-    /// Whether the block should stop now, given worker 0's counters and the scheduler's
+    /// What worker 0 should do now, given its counters and the scheduler's
     /// [progress](scheduler::Scheduler::progress) (read only when the rule needs it) in a
-    /// block of `num_txns` transactions.
+    /// block of `num_txns` transactions: go on, advance the commit index (the block is
+    /// behind sequential execution, so a stop may come: the prefix committed now is one
+    /// the cut keeps without validating it again), or stop (after committing too).
     #[inline]
-    pub(crate) fn should_stop(
+    pub(crate) fn look(
         &mut self,
         stats: &BlockStats,
         num_txns: usize,
         progress: impl FnOnce() -> usize,
-    ) -> bool {
+    ) -> Look {
         match self.rule {
-            SuffixRule::Never => false,
-            SuffixRule::AfterIncarnations(limit) => stats.incarnations >= limit,
+            SuffixRule::Never => Look::Ahead,
+            SuffixRule::AfterIncarnations(limit) if stats.incarnations >= limit => Look::Stop,
+            SuffixRule::AfterIncarnations(_) => Look::Behind,
             SuffixRule::SlowerThanSequential(expected) => {
                 let tasks = stats.incarnations + stats.validations;
                 if tasks < self.next_check {
-                    return false;
+                    return Look::Ahead;
                 }
                 self.next_check = tasks + CHECK_EVERY;
                 let elapsed = self.start.elapsed();
                 if elapsed < expected / GRACE_DIVISOR {
-                    return false;
+                    return Look::Ahead;
                 }
                 // Where sequential execution would be by now.
                 let sequential = num_txns as f64 * elapsed.as_secs_f64()
                     / expected.as_secs_f64().max(f64::MIN_POSITIVE);
-                let bar = sequential * BEHIND_SHARE;
-                let progress = progress();
-                let behind = (progress as f64) < bar;
-                if behind {
-                    tracing::debug!(
-                        progress,
-                        sequential = sequential as u64,
-                        elapsed_us = elapsed.as_micros() as u64,
-                        expected_us = expected.as_micros() as u64,
-                        "Block-STM fell behind sequential execution: stopping the block"
-                    );
+                let progress = progress() as f64;
+                if progress >= sequential {
+                    return Look::Ahead;
                 }
-                behind
+                if progress >= sequential * BEHIND_SHARE {
+                    return Look::Behind;
+                }
+                tracing::debug!(
+                    progress,
+                    sequential = sequential as u64,
+                    elapsed_us = elapsed.as_micros() as u64,
+                    expected_us = expected.as_micros() as u64,
+                    "Block-STM fell behind sequential execution: stopping the block"
+                );
+                Look::Stop
             }
         }
     }
+}
+
+/// What worker 0's [look](Watch::look) found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Look {
+    /// At or ahead of sequential execution (or not judged yet): go on.
+    Ahead,
+    /// Behind sequential execution, but not far: advance the commit index, go on.
+    Behind,
+    /// Far behind: advance the commit index, then stop the block.
+    Stop,
 }
 
 /// Storage's state with the kept prefix's final writes on top: what the suffix reads.
@@ -223,30 +245,43 @@ mod tests {
     fn never_has_no_watch_and_a_count_stops_at_its_count() {
         assert!(Watch::new(SuffixRule::Never, Instant::now()).is_none());
         let mut watch = Watch::new(SuffixRule::AfterIncarnations(3), Instant::now()).unwrap();
-        assert!(!watch.should_stop(&stats(2, 9), 10, || 0));
-        assert!(watch.should_stop(&stats(3, 0), 10, || 0));
+        // Before its count it commits at every look (the tests' way to exercise it).
+        assert_eq!(watch.look(&stats(2, 9), 10, || 0), Look::Behind);
+        assert_eq!(watch.look(&stats(3, 0), 10, || 0), Look::Stop);
     }
 
     #[test]
-    fn behind_sequential_stops_ahead_of_it_does_not() {
+    fn behind_sequential_commits_far_behind_stops_ahead_goes_on() {
         let long_ago = Instant::now() - Duration::from_secs(10);
         // Expected 40 s sequentially, 10 s gone: sequential would be a quarter of the way
         // (a little more as the clock moves on: 24 counts as behind only after 10.6 s).
         let rule = SuffixRule::SlowerThanSequential(Duration::from_secs(40));
         let mut watch = Watch::new(rule, long_ago).unwrap();
         // Not before `CHECK_EVERY` tasks.
-        assert!(!watch.should_stop(&stats(CHECK_EVERY - 1, 0), 100, || 0));
-        assert!(!watch.should_stop(&stats(CHECK_EVERY, 0), 100, || 100));
+        assert_eq!(
+            watch.look(&stats(CHECK_EVERY - 1, 0), 100, || 0),
+            Look::Ahead
+        );
+        assert_eq!(watch.look(&stats(CHECK_EVERY, 0), 100, || 100), Look::Ahead);
         // The next look is `CHECK_EVERY` tasks later.
-        assert!(!watch.should_stop(&stats(CHECK_EVERY + 1, 0), 100, || 0));
-        // A little behind: a slow start, not a reason to stop.
-        assert!(!watch.should_stop(&stats(2 * CHECK_EVERY, 0), 100, || 24));
+        assert_eq!(
+            watch.look(&stats(CHECK_EVERY + 1, 0), 100, || 0),
+            Look::Ahead
+        );
+        // A little behind: a slow start, not a reason to stop, but to commit.
+        assert_eq!(
+            watch.look(&stats(2 * CHECK_EVERY, 0), 100, || 24),
+            Look::Behind
+        );
         // Well behind.
-        assert!(watch.should_stop(&stats(3 * CHECK_EVERY, 0), 100, || 10));
+        assert_eq!(
+            watch.look(&stats(3 * CHECK_EVERY, 0), 100, || 10),
+            Look::Stop
+        );
         // Within the first quarter of the expected time, never.
         let rule = SuffixRule::SlowerThanSequential(Duration::from_secs(3600));
         let mut watch = Watch::new(rule, long_ago).unwrap();
-        assert!(!watch.should_stop(&stats(CHECK_EVERY, 0), 100, || 0));
+        assert_eq!(watch.look(&stats(CHECK_EVERY, 0), 100, || 0), Look::Ahead);
     }
 
     #[test]

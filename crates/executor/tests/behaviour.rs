@@ -658,7 +658,8 @@ fn a_credit_only_slot_naming_another_key_falls_back() {
 /// told the block takes no time sequentially stops it at its first look and finishes it
 /// sequentially; told it takes an hour, it never stops. The results are the sequential
 /// ones either way, and on one thread, where the calling thread does everything, the
-/// stop keeps a prefix and leaves a suffix.
+/// stop keeps a prefix, committed by the finality index before the stop, and leaves a
+/// suffix.
 #[test]
 fn a_block_behind_sequential_finishes_sequentially() {
     let txns: Vec<MockTxn> = (0..300)
@@ -683,13 +684,19 @@ fn a_block_behind_sequential_finishes_sequentially() {
             assert_eq!(got.outputs, expected.outputs, "{threads} threads, {rule:?}");
             assert_eq!(got.writes, expected.writes, "{threads} threads, {rule:?}");
             assert_eq!(got.path, ExecutionPath::Parallel);
+            // The commit index never passes the kept prefix.
+            assert!(got.stats.committed + got.stats.sequential_suffix <= 300);
             if !stops {
                 assert_eq!(got.stats.sequential_suffix, 0, "{threads} threads");
+                // Never behind an hour: nothing to commit for.
+                assert_eq!(got.stats.committed, 0, "{threads} threads");
             } else if threads == 1 {
-                // Stopped at its first look, after a few tasks: a prefix kept, the rest
-                // sequential.
+                // Stopped at its first look, after a few tasks: a prefix kept (committed
+                // before the stop: the calling thread executed and validated it), the
+                // rest sequential.
                 let suffix = got.stats.sequential_suffix;
                 assert!(suffix > 0 && suffix < 300, "{:?}", got.stats);
+                assert_eq!(got.stats.committed + suffix, 300, "{:?}", got.stats);
             }
         }
     }

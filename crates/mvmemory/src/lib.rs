@@ -685,6 +685,15 @@ where
         slot.output = None;
     }
 
+    /// Drops the read set of `txn_idx`'s last incarnation, for a transaction that is
+    /// final (its reads will never need validating again): a validation of it holds
+    /// from then on.
+    pub fn release_reads(&self, txn_idx: TxnIndex) {
+        if let Some(slot) = self.txns.get(txn_idx) {
+            lock(slot).reads = Reads::new();
+        }
+    }
+
     /// Whether every read of `txn_idx`'s last incarnation still reads what it read.
     pub fn validate_read_set(&self, txn_idx: TxnIndex) -> bool {
         let Some(slot) = self.txns.get(txn_idx) else {

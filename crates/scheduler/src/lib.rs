@@ -15,8 +15,8 @@
 //! # Status of a transaction
 //!
 //! ```text
-//!                 try_incarnate                finish_execution
-//!  ReadyToExecute(k) ──────────► Executing(k) ─────────────────► Executed(k)
+//!                 try_incarnate                finish_execution      try_commit
+//!  ReadyToExecute(k) ──────────► Executing(k) ─────────────────► Executed(k) ────► Committed(k)
 //!        ▲                          │                               │
 //!        │ set_ready_status         │ add_dependency                │ try_validation_abort
 //!        │ (incarnation k+1)        ▼                               ▼
@@ -25,6 +25,7 @@
 //!
 //! `Aborting(k)` is left by `finish_validation` (a failed validation) or by the resume of
 //! the transaction's dependencies when the transaction it waited for finishes executing.
+//! `Committed(k)` is final: nothing moves a transaction out of it during the block.
 //!
 //! # Shared state, as concurrent sets
 //!
@@ -45,8 +46,10 @@
 //! - `done_marker`: how the block ended, moved once from running: done, halted, or
 //!   stopped (the executor stops a block that stopped paying and finishes it
 //!   sequentially; see [`Scheduler::stop`]).
+//! - `commit_idx`: every transaction below it is committed (the finality index, below),
+//!   advanced by one thread at a time under `commit_lock` (a `try_lock`: others go on).
 //! - per transaction, in one [`CachePadded`] cell: its status and incarnation packed in
-//!   one atomic word (`incarnation << 2 | status`), changed only by compare-and-swap from
+//!   one atomic word (`incarnation << 3 | status`), changed only by compare-and-swap from
 //!   the status the transition expects, and the transactions waiting for it (its
 //!   dependencies) behind a mutex.
 //!
@@ -100,15 +103,38 @@
 //! after setting `Executed`). Once all work is done both indices stay at `n`, the counter
 //! stops changing, and the next idle thread's `check_done` succeeds.
 //!
+//! # The commit index (finality)
+//!
+//! [`Scheduler::try_commit`] moves the transaction at `commit_idx` from `Executed(k)` to
+//! `Committed(k)` when the caller's validation of its read set holds, then the next, and
+//! stops at the first that is not `Executed` or does not validate.
+//!
+//! *Committed means final.* By induction on the index: every transaction below `i` is
+//! committed when `i` is validated, and a committed transaction is never aborted (the
+//! only way out of `Executed` a validation has is `try_validation_abort`, a
+//! compare-and-swap from `Executed(k)` that fails on `Committed(k)`), so it never runs
+//! again and its writes in the memory are final. The memory below `i` is then the
+//! sequential state before `i`, and a read set that validates against it read what
+//! sequential execution gives `i`. If `i` was aborted, or re-executed, between that
+//! validation and the swap, the swap fails: the word no longer holds `Executed(k)`, and
+//! the incarnation number rules out an ABA. A validation of `i` that failed earlier,
+//! against lower writes that have changed since, can no longer abort it; it was stale.
+//!
+//! *Done detection is unchanged.* A commit creates no task and lowers no index; claims
+//! skip a committed transaction's validation (it is final) as they skip any member with
+//! nothing to do; `add_dependency` treats a committed transaction as executed.
+//!
 //! # Stopping a block
 //!
 //! [`Scheduler::stop`] ends a running block early: the workers leave at their next call,
 //! dropping the tasks in their hands. The scheduler promises nothing more of a stopped
-//! block than each transaction's status ([`Scheduler::executed`]): a dropped follow-up
-//! validation means an index may have passed a transaction that was never validated. The
-//! executor therefore finds the prefix it keeps by validating it itself, once every worker
-//! has left (its suffix module proves that prefix exact), and [clears](Scheduler::clear_stopped_txn)
-//! the rest, whose dependency lists may still hold waiters.
+//! block than each transaction's status ([`Scheduler::executed`]) and the commit index: a
+//! dropped follow-up validation means an index may have passed a transaction that was
+//! never validated. The executor therefore keeps the committed prefix and, beyond it,
+//! finds the rest of the prefix it keeps by validating it itself, once every worker has
+//! left (its suffix module proves that prefix exact), and
+//! [clears](Scheduler::clear_stopped_txn) the rest, whose dependency lists may still hold
+//! waiters.
 //!
 //! Because the end is one word moved once from running (compare-and-swap), a stop and
 //! done detection cannot both succeed: every worker that sees the block ended sees the same
@@ -124,7 +150,7 @@ mod sync;
 
 use crossbeam_utils::CachePadded;
 use std::fmt;
-use sync::{lock, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
+use sync::{lock, try_lock, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// Index of a transaction in its block.
 pub type TxnIndex = usize;
@@ -197,6 +223,16 @@ enum Status {
     Executing = 1,
     Executed = 2,
     Aborting = 3,
+    /// Executed, and final: below the commit index ([`Scheduler::try_commit`]).
+    Committed = 4,
+}
+
+impl Status {
+    /// Executed, final or not: its writes in the memory are its last incarnation's.
+    #[inline]
+    fn executed(self) -> bool {
+        matches!(self, Status::Executed | Status::Committed)
+    }
 }
 
 /// A status and incarnation, packed into one word.
@@ -209,19 +245,20 @@ struct TxnState {
 impl TxnState {
     #[inline]
     fn pack(self) -> u64 {
-        (u64::from(self.incarnation) << 2) | self.status as u64
+        (u64::from(self.incarnation) << 3) | self.status as u64
     }
 
     #[inline]
     fn unpack(word: u64) -> Self {
-        let status = match word & 3 {
+        let status = match word & 7 {
             0 => Status::ReadyToExecute,
             1 => Status::Executing,
             2 => Status::Executed,
-            _ => Status::Aborting,
+            3 => Status::Aborting,
+            _ => Status::Committed,
         };
-        // The incarnation was a u32 shifted left by 2: it fits back.
-        let incarnation = (word >> 2) as Incarnation;
+        // The incarnation was a u32 shifted left by 3: it fits back.
+        let incarnation = (word >> 3) as Incarnation;
         Self {
             status,
             incarnation,
@@ -285,6 +322,12 @@ pub struct Scheduler {
     /// once, to [`DONE`], [`HALTED`] or [`STOPPED`].
     done_marker: CachePadded<AtomicUsize>,
     halted: AtomicBool,
+    /// Every transaction below it is committed: executed, validated once every
+    /// transaction below it was committed, and never aborted again
+    /// ([`Scheduler::try_commit`]).
+    commit_idx: CachePadded<AtomicUsize>,
+    /// Held by the one thread advancing `commit_idx` at a time (others do not wait).
+    commit_lock: Mutex<()>,
     txns: Vec<CachePadded<TxnCell>>,
 }
 
@@ -336,6 +379,8 @@ impl Scheduler {
                 .collect(),
             done_marker: CachePadded::new(AtomicUsize::new(initial_end(num_txns))),
             halted: AtomicBool::new(false),
+            commit_idx: CachePadded::new(AtomicUsize::new(0)),
+            commit_lock: Mutex::new(()),
             txns: (0..num_txns).map(|_| new_cell()).collect(),
         }
     }
@@ -379,6 +424,7 @@ impl Scheduler {
             .collect();
         self.done_marker = CachePadded::new(AtomicUsize::new(initial_end(num_txns)));
         self.halted = AtomicBool::new(false);
+        self.commit_idx = CachePadded::new(AtomicUsize::new(0));
     }
 
     /// Returns transaction `txn_idx`'s cell to `ReadyToExecute(0)` and empties its
@@ -446,7 +492,52 @@ impl Scheduler {
     pub fn executed(&self, txn_idx: TxnIndex) -> bool {
         self.txns
             .get(txn_idx)
-            .is_some_and(|cell| cell.load().status == Status::Executed)
+            .is_some_and(|cell| cell.load().status.executed())
+    }
+
+    /// The commit index: every transaction below it is final (see
+    /// [`try_commit`](Self::try_commit)).
+    pub fn committed(&self) -> TxnIndex {
+        self.commit_idx.load(Ordering::Acquire)
+    }
+
+    /// Advances the commit index as far as it can, if no other thread is doing it (then
+    /// it returns at once). The transaction at the index is committed when it is
+    /// `Executed` and `validate` (its read set against the memory) holds: every
+    /// transaction below it is committed, so none of them will write again and the memory
+    /// below it is final, and a read set that validates against it read what sequential
+    /// execution gives it. The status moves `Executed(k)` → `Committed(k)` by
+    /// compare-and-swap, so a validation of that incarnation that failed earlier, against
+    /// memory that has changed since, can no longer abort it; an abort or re-execution
+    /// between `validate` and the swap makes the swap fail (the incarnation changed, or
+    /// the status), and the index stops there. `on_commit` runs for each transaction
+    /// committed, before the index passes it. Returns the commit index.
+    pub fn try_commit(
+        &self,
+        mut validate: impl FnMut(TxnIndex) -> bool,
+        mut on_commit: impl FnMut(TxnIndex),
+    ) -> TxnIndex {
+        let Some(_committer) = try_lock(&self.commit_lock) else {
+            return self.committed();
+        };
+        let mut next = self.commit_idx.load(Ordering::Acquire);
+        while let Some(cell) = self.txns.get(next) {
+            let state = cell.load_latest();
+            if state.status != Status::Executed || !validate(next) {
+                break;
+            }
+            let committed = TxnState {
+                status: Status::Committed,
+                ..state
+            };
+            if !cell.transition(state, committed) {
+                break;
+            }
+            on_commit(next);
+            next += 1;
+            self.commit_idx.store(next, Ordering::Release);
+        }
+        next
     }
 
     /// How far both indices have reached: every transaction below it was claimed for
@@ -535,6 +626,7 @@ impl Scheduler {
             let task = match claim.kind {
                 ClaimKind::Execution => match self.try_incarnate(idx) {
                     Ok(incarnation) => Some(Task::Execution(idx, incarnation)),
+                    // A committed member needs no validation: it is final.
                     Err(state) if claim.validates && state.status == Status::Executed => {
                         Some(Task::Validation(idx, state.incarnation))
                     }
@@ -649,7 +741,7 @@ impl Scheduler {
             return Err(InvariantViolation("transaction index out of range"));
         };
         let mut dependencies = lock(&blocking.dependencies);
-        if blocking.load().status == Status::Executed {
+        if blocking.load().status.executed() {
             return Ok(false);
         }
         let state = waiting.load();

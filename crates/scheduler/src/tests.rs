@@ -228,3 +228,54 @@ fn a_stopped_transaction_is_cleared_with_its_waiters() {
         Some(Task::Execution(0, 0))
     );
 }
+
+#[test]
+fn the_commit_index_passes_executed_transactions_that_validate_in_order() {
+    let s = Scheduler::with_batch(4, 1, 1);
+    let mut w0 = Worker::new(0);
+    // Execute 0, 1 and 3; 2 is still to run.
+    for _ in 0..2 {
+        let Some(Task::Execution(idx, inc)) = s.next_task(&mut w0) else {
+            panic!("an execution")
+        };
+        s.finish_execution(0, idx, inc, false).unwrap();
+    }
+    assert_eq!(s.try_incarnate(3), Ok(0));
+    s.finish_execution(0, 3, 0, false).unwrap();
+    let mut committed = Vec::new();
+    // 1 does not validate: the index stops at it.
+    assert_eq!(s.try_commit(|idx| idx != 1, |idx| committed.push(idx)), 1);
+    assert_eq!(committed, vec![0]);
+    assert_eq!(s.committed(), 1);
+    // It validates now: the index stops at 2, which is not executed, not passing 3.
+    assert_eq!(s.try_commit(|_| true, |idx| committed.push(idx)), 2);
+    assert_eq!(committed, vec![0, 1]);
+    // A committed transaction is executed, never aborted, and no reason to wait.
+    assert!(s.executed(1));
+    assert!(!s.try_validation_abort(1, 0));
+    assert_eq!(s.try_incarnate(2), Ok(0));
+    assert_eq!(s.add_dependency(0, 2, 1), Ok(false));
+    // Another committer holding the lock: this one returns the index at once.
+    let held = lock(&s.commit_lock);
+    s.finish_execution(0, 2, 0, false).unwrap();
+    assert_eq!(s.try_commit(|_| true, |_| panic!("committed")), 2);
+    drop(held);
+    assert_eq!(s.try_commit(|_| true, |_| {}), 4);
+}
+
+#[test]
+fn an_aborted_incarnation_is_not_committed() {
+    let s = Scheduler::with_batch(1, 1, 1);
+    assert_eq!(s.try_incarnate(0), Ok(0));
+    s.finish_execution(0, 0, 0, false).unwrap();
+    // Aborted between the committer's validation and its swap.
+    let index = s.try_commit(
+        |idx| {
+            assert!(s.try_validation_abort(idx, 0));
+            true
+        },
+        |_| panic!("committed"),
+    );
+    assert_eq!(index, 0);
+    assert!(!s.executed(0));
+}
