@@ -59,7 +59,8 @@
 //!   block that falls behind is stopped, the prefix that is executed and still validates
 //!   is kept (checked by the calling thread once the workers left, not trusted from the
 //!   scheduler), and the sequential executor runs the rest on top of it. While the block
-//!   is behind sequential execution at all, the calling thread also advances a
+//!   is behind sequential execution at all (judged every 16 of its tasks), the calling
+//!   thread also advances a
 //!   *finality index* (the scheduler's commit index: the prefix whose transactions are
 //!   validated with every lower one final, so never aborted again; their read sets are
 //!   released), which the stop keeps without validating it again. So a block whose

@@ -14,7 +14,10 @@
 //! worker 0 first advances the finality index ([`Scheduler::try_commit`]: the prefix of
 //! transactions that are final, their read sets released), so that a stop keeps that
 //! prefix without validating it again; a block that keeps up with sequential execution
-//! pays nothing for it.
+//! pays nothing for it. (A block behind that recovers has validated its committed
+//! prefix twice; the sweep before a stop runs while the other workers go on, so part of
+//! the cut's cost falls before the stop.) Under [`SuffixRule::AfterIncarnations`], a
+//! rule for tests, worker 0 commits at every look until its count.
 //!
 //! What that bounds: a block stopped at time `t` with a prefix `f` done costs
 //! `t + (1 - f)·S` plus the cut. Stopped at the first look (`t = S/4`), that is at most

@@ -33,7 +33,7 @@
 //!   least once since it last fell; it falls (to the lowest resumed dependency) when
 //!   re-executions are needed, and each fall increments `decrease_cnt`.
 //! - `validation_idx`: every transaction below it has been claimed for validation (or
-//!   has one pending as a follow-up) for its latest execution; it falls when an execution
+//!   has one pending as a follow-up, or is committed) for its latest execution; it falls when an execution
 //!   writes a new location (as its caller reports it: the multi-version memory reports a
 //!   key new to the transaction only if a higher transaction may have read around it) or
 //!   a validation aborts.
@@ -47,7 +47,10 @@
 //!   stopped (the executor stops a block that stopped paying and finishes it
 //!   sequentially; see [`Scheduler::stop`]).
 //! - `commit_idx`: every transaction below it is committed (the finality index, below),
-//!   advanced by one thread at a time under `commit_lock` (a `try_lock`: others go on).
+//!   advanced by one thread at a time under `commit_lock` (a `try_lock`: a second caller
+//!   returns at once; the executor calls it from its calling thread only). Written with
+//!   release by that thread, read with acquire (the executor reads it after the workers
+//!   joined).
 //! - per transaction, in one [`CachePadded`] cell: its status and incarnation packed in
 //!   one atomic word (`incarnation << 3 | status`), changed only by compare-and-swap from
 //!   the status the transition expects, and the transactions waiting for it (its
@@ -55,7 +58,10 @@
 //!
 //! # Lock order
 //!
-//! The only lock is a transaction's dependency list, and no code holds two of them.
+//! A transaction's dependency list is the scheduler's lock on the task path, and no code
+//! holds two of them. `commit_lock` is held while `try_commit` runs the caller's
+//! validation (which takes the memory's slot and key locks) and never while a dependency
+//! list is locked: no cycle.
 //! `add_dependency` reads the blocking transaction's status *under* its dependency lock,
 //! and `finish_execution` publishes `Executed` *before* taking that lock: so either the
 //! waiter sees `Executed` (and re-executes at once) or its entry is in the list when
@@ -469,8 +475,9 @@ impl Scheduler {
     /// Stops the block where it stands, for the executor to finish it another way: every
     /// worker sees [`done`](Self::done) at its next call and leaves, dropping the task in
     /// its hand. Nothing is then known of the block beyond each transaction's status
-    /// ([`executed`](Self::executed)): a follow-up validation may have been dropped, so
-    /// the caller must itself validate what it keeps (see the executor's suffix).
+    /// ([`executed`](Self::executed)) and the commit index ([`committed`](Self::committed)):
+    /// a follow-up validation may have been dropped, so the caller must itself validate
+    /// what it keeps beyond the committed prefix (see the executor's suffix).
     ///
     /// Returns whether it stopped the block: `false` if the block had already ended
     /// (done, halted or stopped). The end is one word moved once from running, so a stop
@@ -522,6 +529,10 @@ impl Scheduler {
         };
         let mut next = self.commit_idx.load(Ordering::Acquire);
         while let Some(cell) = self.txns.get(next) {
+            // Once the block ended the final pass (or the cut) owns the slots.
+            if self.done() {
+                break;
+            }
             let state = cell.load_latest();
             if state.status != Status::Executed || !validate(next) {
                 break;

@@ -240,6 +240,8 @@ fn the_commit_index_passes_executed_transactions_that_validate_in_order() {
         };
         s.finish_execution(0, idx, inc, false).unwrap();
     }
+    // (Driven by hand, outside handed-out tasks: the active-task counter is not this
+    // test's concern.)
     assert_eq!(s.try_incarnate(3), Ok(0));
     s.finish_execution(0, 3, 0, false).unwrap();
     let mut committed = Vec::new();
