@@ -21,7 +21,7 @@
 //!   debits as bounded deltas, as the parallel executor does; one that read values would
 //!   meet every credit as a dependency.
 
-use crate::vm::{covers, ExecError, Halt, Overflow, Storage, TxnView, Vm};
+use crate::vm::{covers, debited, ExecError, Halt, Overflow, Storage, TxnView, Vm};
 use crate::write_buffer::{add_to, WriteBuffer};
 use mvmemory::{DeltaValue, FxBuildHasher, WriteOp};
 use smallvec::SmallVec;
@@ -193,15 +193,9 @@ where
             self.debits.push(key.clone());
         }
         // The number its check looked at, less the amount: not another read.
-        let number = match self.peek(&key)? {
-            None => 0,
-            Some(value) => match value.as_u64() {
-                Some(n) => n,
-                None => return Ok(()),
-            },
-        };
-        self.writes
-            .write(key, V::from_u64(number.saturating_sub(amount)));
+        if let Some(rest) = debited(self.peek(&key)?.as_ref(), amount) {
+            self.writes.write(key, rest);
+        }
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::output::{BlockError, BlockOutput, BlockResult, BlockStats, ExecutionPath};
 use crate::vm::{panic_message, ExecError, Halt, Overflow, Storage, TxnOutput, TxnView, Vm};
-use crate::write_buffer::{add_to, WriteBuffer};
+use crate::write_buffer::{add_to, sub_from, WriteBuffer};
 use mvmemory::{DeltaValue, FxBuildHasher, TxnIndex, WriteOp};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -64,6 +64,31 @@ where
     }
 }
 
+/// `key`'s number after the block so far (or storage's) with `amount` credited or debited
+/// by `apply`; `error` if it does not fit (the view checked it already).
+fn committed_number<K, V, S>(
+    state: &HashMap<K, Written<V>, FxBuildHasher>,
+    storage: &S,
+    key: &K,
+    apply: fn(Option<&V>, u64) -> Option<u64>,
+    amount: u64,
+    error: &'static str,
+) -> Result<V, BlockError<S::Error>>
+where
+    K: Eq + std::hash::Hash,
+    V: DeltaValue,
+    S: Storage<Key = K, Value = V>,
+    S::Error: std::error::Error + 'static,
+{
+    let base = match state.get(key) {
+        Some(written) => Some(written.value.clone()),
+        None => storage.get(key).map_err(BlockError::Vm)?,
+    };
+    apply(base.as_ref(), amount)
+        .map(V::from_u64)
+        .ok_or(BlockError::Internal(error))
+}
+
 impl SequentialExecutor {
     /// Executes `txns` in order on `storage`'s state.
     pub fn execute_block<M, S>(&self, vm: &M, storage: &S, txns: &[M::Txn]) -> BlockResult<M>
@@ -102,28 +127,23 @@ impl SequentialExecutor {
             for (position, (key, op)) in writes.into_iter().enumerate() {
                 let value = match op {
                     WriteOp::Value(value) => value,
-                    WriteOp::Delta(delta) => {
-                        let base = match state.get(&key) {
-                            Some(written) => Some(written.value.clone()),
-                            None => storage.get(&key).map_err(BlockError::Vm)?,
-                        };
-                        let sum = add_to(base.as_ref(), delta).ok_or(BlockError::Internal(
-                            "a checked credit overflowed at commit",
-                        ))?;
-                        M::Value::from_u64(sum)
-                    }
+                    WriteOp::Delta(delta) => committed_number(
+                        &state,
+                        storage,
+                        &key,
+                        add_to,
+                        delta,
+                        "a checked credit overflowed at commit",
+                    )?,
                     // The view's debits are values (`exact_debit`): kept exact all the same.
-                    WriteOp::Debit(debit) => {
-                        let base = match state.get(&key) {
-                            Some(written) => Some(written.value.clone()),
-                            None => storage.get(&key).map_err(BlockError::Vm)?,
-                        };
-                        let number = base.as_ref().map_or(Some(0), M::Value::as_u64);
-                        let rest = number
-                            .and_then(|n| n.checked_sub(debit))
-                            .ok_or(BlockError::Internal("a debit went below zero at commit"))?;
-                        M::Value::from_u64(rest)
-                    }
+                    WriteOp::Debit(debit) => committed_number(
+                        &state,
+                        storage,
+                        &key,
+                        sub_from,
+                        debit,
+                        "a debit went below zero at commit",
+                    )?,
                 };
                 state.insert(
                     key,

@@ -361,14 +361,6 @@ where
         }
         Ok(Ok(()))
     }
-
-    /// How much the value below this incarnation at `key` was shown to hold.
-    fn covered(&self, key: &K) -> u64 {
-        self.covered
-            .iter()
-            .find(|c| c.key == *key)
-            .map_or(0, |c| c.covered)
-    }
 }
 
 impl<K, V, O, S> TxnView for ParallelView<'_, K, V, O, S>
@@ -440,32 +432,30 @@ where
     }
 
     fn debit(&mut self, key: K, amount: u64) -> Result<(), Halt> {
-        // A key exclusive to the transaction: its check saw the exact number below.
-        if self.writes.get(&key).is_none() {
-            let exact = self
-                .covered
-                .iter()
-                .find(|c| c.key == key && c.handle.is_none())
-                .map(|c| c.seen);
-            if let Some(seen) = exact.filter(|&seen| seen >= amount) {
-                self.writes.write(key, V::from_u64(seen - amount));
-                return Ok(());
-            }
-        }
-        let debited = match self.writes.get(&key) {
+        let written = self.writes.get(&key);
+        let unwritten = written.is_none();
+        let own_debit = match written {
             None => Some(0),
             Some(&WriteOp::Debit(debit)) => Some(debit),
             Some(WriteOp::Value(_) | WriteOp::Delta(_)) => None,
         };
-        match debited.and_then(|d| d.checked_add(amount)) {
-            // A debit of nothing stays exact: on a value that is no number it writes
-            // nothing (a delta there would fail the fold).
-            Some(total) if amount > 0 && total <= self.covered(&key) => {
-                self.writes.debit(key, amount);
-                Ok(())
+        if let Some(checked) = self.covered.iter().find(|c| c.key == key) {
+            // A key exclusive to the transaction, not written yet: its check saw the
+            // exact number below.
+            if unwritten && checked.handle.is_none() && checked.seen >= amount {
+                self.writes.write(key, V::from_u64(checked.seen - amount));
+                return Ok(());
             }
-            _ => crate::vm::exact_debit(self, key, amount),
+            // Its checks cover every debit of it so far: a delta. (A debit of nothing
+            // stays exact: on a value that is no number it writes nothing, where a delta
+            // would fail the fold.)
+            let total = own_debit.and_then(|d| d.checked_add(amount));
+            if amount > 0 && total.is_some_and(|total| total <= checked.covered) {
+                self.writes.debit(key, amount);
+                return Ok(());
+            }
         }
+        crate::vm::exact_debit(self, key, amount)
     }
 }
 

@@ -114,15 +114,18 @@ pub fn exact_debit<T: TxnView + ?Sized>(
     amount: u64,
 ) -> Result<(), Halt> {
     let value = view.read(&key)?;
-    let number = match &value {
-        None => 0,
-        Some(value) => match value.as_u64() {
-            Some(n) => n,
-            None => return Ok(()),
-        },
-    };
-    view.write(key, T::Value::from_u64(number.saturating_sub(amount)));
+    if let Some(rest) = debited(value.as_ref(), amount) {
+        view.write(key, rest);
+    }
     Ok(())
+}
+
+/// `value` less `amount` (0 if it does not cover it; absent is 0), as [`exact_debit`]
+/// writes it; `None` for a value that is no number, which a debit leaves as it is.
+#[inline]
+pub(crate) fn debited<V: DeltaValue>(value: Option<&V>, amount: u64) -> Option<V> {
+    let number = value.map_or(Some(0), V::as_u64)?;
+    Some(V::from_u64(number.saturating_sub(amount)))
 }
 
 /// Executes one transaction. Implementations must be deterministic functions of the

@@ -1,6 +1,6 @@
 //! The writes of one incarnation, one entry per key, in first-write order.
 
-use crate::vm::Overflow;
+use crate::vm::{debited, Overflow};
 use mvmemory::{DeltaValue, WriteOp, WriteSet};
 
 pub(crate) struct WriteBuffer<K, V> {
@@ -117,8 +117,5 @@ pub(crate) fn sub_from<V: DeltaValue>(base: Option<&V>, debit: u64) -> Option<u6
 /// validate); a value that is no number as it is.
 #[inline]
 pub(crate) fn debit_from<V: DeltaValue>(value: Option<V>, debit: u64) -> Option<V> {
-    match value.as_ref().map_or(Some(0), V::as_u64) {
-        Some(n) => Some(V::from_u64(n.saturating_sub(debit))),
-        None => value,
-    }
+    debited(value.as_ref(), debit).or(value)
 }
