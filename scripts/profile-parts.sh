@@ -18,10 +18,17 @@ if ! command -v perf >/dev/null; then
 fi
 cargo build --release --quiet
 dir=$(mktemp -d)
-perf record -q -o "$dir/perf.data" -F 2000 --call-graph dwarf,16384 \
+if ! perf record -q -o "$dir/perf.data" -F 2000 --call-graph dwarf,16384 \
   ./target/release/tos-blockstm bench --workload "$workload" --threads 1 --txs "$txs" \
-  --repeat "$repeat" --seed 7 --always-parallel >"$dir/bench.txt" 2>&1
-row=$(grep -E "^$workload +$txs +1 " "$dir/bench.txt")
+  --repeat "$repeat" --seed 7 --always-parallel >"$dir/bench.txt" 2>&1; then
+  echo "profile-parts: the profiled bench failed:" >&2
+  tail -5 "$dir/bench.txt" >&2
+  exit 1
+fi
+if ! row=$(grep -E "^$workload +$txs +1 " "$dir/bench.txt"); then
+  echo "profile-parts: no $workload row in the bench's output ($dir/bench.txt)" >&2
+  exit 1
+fi
 seq_ms=$(awk '{print $4}' <<<"$row")
 par_ms=$(awk '{print $5}' <<<"$row")
 echo "bench --workload $workload --threads 1 --txs $txs --repeat $repeat --seed 7 --always-parallel"
